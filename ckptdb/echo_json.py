@@ -1,0 +1,148 @@
+"""JSON text exactly as serde_json writes it, and strict parsing as serde_json reads it.
+
+The echo files are `serde_json::to_string_pretty` output. Python's `json` differs in two ways that
+matter for byte-exact files: float spelling (`1e+16` vs serde's ryu `1e16`) and map key order
+(serde_json's `Value` is a BTreeMap, so nested keys come out sorted). Everything else (escapes,
+indentation, raw non-ASCII) already matches, so strings go through the stdlib's C escaper.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ckptdb.errors import InvalidCheckpointError
+
+_escape: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
+
+# Deeper than this and Python's recursion (reading or writing) fails; serde_json itself stops at 128.
+MAX_DEPTH = 900
+
+
+def format_float(value: float) -> str:
+    """Spell a finite float as ryu (and so serde_json) does: shortest digits, `1e16`, `0.0001`."""
+    if not math.isfinite(value):
+        raise InvalidCheckpointError(f"{value!r} is not a JSON number (NaN and infinity have no JSON form)")
+    text = repr(value)
+    sign = ""
+    if text[0] == "-":
+        sign, text = "-", text[1:]
+    mantissa, _, exp_text = text.partition("e")
+    int_part, _, frac_part = mantissa.partition(".")
+    digits = (int_part + frac_part).lstrip("0")
+    if not digits:
+        return sign + "0.0"
+    exponent = (int(exp_text) if exp_text else 0) - len(frac_part)
+    stripped = digits.rstrip("0")
+    exponent += len(digits) - len(stripped)
+    digits = stripped
+    length = len(digits)
+    point = exponent + length  # position of the decimal point relative to the first digit
+    if 0 <= exponent and point <= 16:
+        return f"{sign}{digits}{'0' * exponent}.0"
+    if 0 < point <= 16:
+        return f"{sign}{digits[:point]}.{digits[point:]}"
+    if -5 < point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    head = digits if length == 1 else f"{digits[0]}.{digits[1:]}"
+    return f"{sign}{head}e{point - 1}"
+
+
+def _write(value: Any, indent: str, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(_escape(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        out.append(format_float(value))
+    elif isinstance(value, dict):
+        if not value:
+            out.append("{}")
+            return
+        inner = indent + "  "
+        out.append("{\n")
+        first = True
+        for key in sorted(value):
+            if not isinstance(key, str):
+                raise InvalidCheckpointError(f"object key {key!r} is not a string")
+            if not first:
+                out.append(",\n")
+            first = False
+            out.append(inner)
+            out.append(_escape(key))
+            out.append(": ")
+            _write(value[key], inner, out)
+        out.append("\n")
+        out.append(indent)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            out.append("[]")
+            return
+        inner = indent + "  "
+        out.append("[\n")
+        first = True
+        for item in value:
+            if not first:
+                out.append(",\n")
+            first = False
+            out.append(inner)
+            _write(item, inner, out)
+        out.append("\n")
+        out.append(indent)
+        out.append("]")
+    else:
+        raise InvalidCheckpointError(f"{type(value).__name__} is not a JSON value")
+
+
+def write_pretty_value(value: Any, indent: str, out: list[str]) -> None:
+    """Append serde_json's pretty form of one JSON value (nested map keys sorted) to `out`."""
+    try:
+        _write(value, indent, out)
+    except RecursionError:
+        raise InvalidCheckpointError(f"nested deeper than about {MAX_DEPTH} levels") from None
+
+
+def dumps_compact(value: Any) -> str:
+    """Compact JSON text for database columns: key order kept, NaN refused, non-ASCII raw."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidCheckpointError(f"not JSON-serializable: {exc}") from None
+    except RecursionError:
+        raise InvalidCheckpointError(f"nested deeper than about {MAX_DEPTH} levels") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text} is out of range for a 64-bit float")
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_parse_float)
+
+
+def loads_strict(text: str) -> Any:
+    """Parse JSON as serde_json would accept it: no NaN/Infinity, no out-of-range floats.
+
+    Raises ValueError (json.JSONDecodeError is one) or RecursionError; callers turn them into a
+    message that names the file.
+    """
+    return _decoder.decode(text)
+
+
+def loads_trusted(text: str) -> Any:
+    """Parse JSON text that ckptdb itself wrote to a database column (already validated)."""
+    return json.loads(text)

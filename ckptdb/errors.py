@@ -1,0 +1,34 @@
+"""The exceptions ckptdb raises: one base class, so callers can catch everything ckptdb means to say."""
+
+from __future__ import annotations
+
+
+class CkptdbError(Exception):
+    """Base of every error ckptdb raises on purpose; its message is one line meant for a person."""
+
+
+class InvalidCheckpointError(CkptdbError, ValueError):
+    """A document or value that is not a valid echo checkpoint.
+
+    The message names the file (when known) and the field, and says what is wrong.
+    """
+
+    def __init__(self, reason: str, *, field: str | None = None, source: str | None = None):
+        self.reason = reason
+        self.field = field
+        self.source = source
+        where = f"field '{field}': " if field else ""
+        prefix = f"{source}: " if source else ""
+        super().__init__(f"{prefix}{where}{reason}")
+
+
+class InvalidIdError(CkptdbError, ValueError):
+    """An id that cannot be used as a file name safely (path separators, '..', control characters)."""
+
+
+class SchemaError(CkptdbError):
+    """The database schema is not the one this ckptdb expects (behind, ahead, or not ckptdb's)."""
+
+
+class StoreError(CkptdbError):
+    """The database could not do what was asked (not a database, read-only, disk full, missing)."""

@@ -1,0 +1,188 @@
+"""The echo directory format itself: one `{id}.json` per checkpoint, as the Rust store keeps them.
+
+Differences from the original, on purpose: every write is fsynced (file, then directory) so a
+power loss cannot leave an empty or truncated file behind a completed save, and ids are checked
+before they become paths (`../x` would escape the directory in the original).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ckptdb.errors import InvalidCheckpointError, InvalidIdError, StoreError
+from ckptdb.model import Checkpoint
+from ckptdb.store import (
+    CheckpointPage,
+    CheckpointQuery,
+    CheckpointStore,
+    newest_first_key,
+    page_from_sorted,
+    resolve_query,
+)
+
+_MAX_NAME_BYTES = 240  # file systems stop at 255 bytes; leave room for ".json" and temp suffixes
+
+
+def check_file_id(checkpoint_id: object) -> str:
+    """Return the id if it is safe as a file name, else raise InvalidIdError saying why."""
+    if not isinstance(checkpoint_id, str):
+        raise InvalidIdError(f"checkpoint id must be a string, got {type(checkpoint_id).__name__}")
+    problem = None
+    if not checkpoint_id:
+        problem = "is empty"
+    elif "/" in checkpoint_id or "\\" in checkpoint_id:
+        problem = "contains a path separator"
+    elif ".." in checkpoint_id:
+        problem = "contains '..'"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in checkpoint_id):
+        problem = "contains NUL or a control character"
+    elif os.path.isabs(checkpoint_id) or (len(checkpoint_id) > 1 and checkpoint_id[1] == ":"):
+        problem = "is an absolute path"
+    elif len(checkpoint_id.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+        problem = f"is longer than {_MAX_NAME_BYTES} bytes"
+    if problem:
+        raise InvalidIdError(f"checkpoint id {checkpoint_id!r} {problem}: it cannot be used as a file name")
+    return checkpoint_id
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or unlink in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(directory: Path, name: str, data: bytes, *, sync_dir: bool = True) -> Path:
+    """Write `directory/name` all-or-nothing: temp file, fsync, rename, fsync the directory."""
+    target = directory / name
+    tmp = directory / f"{name[:-5] if name.endswith('.json') else name}.{secrets.token_hex(4)}.json.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from None
+    if sync_dir:
+        fsync_directory(directory)
+    return target
+
+
+class FileCheckpointStore(CheckpointStore):
+    """Reads and writes an echo checkpoint directory, so an app can keep its files while migrating."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.directory = Path(directory)
+        self._fsync = fsync
+
+    def _path(self, checkpoint_id: str) -> Path:
+        return self.directory / f"{check_file_id(checkpoint_id)}.json"
+
+    def _ensure_dir(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create checkpoint directory {self.directory}: {exc.strerror}") from None
+
+    def _write(self, checkpoint: Checkpoint, sync_dir: bool) -> None:
+        self._path(checkpoint.id)
+        data = checkpoint.to_json().encode("utf-8")
+        if self._fsync:
+            write_file_atomic(self.directory, f"{checkpoint.id}.json", data, sync_dir=sync_dir)
+        else:
+            tmp = self.directory / f"{checkpoint.id}.json.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, self._path(checkpoint.id))
+
+    def _save_sync(self, checkpoints: list[Checkpoint]) -> None:
+        for checkpoint in checkpoints:
+            checkpoint.validate()
+            self._path(checkpoint.id)
+        self._ensure_dir()
+        for checkpoint in checkpoints:
+            self._write(checkpoint, sync_dir=False)
+        if self._fsync and checkpoints:
+            fsync_directory(self.directory)
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        await asyncio.to_thread(self._save_sync, [checkpoint])
+
+    async def save_many(self, checkpoints: Iterable[Checkpoint]) -> int:
+        batch = list(checkpoints)
+        await asyncio.to_thread(self._save_sync, batch)
+        return len(batch)
+
+    def _load_sync(self, checkpoint_id: str) -> Checkpoint | None:
+        path = self._path(checkpoint_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+        return Checkpoint.from_json(data, source=str(path))
+
+    async def load(self, checkpoint_id: str) -> Checkpoint | None:
+        return await asyncio.to_thread(self._load_sync, checkpoint_id)
+
+    def _delete_sync(self, checkpoint_id: str) -> None:
+        path = self._path(checkpoint_id)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        if self._fsync:
+            fsync_directory(self.directory)
+
+    async def delete(self, checkpoint_id: str) -> None:
+        await asyncio.to_thread(self._delete_sync, checkpoint_id)
+
+    def _json_files(self) -> list[Path]:
+        try:
+            return [p for p in self.directory.iterdir() if p.name.endswith(".json") and p.is_file()]
+        except FileNotFoundError:
+            return []
+
+    def _clear_sync(self) -> None:
+        for path in self._json_files():
+            path.unlink(missing_ok=True)
+        if self._fsync and self.directory.exists():
+            fsync_directory(self.directory)
+
+    async def clear(self) -> None:
+        await asyncio.to_thread(self._clear_sync)
+
+    def _scan(self) -> list[Checkpoint]:
+        """Every parseable top-level `*.json`, skipping the rest, as the Rust `list()` does."""
+        found = []
+        for path in self._json_files():
+            try:
+                found.append(Checkpoint.from_json(path.read_bytes(), source=str(path)))
+            except (InvalidCheckpointError, OSError):
+                continue
+        return found
+
+    def _query_sync(self, query: CheckpointQuery) -> CheckpointPage:
+        infos = [
+            cp.info()
+            for cp in self._scan()
+            if query.matches(cp.info()) and all(f.matches(cp.state_snapshot) for f in query.state)
+        ]
+        infos.sort(key=newest_first_key, reverse=True)
+        return page_from_sorted(infos, query)
+
+    async def query(self, query: CheckpointQuery | None = None, **filters: Any) -> CheckpointPage:
+        return await asyncio.to_thread(self._query_sync, resolve_query(query, filters))
