@@ -4,6 +4,8 @@ from ckptdb.errors import CkptdbError, InvalidCheckpointError, InvalidIdError, S
 from ckptdb.files import FileCheckpointStore
 from ckptdb.memory import MemoryCheckpointStore
 from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
+from ckptdb.sql.backend import DatabaseTarget, parse_target
+from ckptdb.sql.store import SqlCheckpointStore, open_store
 from ckptdb.state_filter import StateFilter
 from ckptdb.store import CheckpointPage, CheckpointQuery, CheckpointStore
 
@@ -14,13 +16,17 @@ __all__ = [
     "CheckpointQuery",
     "CheckpointStore",
     "CkptdbError",
+    "DatabaseTarget",
     "FileCheckpointStore",
     "InterruptType",
     "InvalidCheckpointError",
     "InvalidIdError",
     "MemoryCheckpointStore",
     "SchemaError",
+    "SqlCheckpointStore",
     "StateFilter",
     "StoreError",
     "Timestamp",
+    "open_store",
+    "parse_target",
 ]

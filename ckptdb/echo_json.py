@@ -66,12 +66,13 @@ def _write(value: Any, indent: str, out: list[str]) -> None:
         if not value:
             out.append("{}")
             return
+        for key in value:  # before sorting: sorted() of mixed key types raises TypeError
+            if not isinstance(key, str):
+                raise InvalidCheckpointError(f"object key {key!r} is not a string")
         inner = indent + "  "
         out.append("{\n")
         first = True
         for key in sorted(value):
-            if not isinstance(key, str):
-                raise InvalidCheckpointError(f"object key {key!r} is not a string")
             if not first:
                 out.append(",\n")
             first = False

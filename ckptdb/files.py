@@ -97,24 +97,26 @@ class FileCheckpointStore(CheckpointStore):
         except OSError as exc:
             raise StoreError(f"cannot create checkpoint directory {self.directory}: {exc.strerror}") from None
 
-    def _write(self, checkpoint: Checkpoint, sync_dir: bool) -> None:
-        self._path(checkpoint.id)
-        data = checkpoint.to_json().encode("utf-8")
+    def _write(self, checkpoint_id: str, data: bytes, sync_dir: bool) -> None:
         if self._fsync:
-            write_file_atomic(self.directory, f"{checkpoint.id}.json", data, sync_dir=sync_dir)
+            write_file_atomic(self.directory, f"{checkpoint_id}.json", data, sync_dir=sync_dir)
         else:
-            tmp = self.directory / f"{checkpoint.id}.json.tmp"
+            tmp = self.directory / f"{checkpoint_id}.json.tmp"
             tmp.write_bytes(data)
-            os.replace(tmp, self._path(checkpoint.id))
+            os.replace(tmp, self._path(checkpoint_id))
 
     def _save_sync(self, checkpoints: list[Checkpoint]) -> None:
+        # Serialize the whole batch before writing anything, so an invalid checkpoint in a batch
+        # leaves no file behind (save_many is all-or-nothing for invalid input).
+        payloads = []
         for checkpoint in checkpoints:
             checkpoint.validate()
             self._path(checkpoint.id)
+            payloads.append((checkpoint.id, checkpoint.to_json().encode("utf-8")))
         self._ensure_dir()
-        for checkpoint in checkpoints:
-            self._write(checkpoint, sync_dir=False)
-        if self._fsync and checkpoints:
+        for checkpoint_id, data in payloads:
+            self._write(checkpoint_id, data, sync_dir=False)
+        if self._fsync and payloads:
             fsync_directory(self.directory)
 
     async def save(self, checkpoint: Checkpoint) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,29 +16,31 @@ from ckptdb.store import (
 )
 
 
+def _copy(checkpoint: Checkpoint) -> Checkpoint:
+    """An independent copy through the echo codec: refuses what the echo format cannot hold, as the
+    other stores do, and gives back exactly what a file store would (copy.deepcopy would also hit
+    Python's recursion limit on deep states at about half the depth the codec accepts)."""
+    return Checkpoint.from_json(checkpoint.to_json())
+
+
 class MemoryCheckpointStore(CheckpointStore):
-    """Keeps deep copies, so a caller mutating its checkpoint later does not change what is stored."""
+    """Keeps private copies, so a caller mutating its checkpoint later does not change what is stored."""
 
     def __init__(self) -> None:
         self._checkpoints: dict[str, Checkpoint] = {}
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        checkpoint.validate()
-        checkpoint.to_json()  # refuse what the echo format cannot hold, as the other stores do
-        self._checkpoints[checkpoint.id] = copy.deepcopy(checkpoint)
+        self._checkpoints[checkpoint.id] = _copy(checkpoint)
 
     async def save_many(self, checkpoints: Iterable[Checkpoint]) -> int:
-        batch = list(checkpoints)
+        batch = [_copy(checkpoint) for checkpoint in checkpoints]
         for checkpoint in batch:
-            checkpoint.validate()
-            checkpoint.to_json()
-        for checkpoint in batch:
-            self._checkpoints[checkpoint.id] = copy.deepcopy(checkpoint)
+            self._checkpoints[checkpoint.id] = checkpoint
         return len(batch)
 
     async def load(self, checkpoint_id: str) -> Checkpoint | None:
         found = self._checkpoints.get(checkpoint_id)
-        return copy.deepcopy(found) if found is not None else None
+        return _copy(found) if found is not None else None
 
     async def delete(self, checkpoint_id: str) -> None:
         self._checkpoints.pop(checkpoint_id, None)

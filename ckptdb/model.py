@@ -57,8 +57,17 @@ def parse_interrupt_type(value: object, *, source: str | None = None) -> Interru
 
 
 _TS_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z"
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z",
+    re.ASCII,  # \d would also match non-ASCII digits such as fullwidth ２, which chrono refuses
 )
+
+
+def _ymd_hms(moment: datetime) -> str:
+    """`YYYY-MM-DDTHH:MM:SS` with a 4-digit year (strftime's %Y does not zero-pad years < 1000 on glibc)."""
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
 
 
 def _auto_digits(nanos: int) -> int:
@@ -152,12 +161,12 @@ class Timestamp:
         else:
             sign = "-" if offset < 0 else "+"
             zone = f"{sign}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
-        return f"{moment:%Y-%m-%dT%H:%M:%S}{frac}{zone}"
+        return f"{_ymd_hms(moment)}{frac}{zone}"
 
     def utc_text(self) -> str:
         """Fixed-width UTC text with 9 digits: readable in SQL, and sorts exactly like the instant."""
         moment, nanos = self._parts(0)
-        return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
+        return f"{_ymd_hms(moment)}.{nanos:09d}Z"
 
     @property
     def datetime(self) -> datetime:
@@ -357,8 +366,10 @@ def check_fields(cp: Checkpoint, source: str | None = None) -> None:
         raise InvalidCheckpointError("expected a Timestamp", field="created_at", source=source)
     if not isinstance(cp.interrupt_type, InterruptType):
         parse_interrupt_type(cp.interrupt_type, source=source)
-    if not isinstance(cp.extra, dict):
-        raise InvalidCheckpointError("expected a dict of extra top-level fields", field="extra", source=source)
+    if not isinstance(cp.extra, dict) or not all(isinstance(key, str) for key in cp.extra):
+        raise InvalidCheckpointError(
+            "expected a dict of extra top-level fields with string keys", field="extra", source=source
+        )
 
 
 def _json_type(value: object) -> str:
@@ -396,8 +407,11 @@ def parse_document(data: str | bytes, *, source: str | None = None) -> Checkpoin
     except RecursionError:
         raise InvalidCheckpointError(f"JSON nested deeper than about {MAX_DEPTH} levels", source=source) from None
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
-            reason = f"truncated JSON (ends at line {exc.lineno} column {exc.colno} mid-document)"
+        # An unterminated string always runs to the end of the text: a cut mid-string is truncation too.
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+            line = text.count("\n") + 1
+            column = len(text) - text.rfind("\n")
+            reason = f"truncated JSON (ends at line {line} column {column} mid-document)"
         else:
             reason = f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         raise InvalidCheckpointError(reason, source=source) from None

@@ -1,0 +1,1 @@
+"""SQL persistence: the store, the per-engine backends, the schema."""

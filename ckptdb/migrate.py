@@ -1,0 +1,83 @@
+"""Alembic, run from inside the package: upgrade, downgrade, current, and the head revision.
+
+The script directory ships as `ckptdb.migrations` (the repository's top-level `migrations/`), so
+an installed wheel and an editable checkout find it the same way. Each run holds the engine's
+migration lock for its whole transaction, so concurrent upgrades are safe.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from ckptdb.sql.backend import Backend, DatabaseTarget, open_backend, parse_target
+from ckptdb.sql.revision import VERSION_TABLE
+
+
+def script_location() -> str:
+    return str(files("ckptdb.migrations"))
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", script_location())
+    return config
+
+
+def script_directory() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def _backend(target: str | Path | DatabaseTarget) -> Backend:
+    import asyncio
+
+    if not isinstance(target, DatabaseTarget):
+        target = parse_target(target)
+    return asyncio.run(open_backend(target))
+
+
+def _run(backend: Backend, action: str, revision: str) -> None:
+    engine = backend.sync_engine()
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, revision)
+    finally:
+        engine.dispose()
+
+
+def upgrade_backend(backend: Backend, revision: str = "head") -> None:
+    _run(backend, "upgrade", revision)
+
+
+def upgrade(target: str | Path | DatabaseTarget, revision: str = "head") -> None:
+    """Bring the schema to `revision` (default: the newest); creates a new SQLite file."""
+    upgrade_backend(_backend(target), revision)
+
+
+def downgrade(target: str | Path | DatabaseTarget, revision: str = "-1") -> None:
+    """Step the schema back (default: one revision; "base" removes every ckptdb table)."""
+    _run(_backend(target), "downgrade", revision)
+
+
+def current(target: str | Path | DatabaseTarget) -> str | None:
+    """The database's revision, or None for a database ckptdb has not migrated."""
+    engine = _backend(target).sync_engine()
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+            return context.get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def head() -> str:
+    revision = script_directory().get_current_head()
+    assert revision is not None
+    return revision

@@ -1,0 +1,132 @@
+"""What differs between database engines, behind one interface: connecting, transactions, errors,
+SQL spellings. The store above it writes one set of SQL (with `?` placeholders) for all engines.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from ckptdb.errors import CkptdbError, SchemaError
+from ckptdb.sql.revision import HEAD, KNOWN_REVISIONS
+from ckptdb.state_filter import StateFilter
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTarget:
+    """A parsed `--db` value: a plain path or sqlite URL, or a postgresql URL."""
+
+    kind: str  # "sqlite" or "postgresql"
+    url: str  # as given (postgresql) or normalized sqlite:///abs/path
+    path: Path | None = None
+
+    def display(self) -> str:
+        """For messages: the path, or the URL without its password."""
+        if self.path is not None:
+            return str(self.path)
+        parts = urlsplit(self.url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return parts._replace(netloc=netloc).geturl()
+        return self.url
+
+
+def parse_target(target: str | Path) -> DatabaseTarget:
+    """`./checkpoints.db`, `sqlite:///abs.db`, `sqlite:///rel.db`, or `postgresql://...`."""
+    text = str(target)
+    scheme = text.split(":", 1)[0].lower() if "://" in text else ""
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        return DatabaseTarget("postgresql", text)
+    if scheme.startswith("sqlite"):
+        path_text = unquote(text.split("://", 1)[1].split("?", 1)[0])
+        if path_text.startswith("/"):
+            path_text = path_text[1:]  # sqlite:///rel.db -> rel.db ; sqlite:////abs.db -> /abs.db
+        text = path_text
+    elif scheme:
+        raise CkptdbError(
+            f"unsupported database URL {text!r}: use a file path, sqlite:///path.db or postgresql://..."
+        )
+    if text in ("", ":memory:"):
+        raise CkptdbError("an in-memory SQLite database cannot be shared; use MemoryCheckpointStore")
+    path = Path(text).expanduser().absolute()
+    return DatabaseTarget("sqlite", f"sqlite:///{path}", path)
+
+
+def check_revision(revision: str | None, where: str) -> None:
+    """The schema gate: refuse a database whose schema is not exactly this ckptdb's head."""
+    if revision == HEAD:
+        return
+    if revision in KNOWN_REVISIONS:
+        raise SchemaError(
+            f"the database {where} has schema {revision}, older than this ckptdb's {HEAD}: "
+            f"run `ckptdb --db {where} db upgrade` (back it up first)"
+        )
+    raise SchemaError(
+        f"the database {where} has schema {revision}, which this ckptdb does not know "
+        "(written by a newer ckptdb?): upgrade ckptdb (pip install -U ckptdb)"
+    )
+
+
+class Backend(ABC):
+    """One connection set to one database; each method is one round trip where the engine allows."""
+
+    target: DatabaseTarget
+
+    @abstractmethod
+    async def connect(self, *, create: bool) -> None:
+        """Open connections; `create=False` refuses to create a missing database."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def schema_revision(self) -> tuple[bool, str | None]:
+        """(has any ckptdb table, revision in the version table or None)."""
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a read on the read connection."""
+
+    @abstractmethod
+    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 1000) -> AsyncIterator[Row]:
+        """Rows of a read, a batch at a time, so a million rows never sit in memory at once."""
+
+    @abstractmethod
+    async def write_rows(self, sql: str, rows: Sequence[Row]) -> None:
+        """One statement over many parameter rows, in one write transaction."""
+
+    @abstractmethod
+    async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Several statements in one write transaction; returns each one's row count."""
+
+    @abstractmethod
+    def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
+        """SQL (with `?`) testing one state condition on `state_snapshot`, and its parameters."""
+
+    @abstractmethod
+    def sync_engine(self) -> Engine:
+        """A synchronous SQLAlchemy engine whose transactions take the migration lock."""
+
+    @abstractmethod
+    async def database_size(self) -> int | None:
+        """Bytes on disk, when the engine can say."""
+
+
+async def open_backend(target: DatabaseTarget, **options: Any) -> Backend:
+    """The backend for a target; drivers are imported only when used."""
+    if target.kind == "sqlite":
+        from ckptdb.sql.sqlite import SqliteBackend
+
+        return SqliteBackend(target, **options)
+    from ckptdb.sql.postgres import PostgresBackend
+
+    return PostgresBackend(target, **options)

@@ -1,0 +1,8 @@
+"""Which schema revisions this ckptdb knows, without importing Alembic (kept off the hot path).
+
+tests/test_migrations.py checks these against the Alembic tree, so they cannot drift.
+"""
+
+VERSION_TABLE = "ckptdb_alembic_version"
+KNOWN_REVISIONS = ("0001_initial",)
+HEAD = KNOWN_REVISIONS[-1]

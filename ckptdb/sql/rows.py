@@ -1,0 +1,115 @@
+"""Checkpoint <-> table row, and the SQL text of the hot path (written once, for every engine)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ckptdb.echo_json import dumps_compact, loads_trusted
+from ckptdb.errors import InvalidCheckpointError
+from ckptdb.model import (
+    Checkpoint,
+    CheckpointInfo,
+    InterruptType,
+    Timestamp,
+    check_fields,
+)
+
+I64_MAX = 2**63 - 1
+
+COLUMNS = (
+    "id",
+    "graph_name",
+    "current_node",
+    "state_snapshot",
+    "path",
+    "step_count",
+    "created_at",
+    "pending_action",
+    "interrupt_type",
+    "created_at_text",
+    "extra",
+    "source",
+)
+_SELECT_FULL = ", ".join(COLUMNS[:-1])
+
+UPSERT = (
+    f"INSERT INTO checkpoints ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in COLUMNS[1:])}"
+)
+INSERT_IF_ABSENT = (
+    f"INSERT INTO checkpoints ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+LOAD = f"SELECT {_SELECT_FULL} FROM checkpoints WHERE id = ?"
+INFO_COLUMNS = (
+    "id, graph_name, current_node, step_count, created_at, interrupt_type, created_at_text, "
+    f"CASE WHEN step_count = {I64_MAX} THEN extra END"
+)
+
+_INTERRUPT = {t.value: t for t in InterruptType}
+
+
+def to_row(checkpoint: Checkpoint, source: str | None = None) -> tuple[Any, ...]:
+    """Validate and encode; raises InvalidCheckpointError before anything reaches the database."""
+    check_fields(checkpoint)
+    extra: dict[str, Any] | None = dict(checkpoint.extra) if checkpoint.extra else None
+    step = checkpoint.step_count
+    if step > I64_MAX:
+        extra = {**(extra or {}), "step_count": step}
+        step = I64_MAX
+    created = checkpoint.created_at
+    original = created.isoformat() if (created.offset_minutes, created.fraction_digits) != (None, None) else None
+    row = (
+        checkpoint.id,
+        checkpoint.graph_name,
+        checkpoint.current_node,
+        dumps_compact(checkpoint.state_snapshot),
+        dumps_compact(checkpoint.path),
+        step,
+        created.utc_text(),
+        None if checkpoint.pending_action is None else dumps_compact(checkpoint.pending_action),
+        checkpoint.interrupt_type.value,
+        original,
+        None if extra is None else dumps_compact(extra),
+        source,
+    )
+    for value in row:
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidCheckpointError(
+                    f"contains a lone surrogate ({exc.object[exc.start:exc.end]!r}) that UTF-8 cannot hold",
+                    source=checkpoint.id if isinstance(checkpoint.id, str) else None,
+                ) from None
+    return row
+
+
+def _timestamp(utc_text: str, original: str | None) -> Timestamp:
+    return Timestamp.parse(original) if original is not None else Timestamp.from_utc_text(utc_text)
+
+
+def from_row(row: tuple[Any, ...]) -> Checkpoint:
+    cid, graph, node, state, path, step, created, pending, itype, original, extra_text = row
+    extra = loads_trusted(extra_text) if extra_text is not None else {}
+    if step == I64_MAX and "step_count" in extra:
+        step = extra.pop("step_count")
+    checkpoint = Checkpoint.__new__(Checkpoint)
+    checkpoint.id = cid
+    checkpoint.graph_name = graph
+    checkpoint.current_node = node
+    checkpoint.state_snapshot = loads_trusted(state)
+    checkpoint.path = loads_trusted(path)
+    checkpoint.step_count = step
+    checkpoint.created_at = _timestamp(created, original)
+    checkpoint.pending_action = None if pending is None else loads_trusted(pending)
+    checkpoint.interrupt_type = _INTERRUPT[itype]
+    checkpoint.extra = extra
+    return checkpoint
+
+
+def info_from_row(row: tuple[Any, ...]) -> CheckpointInfo:
+    cid, graph, node, step, created, itype, original, extra_text = row
+    if extra_text is not None:
+        step = loads_trusted(extra_text).get("step_count", step)
+    return CheckpointInfo(cid, graph, node, step, _timestamp(created, original), _INTERRUPT[itype])

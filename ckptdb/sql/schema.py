@@ -1,0 +1,61 @@
+"""The table definition (SQLModel over SQLAlchemy): the one source the migrations are checked against.
+
+Only migrations and tests import this module; the store's hot path writes SQL text directly,
+because the ORM costs several times the per-row work of the driver itself.
+
+Column choices, all for "lossless and readable in plain SQL" on SQLite and PostgreSQL alike:
+- state_snapshot / path / pending_action / extra: JSON text. On SQLite a declared type of JSON
+  would get NUMERIC affinity and turn a bare-number snapshot like 18446744073709551616 into a
+  lossy REAL, so it is TEXT there (json_extract works on TEXT); on PostgreSQL it is `json`,
+  which keeps the text exactly (key order, duplicates, \\u0000 escapes), unlike `jsonb`.
+- created_at: fixed-width UTC text with nine fraction digits ("2026-11-03T09:50:52.350000000Z"):
+  readable, and its text order is the exact instant order, to the nanosecond.
+- created_at_text: the time as originally written when that differs from chrono's UTC spelling
+  (a "+08:00" offset, unusual fraction digits); NULL otherwise.
+- step_count: BIGINT; a value above 2^63-1 (legal in echo, a Rust usize) is stored as 2^63-1 and
+  its exact value kept in `extra` under "step_count".
+- extra: top-level fields of newer echo versions, as a JSON object; NULL when there are none.
+- source: where an imported row came from (a file path), for audits.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Field, SQLModel
+
+INTERRUPT_TYPES = ("beforenode", "afternode", "toolapproval", "userrequest")
+
+JsonText = sa.Text().with_variant(postgresql.JSON(none_as_null=True), "postgresql")
+
+metadata = SQLModel.metadata
+metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class CheckpointRow(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "interrupt_type IN ('beforenode', 'afternode', 'toolapproval', 'userrequest')",
+            name="interrupt_type",
+        ),
+        sa.Index(None, "graph_name", "created_at", "id"),
+        sa.Index(None, "created_at", "id"),
+    )
+
+    id: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    graph_name: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    current_node: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    state_snapshot: str = Field(sa_column=sa.Column(JsonText, nullable=False))
+    path: str = Field(sa_column=sa.Column(JsonText, nullable=False))
+    step_count: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    created_at: str = Field(sa_column=sa.Column(sa.String(30), nullable=False))
+    pending_action: str | None = Field(default=None, sa_column=sa.Column(JsonText, nullable=True))
+    interrupt_type: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    created_at_text: str | None = Field(default=None, sa_column=sa.Column(sa.String(40), nullable=True))
+    extra: str | None = Field(default=None, sa_column=sa.Column(JsonText, nullable=True))
+    source: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))

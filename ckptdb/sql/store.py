@@ -1,0 +1,269 @@
+"""The SQL store: one row per checkpoint, group commit for concurrent saves, keyset paging."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ckptdb.errors import CkptdbError, StoreError
+from ckptdb.model import Checkpoint, CheckpointInfo
+from ckptdb.sql import rows as sqlrows
+from ckptdb.sql.backend import Backend, DatabaseTarget, check_revision, open_backend, parse_target
+from ckptdb.store import (
+    CheckpointPage,
+    CheckpointQuery,
+    CheckpointStore,
+    decode_cursor,
+    encode_cursor,
+    resolve_query,
+)
+
+
+@dataclass(slots=True)
+class _WriteRequest:
+    rows: list[tuple[Any, ...]]
+    sql: str
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class SqlCheckpointStore(CheckpointStore):
+    """Checkpoints as rows in SQLite (default) or PostgreSQL.
+
+    Concurrent `save` calls are committed together (group commit): while one transaction is being
+    written, new saves queue up, and the next transaction takes all of them. Every save still
+    returns only after the transaction holding its row has committed. If a shared transaction
+    fails, each request is retried on its own, so one bad request cannot fail another.
+
+    Open it with `await SqlCheckpointStore.open(target)` or `ckptdb.open_store(target)`.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._queue: list[_WriteRequest] = []
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def target(self) -> DatabaseTarget:
+        return self._backend.target
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @classmethod
+    async def open(
+        cls,
+        target: str | Path | DatabaseTarget,
+        *,
+        create: bool = True,
+        migrate: bool = True,
+        **options: Any,
+    ) -> SqlCheckpointStore:
+        """Connect and check the schema. A new database is created and migrated to the newest
+        schema when `create` (so the embedded default needs no set-up step); an existing one
+        that is behind or ahead is refused with a message saying what to run.
+        """
+        if not isinstance(target, DatabaseTarget):
+            target = parse_target(target)
+        backend = await open_backend(target, **options)
+        await backend.connect(create=create)
+        try:
+            has_tables, revision = await backend.schema_revision()
+            if revision is None and not has_tables and create and migrate:
+                from ckptdb import migrate as migrations
+
+                await asyncio.to_thread(migrations.upgrade_backend, backend)
+                has_tables, revision = await backend.schema_revision()
+            if revision is None and not has_tables:
+                raise StoreError(
+                    f"{target.display()} has no ckptdb schema: run `ckptdb --db {target.display()} db upgrade`"
+                )
+            if revision is None:
+                raise StoreError(
+                    f"{target.display()} has a checkpoints table that ckptdb's migrations did not create"
+                )
+            check_revision(revision, target.display())
+        except BaseException:
+            await backend.close()
+            raise
+        return cls(backend)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def _submit(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+        if not rows:
+            return
+        request = _WriteRequest(rows, sql)
+        self._queue.append(request)
+        if self._writer_task is None or self._writer_task.done():
+            self._writer_task = asyncio.create_task(self._drain())
+        await asyncio.shield(request.done)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_WriteRequest]) -> None:
+        by_sql: dict[str, list[tuple[Any, ...]]] = {}
+        for request in batch:
+            by_sql.setdefault(request.sql, []).extend(request.rows)
+        try:
+            if len(by_sql) == 1:
+                ((sql, rows),) = by_sql.items()
+                await self._backend.write_rows(sql, rows)
+            else:
+                await self._backend.write([(sql, row) for sql, rows in by_sql.items() for row in rows])
+        except BaseException as exc:
+            if len(batch) == 1 or not isinstance(exc, Exception):
+                for request in batch:
+                    if not request.done.done():
+                        request.done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            for request in batch:  # isolate: one request's failure must not fail the others
+                await self._commit([request])
+            return
+        for request in batch:
+            if not request.done.done():
+                request.done.set_result(None)
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        await self._submit(sqlrows.UPSERT, [sqlrows.to_row(checkpoint)])
+
+    async def save_many(self, checkpoints: Iterable[Checkpoint]) -> int:
+        """All or nothing: every checkpoint is validated first, then one transaction writes them."""
+        rows = [sqlrows.to_row(cp) for cp in checkpoints]
+        await self._submit(sqlrows.UPSERT, rows)
+        return len(rows)
+
+    async def save_rows(self, rows: Sequence[tuple[Any, ...]], *, replace: bool = True) -> None:
+        """Write pre-encoded rows (see `ckptdb.sql.rows.to_row`) in one transaction; for importers."""
+        await self._submit(sqlrows.UPSERT if replace else sqlrows.INSERT_IF_ABSENT, list(rows))
+
+    async def delete(self, checkpoint_id: str) -> None:
+        await self.delete_many([checkpoint_id])
+
+    async def delete_many(self, checkpoint_ids: Sequence[str]) -> int:
+        """Delete these ids in one transaction; returns how many rows existed."""
+        if not checkpoint_ids:
+            return 0
+        statements: list[tuple[str, Sequence[Any]]] = [
+            ("DELETE FROM checkpoints WHERE id = ?", (cid,)) for cid in checkpoint_ids
+        ]
+        return sum(await self._backend.write(statements))
+
+    async def clear(self) -> None:
+        await self._backend.write([("DELETE FROM checkpoints", ())])
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def load(self, checkpoint_id: str) -> Checkpoint | None:
+        found = await self._backend.fetchall(sqlrows.LOAD, (checkpoint_id,))
+        return sqlrows.from_row(found[0]) if found else None
+
+    async def latest(self, graph_name: str) -> Checkpoint | None:
+        found = await self._backend.fetchall(
+            f"SELECT {sqlrows._SELECT_FULL} FROM checkpoints WHERE graph_name = ? "
+            "ORDER BY created_at DESC, id DESC LIMIT 1",
+            (graph_name,),
+        )
+        return sqlrows.from_row(found[0]) if found else None
+
+    def where_clause(self, query: CheckpointQuery) -> tuple[str, list[Any]]:
+        """WHERE text and parameters for a query's filters (cursor included); values always bound."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if query.graph_name is not None:
+            clauses.append("graph_name = ?")
+            params.append(query.graph_name)
+        if query.current_node is not None:
+            clauses.append("current_node = ?")
+            params.append(query.current_node)
+        if query.interrupt_types:
+            clauses.append(f"interrupt_type IN ({', '.join('?' * len(query.interrupt_types))})")
+            params.extend(t.value for t in query.interrupt_types)
+        if query.since is not None:
+            clauses.append("created_at >= ?")
+            params.append(query.since.utc_text())
+        if query.until is not None:
+            clauses.append("created_at < ?")
+            params.append(query.until.utc_text())
+        for condition in query.state:
+            sql, values = self._backend.state_condition(condition)
+            clauses.append(sql)
+            params.extend(values)
+        if query.cursor is not None:
+            utc_text, last_id = decode_cursor(query.cursor)
+            clauses.append("(created_at, id) < (?, ?)")
+            params.extend((utc_text, last_id))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def select_infos(self, query: CheckpointQuery, *, limit: int | None) -> tuple[str, list[Any]]:
+        where, params = self.where_clause(query)
+        sql = f"SELECT {sqlrows.INFO_COLUMNS} FROM checkpoints{where} ORDER BY created_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return sql, params
+
+    async def query(self, query: CheckpointQuery | None = None, **filters: Any) -> CheckpointPage:
+        query = resolve_query(query, filters)
+        fetch = None if query.limit is None else query.limit + 1
+        sql, params = self.select_infos(query, limit=fetch)
+        if query.limit is None:
+            infos = [sqlrows.info_from_row(r) async for r in self._backend.stream(sql, params)]
+            return CheckpointPage(infos, None)
+        found = await self._backend.fetchall(sql, params)
+        infos = [sqlrows.info_from_row(r) for r in found[: query.limit]]
+        more = len(found) > query.limit and bool(infos)
+        return CheckpointPage(infos, encode_cursor(infos[-1]) if more else None)
+
+    async def iter_query(self, query: CheckpointQuery | None = None, **filters: Any) -> AsyncIterator[CheckpointInfo]:
+        """Streams from one cursor: constant memory however many rows match."""
+        query = resolve_query(query, filters)
+        sql, params = self.select_infos(query, limit=query.limit)
+        async for row in self._backend.stream(sql, params):
+            yield sqlrows.info_from_row(row)
+
+    async def iter_checkpoints(self, query: CheckpointQuery | None = None) -> AsyncIterator[Checkpoint]:
+        """Full checkpoints matching a query, newest first, streamed (for export and copy)."""
+        where, params = self.where_clause(query or CheckpointQuery(limit=None))
+        sql = f"SELECT {sqlrows._SELECT_FULL} FROM checkpoints{where} ORDER BY created_at DESC, id DESC"
+        if query is not None and query.limit is not None:
+            sql += " LIMIT ?"
+            params.append(query.limit)
+        async for row in self._backend.stream(sql, params):
+            yield sqlrows.from_row(row)
+
+    async def count(self, query: CheckpointQuery | None = None) -> int:
+        where, params = self.where_clause(query or CheckpointQuery())
+        found = await self._backend.fetchall(f"SELECT count(*) FROM checkpoints{where}", params)
+        return int(found[0][0])
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer_task is not None:
+            try:
+                await self._writer_task
+            except CkptdbError:
+                pass
+        await self._backend.close()
+
+
+async def open_store(target: str | Path | None = None, **options: Any) -> SqlCheckpointStore:
+    """Open the store for a path or URL (default `./checkpoints.db`), creating SQLite files as needed.
+
+    Options: `create=False` refuses to create a missing database; `synchronous="FULL"` (SQLite)
+    makes each commit survive power loss, not only a process crash.
+    """
+    return await SqlCheckpointStore.open(target if target is not None else "checkpoints.db", **options)
