@@ -16,7 +16,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from ckptdb.sql.backend import Backend, DatabaseTarget, open_backend, parse_target
-from ckptdb.sql.revision import VERSION_TABLE
+from ckptdb.errors import StoreError
+from ckptdb.sql.revision import KNOWN_REVISIONS, VERSION_TABLE
+
+__all__ = ["KNOWN_REVISIONS", "current", "downgrade", "head", "parse_target", "upgrade"]
 
 
 def script_location() -> str:
@@ -81,3 +84,18 @@ def head() -> str:
     revision = script_directory().get_current_head()
     assert revision is not None
     return revision
+
+
+def require_existing(target: DatabaseTarget) -> None:
+    """Inspection must never create a database file as a side effect."""
+    if target.path is not None and not target.path.exists():
+        raise StoreError(f"no database at {target.path}: check the path or --db (nothing was created)")
+
+
+def drops_data(current_revision: str | None, revision: str) -> bool:
+    """Whether downgrading to `revision` removes the checkpoints table."""
+    if revision == "base":
+        return True
+    if revision == "-1":
+        return current_revision == KNOWN_REVISIONS[0]
+    return False

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ckptdb import CheckpointStore, FileCheckpointStore, MemoryCheckpointStore
+from ckptdb import CheckpointStore, FileCheckpointStore, MemoryCheckpointStore, open_store
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURE_DIR = SHARED_DIR / "fixtures" / "echo-0.1"
@@ -83,9 +83,14 @@ async def _file_store(tmp_path: Path) -> CheckpointStore:
     return FileCheckpointStore(tmp_path / "ckpts")
 
 
+async def _sqlite_store(tmp_path: Path) -> CheckpointStore:
+    return await open_store(tmp_path / "checkpoints.db")
+
+
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": _memory_store,
     "files": _file_store,
+    "sqlite": _sqlite_store,
 }
 """Backend name -> async factory creating an empty store under the given (fresh) directory."""
 

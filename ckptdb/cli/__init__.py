@@ -1,0 +1,39 @@
+"""The `ckptdb` command: thin click commands over the library.
+
+Command modules import the library inside their functions, so `ckptdb --help` and quick
+read-only commands do not pay for SQLAlchemy or Alembic at start-up.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ckptdb.cli.common import DEFAULT_DB, CliContext
+from ckptdb.cli.db import db
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--db",
+    "db_url",
+    envvar="CKPTDB_URL",
+    default=DEFAULT_DB,
+    show_default=True,
+    metavar="PATH|URL",
+    help="Database: an SQLite file path, sqlite:///path.db, or postgresql://... (env: CKPTDB_URL).",
+)
+@click.version_option(package_name="ckptdb")
+@click.pass_context
+def main(ctx: click.Context, db_url: str) -> None:
+    """Checkpoint persistence for agent workflow graphs, in SQLite or PostgreSQL.
+
+    Moves echo JSON-file checkpoint directories into a database, inspects and prunes them,
+    and leaves them queryable with plain SQL.
+    """
+    ctx.obj = CliContext(db_url)
+
+
+main.add_command(db)
+# import/export commands register here (issue 3)
+# inspection commands register here (issue 4)
+# copy command registers here (issue 5)
