@@ -39,7 +39,7 @@ def format_float(value: float) -> str:
     digits = stripped
     length = len(digits)
     point = exponent + length  # position of the decimal point relative to the first digit
-    if 0 <= exponent and point <= 16:
+    if exponent >= 0 and point <= 16:
         return f"{sign}{digits}{'0' * exponent}.0"
     if 0 < point <= 16:
         return f"{sign}{digits[:point]}.{digits[point:]}"

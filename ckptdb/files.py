@@ -68,7 +68,7 @@ def write_file_atomic(directory: Path, name: str, data: bytes, *, sync_dir: bool
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

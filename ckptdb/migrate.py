@@ -15,8 +15,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from ckptdb.sql.backend import Backend, DatabaseTarget, open_backend, parse_target
 from ckptdb.errors import StoreError
+from ckptdb.sql.backend import Backend, DatabaseTarget, open_backend, parse_target
 from ckptdb.sql.revision import KNOWN_REVISIONS, VERSION_TABLE
 
 __all__ = ["KNOWN_REVISIONS", "current", "downgrade", "head", "parse_target", "upgrade"]
@@ -37,11 +37,9 @@ def script_directory() -> ScriptDirectory:
 
 
 def _backend(target: str | Path | DatabaseTarget) -> Backend:
-    import asyncio
-
     if not isinstance(target, DatabaseTarget):
         target = parse_target(target)
-    return asyncio.run(open_backend(target))
+    return open_backend(target)
 
 
 def _run(backend: Backend, action: str, revision: str) -> None:

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeAlias
 
@@ -26,7 +26,7 @@ JsonValue: TypeAlias = Any
 
 U64_MAX = 2**64 - 1
 _NS = 1_000_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class InterruptType(StrEnum):
@@ -115,9 +115,7 @@ class Timestamp:
         """Parse RFC 3339 as chrono writes it (`Z` or `±HH:MM`, 0-9 fraction digits)."""
         match = _TS_RE.match(text)
         if match is None:
-            raise ValueError(
-                f"{text!r} is not an RFC 3339 time like 2026-11-03T09:50:52.350Z"
-            )
+            raise ValueError(f"{text!r} is not an RFC 3339 time like 2026-11-03T09:50:52.350Z")
         year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
         frac, zone = match.group(7), match.group(8)
         try:
@@ -342,7 +340,7 @@ class Checkpoint:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InvalidCheckpointError(
-                f"contains a lone surrogate ({exc.object[exc.start:exc.end]!r}) that UTF-8 cannot hold",
+                f"contains a lone surrogate ({exc.object[exc.start : exc.end]!r}) that UTF-8 cannot hold",
                 source=self.id,
             ) from None
         return text
@@ -401,11 +399,15 @@ def parse_document(data: str | bytes, *, source: str | None = None) -> Checkpoin
     else:
         text = data
     if not text.strip():
-        raise InvalidCheckpointError("empty file (a save cut short before its data reached disk?)", source=source)
+        raise InvalidCheckpointError(
+            "empty file (a save cut short before its data reached disk?)", source=source
+        )
     try:
         document = loads_strict(text)
     except RecursionError:
-        raise InvalidCheckpointError(f"JSON nested deeper than about {MAX_DEPTH} levels", source=source) from None
+        raise InvalidCheckpointError(
+            f"JSON nested deeper than about {MAX_DEPTH} levels", source=source
+        ) from None
     except json.JSONDecodeError as exc:
         # An unterminated string always runs to the end of the text: a cut mid-string is truncation too.
         if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
@@ -447,8 +449,6 @@ def _from_document(document: dict[str, Any], source: str | None) -> Checkpoint:
     checkpoint.created_at = created_at
     checkpoint.pending_action = document.get("pending_action")
     checkpoint.interrupt_type = parse_interrupt_type(document["interrupt_type"], source=source)
-    checkpoint.extra = (
-        {k: v for k, v in document.items() if k not in _KNOWN} if len(document) > 8 else {}
-    )
+    checkpoint.extra = {k: v for k, v in document.items() if k not in _KNOWN} if len(document) > 8 else {}
     check_fields(checkpoint, source)
     return checkpoint

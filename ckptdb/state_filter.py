@@ -15,7 +15,9 @@ from typing import Any
 from ckptdb.errors import CkptdbError
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">", "exists")
-_COND_RE = re.compile(r"^\s*(?P<path>[^\s=!<>]+)\s*(?:(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>.+?)|\s+(?P<word>exists))\s*$")
+_COND_RE = re.compile(
+    r"^\s*(?P<path>[^\s=!<>]+)\s*(?:(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>.+?)|\s+(?P<word>exists))\s*$"
+)
 _STEP_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 PathStep = str | int

@@ -111,7 +111,9 @@ def encode_cursor(info: CheckpointInfo) -> str:
 def decode_cursor(cursor: str) -> tuple[str, str]:
     """(utc_text, id) of the last row of the previous page."""
     try:
-        utc_text, sep, checkpoint_id = base64.urlsafe_b64decode(cursor.encode("ascii")).decode().partition("\x1f")
+        utc_text, sep, checkpoint_id = (
+            base64.urlsafe_b64decode(cursor.encode("ascii")).decode().partition("\x1f")
+        )
         Timestamp.from_utc_text(utc_text)
     except (ValueError, binascii.Error, UnicodeError):
         raise CkptdbError(f"invalid cursor {cursor!r}: pass the next_cursor of a previous page") from None
@@ -170,7 +172,9 @@ class CheckpointStore(ABC):
     async def query(self, query: CheckpointQuery | None = None, **filters: Any) -> CheckpointPage:
         """One page of summaries matching `query` (or `CheckpointQuery.build(**filters)`)."""
 
-    async def iter_query(self, query: CheckpointQuery | None = None, **filters: Any) -> AsyncIterator[CheckpointInfo]:
+    async def iter_query(
+        self, query: CheckpointQuery | None = None, **filters: Any
+    ) -> AsyncIterator[CheckpointInfo]:
         """Every match, newest first, fetched a page at a time so memory stays flat."""
         query = resolve_query(query, filters)
         remaining = query.limit
@@ -186,7 +190,7 @@ class CheckpointStore(ABC):
             size = 1000 if remaining is None else min(remaining, 1000)
             page_query = replace(page_query, cursor=page.next_cursor, limit=size)
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - a no-op is right for stores that hold nothing open
         """Release connections and files. Safe to call twice."""
 
     async def __aenter__(self) -> Self:

@@ -121,8 +121,8 @@ class Backend(ABC):
         """Bytes on disk, when the engine can say."""
 
 
-async def open_backend(target: DatabaseTarget, **options: Any) -> Backend:
-    """The backend for a target; drivers are imported only when used."""
+def open_backend(target: DatabaseTarget, **options: Any) -> Backend:
+    """The (not yet connected) backend for a target; drivers are imported only when used."""
     if target.kind == "sqlite":
         from ckptdb.sql.sqlite import SqliteBackend
 

@@ -69,7 +69,7 @@ class SqlCheckpointStore(CheckpointStore):
         """
         if not isinstance(target, DatabaseTarget):
             target = parse_target(target)
-        backend = await open_backend(target, **options)
+        backend = open_backend(target, **options)
         await backend.connect(create=create)
         try:
             has_tables, revision = await backend.schema_revision()

@@ -40,7 +40,9 @@ def upgrade() -> None:
             name="ck_checkpoints_interrupt_type",
         ),
     )
-    op.create_index("ix_checkpoints_graph_name_created_at_id", "checkpoints", ["graph_name", "created_at", "id"])
+    op.create_index(
+        "ix_checkpoints_graph_name_created_at_id", "checkpoints", ["graph_name", "created_at", "id"]
+    )
     op.create_index("ix_checkpoints_created_at_id", "checkpoints", ["created_at", "id"])
 
 

@@ -1,0 +1,184 @@
+"""Migrations: the tree matches the models, round-trips, gates old and new schemas, ships in the wheel."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from ckptdb import Checkpoint, SchemaError, StoreError, migrate, open_store
+from ckptdb.sql.revision import HEAD, KNOWN_REVISIONS, VERSION_TABLE
+from ckptdb.sql.schema import metadata
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+
+
+def test_revision_constants_match_the_alembic_tree() -> None:
+    script = migrate.script_directory()
+    history = [rev.revision for rev in reversed(list(script.walk_revisions()))]
+    assert tuple(history) == KNOWN_REVISIONS
+    assert script.get_heads() == [HEAD]
+    assert migrate.head() == HEAD
+
+
+def test_models_and_migrations_do_not_drift(tmp_path: Path) -> None:
+    db = tmp_path / "drift.db"
+    migrate.upgrade(db)
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
+        diff = compare_metadata(context, metadata)
+    engine.dispose()
+    assert diff == []
+
+
+async def test_upgrade_downgrade_round_trip_keeps_data(tmp_path: Path) -> None:
+    db = tmp_path / "rt.db"
+    migrate.upgrade(db)
+    assert migrate.current(db) == HEAD
+    cp = Checkpoint.new("g", "n", {"values": {"k": 1}}, ["a"], 1, "beforenode")
+    async with await open_store(db) as store:
+        await store.save(cp)
+    # every step down and back up, ending at head, with the row intact where the table survives
+    for revision in reversed(KNOWN_REVISIONS[:-1]):
+        migrate.downgrade(db, revision)
+        assert migrate.current(db) == revision
+        assert "checkpoints" in _tables(db)
+    migrate.upgrade(db)
+    async with await open_store(db) as store:
+        loaded = await store.load(cp.id)
+    assert loaded is not None and loaded.to_json() == cp.to_json()
+    migrate.downgrade(db, "base")
+    assert migrate.current(db) is None
+    assert "checkpoints" not in _tables(db)
+    migrate.upgrade(db)
+    assert migrate.current(db) == HEAD
+    assert {"checkpoints", VERSION_TABLE} <= _tables(db)
+
+
+async def test_new_file_is_created_at_head_on_first_open(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    async with await open_store(db) as store:
+        assert await store.list() == []
+    assert migrate.current(db) == HEAD
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_schema_behind_is_refused_with_upgrade_hint(tmp_path: Path) -> None:
+    if len(KNOWN_REVISIONS) < 2:
+        pytest.skip("only one schema revision exists")
+    db = tmp_path / "old.db"
+    migrate.upgrade(db, KNOWN_REVISIONS[-2])
+    with pytest.raises(SchemaError, match=r"run `ckptdb --db .* db upgrade`"):
+        await open_store(db)
+    migrate.upgrade(db)
+    async with await open_store(db) as store:
+        assert await store.list() == []
+
+
+async def test_schema_from_newer_ckptdb_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "future.db"
+    migrate.upgrade(db)
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"UPDATE {VERSION_TABLE} SET version_num = '9999_from_the_future'")
+    with pytest.raises(SchemaError, match="upgrade ckptdb"):
+        await open_store(db)
+
+
+async def test_checkpoints_table_without_version_table_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "foreign.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE checkpoints (id TEXT PRIMARY KEY, blob BLOB)")
+        conn.execute("INSERT INTO checkpoints VALUES ('x', x'00')")
+    with pytest.raises(StoreError, match="did not create"):
+        await open_store(db)
+    with sqlite3.connect(db) as conn:  # untouched
+        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 1
+
+
+async def test_read_only_open_never_creates_a_file(tmp_path: Path) -> None:
+    db = tmp_path / "missing.db"
+    with pytest.raises(StoreError, match="no database at"):
+        await open_store(db, create=False)
+    assert not db.exists()
+
+
+def test_concurrent_upgrades_from_several_processes(tmp_path: Path) -> None:
+    db = tmp_path / "race.db"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ckptdb", "--db", str(db), "db", "upgrade"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [(*p.communicate(timeout=120), p.returncode) for p in procs]
+    assert [r[2] for r in results] == [0, 0, 0, 0], results
+    outputs = sorted(r[0].strip().split(": ", 1)[1] for r in results)
+    assert outputs.count(f"already at {HEAD}") == 3, outputs
+    assert migrate.current(db) == HEAD
+
+
+@pytest.mark.slow
+def test_wheel_installed_outside_the_checkout_finds_its_migrations(tmp_path: Path) -> None:
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheel_dir.glob("ckptdb-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "ckptdb/migrations/env.py" in names
+    assert any(n.startswith("ckptdb/migrations/versions/0001_initial") for n in names)
+    assert "ckptdb/py.typed" in names
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import ckptdb, ckptdb.migrate as m; print(ckptdb.__file__); print(m.script_location())",
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    package_file, location = probe.stdout.split()
+    assert package_file.startswith(str(target)) and location.startswith(str(target))
+    done = subprocess.run(
+        [sys.executable, "-m", "ckptdb", "--db", "w.db", "db", "upgrade"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(f"upgraded empty -> {HEAD}")

@@ -1,0 +1,169 @@
+"""SQLite specifics of SqlCheckpointStore: pragmas, URL forms, group commit, index use, SQL readability."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ckptdb import Checkpoint, CkptdbError, InvalidCheckpointError, SqlCheckpointStore, StoreError, open_store
+from ckptdb.sql import rows as sqlrows
+from ckptdb.sql.backend import parse_target
+
+
+def _cp(i: int, graph: str = "g") -> Checkpoint:
+    return Checkpoint.new(graph, f"node{i}", {"values": {"i": i, "task": f"t{i}"}}, ["a"], i, "afternode")
+
+
+async def _pragma(store: SqlCheckpointStore, name: str) -> Any:
+    writer = store.backend._writer  # type: ignore[attr-defined]
+    return (await writer.execute_fetchall(f"PRAGMA {name}"))[0][0]
+
+
+@pytest.mark.parametrize(("mode", "value"), [("NORMAL", 1), ("FULL", 2)])
+async def test_wal_busy_timeout_and_synchronous_setting(tmp_path: Path, mode: str, value: int) -> None:
+    async with await open_store(tmp_path / "p.db", synchronous=mode) as store:
+        assert await _pragma(store, "journal_mode") == "wal"
+        assert await _pragma(store, "synchronous") == value
+        assert await _pragma(store, "busy_timeout") == 30_000
+
+
+async def test_bad_synchronous_value_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CkptdbError, match="NORMAL or FULL"):
+        await open_store(tmp_path / "p.db", synchronous="OFF")
+
+
+def test_target_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert parse_target("x.db").path == tmp_path / "x.db"
+    assert parse_target("sqlite:///x.db").path == tmp_path / "x.db"
+    assert parse_target(f"sqlite:///{tmp_path}/y.db").path == tmp_path / "y.db"
+    assert parse_target("postgresql://u:secret@h/db").display() == "postgresql://u:***@h/db"
+    with pytest.raises(CkptdbError, match="unsupported database URL"):
+        parse_target("mysql://h/db")
+    with pytest.raises(CkptdbError, match="MemoryCheckpointStore"):
+        parse_target(":memory:")
+
+
+async def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        await open_store(tmp_path / "nope" / "x.db")
+
+
+async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database\n" * 100)
+    with pytest.raises(StoreError, match="not a usable SQLite database"):
+        await open_store(path)
+    assert path.read_text().startswith("these are my notes")
+
+
+async def test_concurrent_saves_are_group_committed_and_all_durable(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    store = await open_store(db)
+    commits: list[int] = []
+    original = store.backend.write_rows
+
+    async def counting(sql: str, rows: Any) -> None:
+        commits.append(len(rows))
+        await original(sql, rows)
+
+    store.backend.write_rows = counting  # type: ignore[method-assign]
+    checkpoints = [_cp(i) for i in range(200)]
+    await asyncio.gather(*(store.save(cp) for cp in checkpoints))
+    await store.close()
+    assert sum(commits) == 200
+    assert len(commits) < 200  # at least some saves shared a transaction
+    with sqlite3.connect(db) as conn:  # another connection sees every row: they were committed
+        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 200
+
+
+async def test_one_failing_request_does_not_fail_the_others_in_its_batch(tmp_path: Path) -> None:
+    async with await open_store(tmp_path / "iso.db") as store:
+        good = [_cp(i) for i in range(20)]
+        bad_row = list(sqlrows.to_row(_cp(99)))
+        bad_row[8] = "BeforeNode"  # violates the CHECK constraint inside the database
+        results = await asyncio.gather(
+            *(store.save(cp) for cp in good[:10]),
+            store.save_rows([tuple(bad_row)]),
+            *(store.save(cp) for cp in good[10:]),
+            return_exceptions=True,
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert len(errors) == 1 and isinstance(errors[0], StoreError)
+        assert "CHECK constraint" in str(errors[0])
+        assert {i.id for i in await store.list()} == {cp.id for cp in good}
+
+
+async def test_save_many_is_all_or_nothing(tmp_path: Path) -> None:
+    async with await open_store(tmp_path / "all.db") as store:
+        batch = [_cp(i) for i in range(5)]
+        batch[3].state_snapshot = {"bad": float("nan")}
+        with pytest.raises(InvalidCheckpointError):
+            await store.save_many(batch)
+        assert await store.list() == []
+
+
+async def test_newest_twenty_for_a_graph_uses_the_index(tmp_path: Path) -> None:
+    async with await open_store(tmp_path / "plan.db") as store:
+        await store.save_many([_cp(i, graph=f"g{i % 5}") for i in range(100)])
+        sql, params = store.select_infos(store_query(graph_name="g1", limit=20), limit=21)
+        plan = " | ".join(r[3] for r in await store.backend.fetchall(f"EXPLAIN QUERY PLAN {sql}", params))
+        assert "ix_checkpoints_graph_name_created_at_id" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+        page = await store.query(graph_name="g1", limit=20)
+        assert len(page.items) == 20 and all(i.graph_name == "g1" for i in page.items)
+
+
+def store_query(**kwargs: Any) -> Any:
+    from ckptdb import CheckpointQuery
+
+    return CheckpointQuery.build(**kwargs)
+
+
+@pytest.mark.skipif(shutil.which("sqlite3") is None, reason="sqlite3 shell not installed")
+async def test_state_is_queryable_at_the_sqlite3_prompt(tmp_path: Path, fixture_dir: Path) -> None:
+    db = tmp_path / "shell.db"
+    async with await open_store(db) as store:
+        await store.save_many(
+            Checkpoint.from_json(p.read_bytes()) for p in sorted(fixture_dir.glob("*.json"))
+        )
+        cp = Checkpoint.new("demo", "approve", {"values": {"task": "ship it"}}, [], 1, "toolapproval")
+        await store.save(cp)
+    out = subprocess.run(
+        [
+            "sqlite3",
+            str(db),
+            "SELECT json_extract(state_snapshot, '$.values.task'), created_at FROM checkpoints "
+            f"WHERE id = '{cp.id}'; SELECT count(*) FROM checkpoints;",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert out[0] == f"ship it|{cp.created_at.utc_text()}"
+    assert out[1] == "301"
+
+
+async def test_text_order_of_created_at_is_instant_order(tmp_path: Path) -> None:
+    """created_at is UTC text with nine digits, so SQL ORDER BY sorts to the nanosecond."""
+    from ckptdb import Timestamp
+
+    async with await open_store(tmp_path / "ns.db") as store:
+        base = 1_794_431_947_116_615_071
+        stamps = [base + d for d in (999, 1, 0, 500_000_000, -1_000_000_000)]
+        for n, ns in enumerate(stamps):
+            cp = _cp(n)
+            cp.created_at = Timestamp(ns)
+            await store.save(cp)
+        got = [
+            r[0]
+            for r in await store.backend.fetchall("SELECT created_at FROM checkpoints ORDER BY created_at")
+        ]
+        assert got == [Timestamp(ns).utc_text() for ns in sorted(stamps)]
+        assert [i.created_at.unix_nanos for i in await store.list()] == sorted(stamps, reverse=True)
