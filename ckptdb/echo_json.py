@@ -16,8 +16,37 @@ from ckptdb.errors import InvalidCheckpointError
 
 _escape: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
 
-# Deeper than this and Python's recursion (reading or writing) fails; serde_json itself stops at 128.
-MAX_DEPTH = 900
+# Nesting limit for any JSON value ckptdb accepts. serde_json itself reads at most 128 levels;
+# Python's recursion allows about 1,000 minus the caller's stack. A fixed limit well below that
+# means whatever one call stack saved, any other can load back.
+MAX_DEPTH = 512
+DEPTH_MESSAGE = f"nested deeper than {MAX_DEPTH} levels (serde_json itself reads at most 128)"
+
+
+def check_json_value(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse non-string object keys and nesting deeper than `limit`, without recursion.
+
+    `json.dumps` would silently turn a key 1 into "1" (different data back than saved) and fails
+    on deep values only at whatever depth the current stack allows.
+    """
+    if not isinstance(value, (dict, list, tuple)):
+        return
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > limit:
+            raise InvalidCheckpointError(DEPTH_MESSAGE)
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if type(key) is not str:
+                    raise InvalidCheckpointError(f"object key {key!r} is not a string")
+                if isinstance(child, (dict, list, tuple)):
+                    push((child, depth + 1))
+        else:
+            for child in node:
+                if isinstance(child, (dict, list, tuple)):
+                    push((child, depth + 1))
 
 
 def format_float(value: float) -> str:
@@ -59,7 +88,12 @@ def _write(value: Any, indent: str, out: list[str]) -> None:
     elif value is False:
         out.append("false")
     elif isinstance(value, int):
-        out.append(int.__repr__(value))
+        try:
+            out.append(int.__repr__(value))
+        except ValueError:  # Python refuses to print ints over sys.get_int_max_str_digits() digits
+            raise InvalidCheckpointError(
+                f"an integer of about {value.bit_length() * 30103 // 100000} digits is too long to write"
+            ) from None
     elif isinstance(value, float):
         out.append(format_float(value))
     elif isinstance(value, dict):
@@ -105,20 +139,22 @@ def _write(value: Any, indent: str, out: list[str]) -> None:
 
 def write_pretty_value(value: Any, indent: str, out: list[str]) -> None:
     """Append serde_json's pretty form of one JSON value (nested map keys sorted) to `out`."""
+    check_json_value(value)
     try:
         _write(value, indent, out)
     except RecursionError:
-        raise InvalidCheckpointError(f"nested deeper than about {MAX_DEPTH} levels") from None
+        raise InvalidCheckpointError(DEPTH_MESSAGE) from None
 
 
 def dumps_compact(value: Any) -> str:
     """Compact JSON text for database columns: key order kept, NaN refused, non-ASCII raw."""
+    check_json_value(value)
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidCheckpointError(f"not JSON-serializable: {exc}") from None
     except RecursionError:
-        raise InvalidCheckpointError(f"nested deeper than about {MAX_DEPTH} levels") from None
+        raise InvalidCheckpointError(DEPTH_MESSAGE) from None
 
 
 def _reject_constant(name: str) -> Any:

@@ -41,6 +41,10 @@ def check_file_id(checkpoint_id: object) -> str:
         problem = "contains '..'"
     elif any(ord(c) < 32 or ord(c) == 127 for c in checkpoint_id):
         problem = "contains NUL or a control character"
+    elif any("\ud800" <= c <= "\udfff" for c in checkpoint_id):
+        # Not UTF-8: as a path it would fail to encode, or (U+DC80..U+DCFF, surrogateescape) name
+        # some other file whose name is not UTF-8.
+        problem = "contains a lone surrogate (not valid UTF-8)"
     elif os.path.isabs(checkpoint_id) or (len(checkpoint_id) > 1 and checkpoint_id[1] == ":"):
         problem = "is an absolute path"
     elif len(checkpoint_id.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:

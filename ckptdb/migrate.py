@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 
 from ckptdb.errors import StoreError
 from ckptdb.sql.backend import Backend, DatabaseTarget, open_backend, parse_target
@@ -42,29 +43,41 @@ def _backend(target: str | Path | DatabaseTarget) -> Backend:
     return open_backend(target)
 
 
-def _run(backend: Backend, action: str, revision: str) -> None:
+def _revision_of(connection: Connection) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def _run(backend: Backend, action: str, revision: str) -> tuple[str | None, str | None]:
+    """Run one Alembic command; returns the revisions before and after, both read while the
+    migration lock is held, so concurrent runs report what each of them actually did."""
     engine = backend.sync_engine()
     try:
         with engine.begin() as connection:
+            before = _revision_of(connection)
             config = alembic_config()
             config.attributes["connection"] = connection
             getattr(command, action)(config, revision)
+            return before, _revision_of(connection)
     finally:
         engine.dispose()
 
 
-def upgrade_backend(backend: Backend, revision: str = "head") -> None:
-    _run(backend, "upgrade", revision)
+def upgrade_backend(backend: Backend, revision: str = "head") -> tuple[str | None, str | None]:
+    return _run(backend, "upgrade", revision)
 
 
-def upgrade(target: str | Path | DatabaseTarget, revision: str = "head") -> None:
-    """Bring the schema to `revision` (default: the newest); creates a new SQLite file."""
-    upgrade_backend(_backend(target), revision)
+def upgrade(target: str | Path | DatabaseTarget, revision: str = "head") -> tuple[str | None, str | None]:
+    """Bring the schema to `revision` (default: the newest); creates a new SQLite file.
+
+    Returns (revision before, revision after).
+    """
+    return upgrade_backend(_backend(target), revision)
 
 
-def downgrade(target: str | Path | DatabaseTarget, revision: str = "-1") -> None:
+def downgrade(target: str | Path | DatabaseTarget, revision: str = "-1") -> tuple[str | None, str | None]:
     """Step the schema back (default: one revision; "base" removes every ckptdb table)."""
-    _run(_backend(target), "downgrade", revision)
+    return _run(_backend(target), "downgrade", revision)
 
 
 def current(target: str | Path | DatabaseTarget) -> str | None:
@@ -72,8 +85,7 @@ def current(target: str | Path | DatabaseTarget) -> str | None:
     engine = _backend(target).sync_engine()
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-            return context.get_current_revision()
+            return _revision_of(connection)
     finally:
         engine.dispose()
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeAlias
 
-from ckptdb.echo_json import MAX_DEPTH, loads_strict, write_pretty_value
+from ckptdb.echo_json import DEPTH_MESSAGE, MAX_DEPTH, check_json_value, loads_strict, write_pretty_value
 from ckptdb.errors import InvalidCheckpointError
 
 JsonValue: TypeAlias = Any
@@ -27,6 +27,10 @@ JsonValue: TypeAlias = Any
 U64_MAX = 2**64 - 1
 _NS = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The instants a four-digit RFC 3339 year can write: 0001-01-01T00:00:00 .. 9999-12-31T23:59:59.999999999.
+MIN_NANOS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1) * 1000
+_LAST_MICRO = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+MAX_NANOS = (_LAST_MICRO - _EPOCH) // timedelta(microseconds=1) * 1000 + 999
 
 
 class InterruptType(StrEnum):
@@ -362,6 +366,13 @@ def check_fields(cp: Checkpoint, source: str | None = None) -> None:
         )
     if not isinstance(cp.created_at, Timestamp):
         raise InvalidCheckpointError("expected a Timestamp", field="created_at", source=source)
+    created = cp.created_at
+    if not MIN_NANOS <= created.unix_nanos + (created.offset_minutes or 0) * 60 * _NS <= MAX_NANOS:
+        raise InvalidCheckpointError(
+            f"{created.unix_nanos} ns since 1970 is outside the years 0001-9999 an RFC 3339 time can write",
+            field="created_at",
+            source=source,
+        )
     if not isinstance(cp.interrupt_type, InterruptType):
         parse_interrupt_type(cp.interrupt_type, source=source)
     if not isinstance(cp.extra, dict) or not all(isinstance(key, str) for key in cp.extra):
@@ -405,9 +416,7 @@ def parse_document(data: str | bytes, *, source: str | None = None) -> Checkpoin
     try:
         document = loads_strict(text)
     except RecursionError:
-        raise InvalidCheckpointError(
-            f"JSON nested deeper than about {MAX_DEPTH} levels", source=source
-        ) from None
+        raise InvalidCheckpointError(DEPTH_MESSAGE, source=source) from None
     except json.JSONDecodeError as exc:
         # An unterminated string always runs to the end of the text: a cut mid-string is truncation too.
         if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
@@ -423,7 +432,50 @@ def parse_document(data: str | bytes, *, source: str | None = None) -> Checkpoin
         raise InvalidCheckpointError(
             f"top level is {_json_type(document)}, not a checkpoint object", source=source
         )
+    try:
+        check_json_value(document, MAX_DEPTH + 1)  # the state sits one level below the top
+    except InvalidCheckpointError as exc:
+        raise InvalidCheckpointError(exc.reason, source=source) from None
+    # A lone surrogate (a \ud800 escape, or the raw code point in a str argument): serde_json refuses
+    # it, and nothing could write it back, since UTF-8 cannot hold it.
+    if (isinstance(data, str) and not _utf8_ok(text)) or (
+        _SURROGATE_ESCAPE.search(text) is not None and _holds_lone_surrogate(document)
+    ):
+        raise InvalidCheckpointError(
+            "contains a lone surrogate (\\ud800-\\udfff without its pair) that UTF-8 cannot hold",
+            source=source,
+        )
     return _from_document(document, source)
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _utf8_ok(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether any string or key anywhere in a parsed JSON value holds a lone surrogate (iterative:
+    the value can be nested as deep as the parser allows)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not _utf8_ok(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _from_document(document: dict[str, Any], source: str | None) -> Checkpoint:

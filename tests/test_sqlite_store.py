@@ -167,3 +167,22 @@ async def test_text_order_of_created_at_is_instant_order(tmp_path: Path) -> None
         ]
         assert got == [Timestamp(ns).utc_text() for ns in sorted(stamps)]
         assert [i.created_at.unix_nanos for i in await store.list()] == sorted(stamps, reverse=True)
+
+
+def test_a_store_left_open_does_not_hang_interpreter_exit(tmp_path: Path) -> None:
+    """aiosqlite's worker thread is not a daemon; an app that forgets close() must still exit."""
+    import sys
+
+    script = (
+        "import asyncio, ckptdb\n"
+        "async def main():\n"
+        f"    store = await ckptdb.open_store({str(tmp_path / 'leak.db')!r})\n"
+        "    globals()['kept'] = store  # never closed\n"
+        "    await store.save(ckptdb.Checkpoint.new('g', 'n', {}, [], 1, 'beforenode'))\n"
+        "asyncio.run(main())\n"
+        "print('done')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "done\n", done.stderr
+    with sqlite3.connect(tmp_path / "leak.db") as conn:  # the acknowledged save is there
+        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 1

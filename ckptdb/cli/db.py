@@ -20,9 +20,7 @@ def upgrade(revision: str) -> None:
     from ckptdb import migrate
 
     target = migrate.parse_target(db_url())
-    before = migrate.current(target) if target.path is None or target.path.exists() else None
-    migrate.upgrade(target, revision)
-    after = migrate.current(target)
+    before, after = migrate.upgrade(target, revision)
     if before == after:
         click.echo(f"{target.display()}: already at {after}")
     else:
@@ -45,8 +43,8 @@ def downgrade(revision: str, yes: bool) -> None:
             f"Downgrading {target.display()} from {before} to {revision} deletes every checkpoint. Continue?",
             abort=True,
         )
-    migrate.downgrade(target, revision)
-    click.echo(f"{target.display()}: downgraded {before} -> {migrate.current(target) or 'base'}")
+    _, after = migrate.downgrade(target, revision)
+    click.echo(f"{target.display()}: downgraded {before} -> {after or 'base'}")
 
 
 @db.command()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ckptdb.echo_json import dumps_compact, loads_trusted
-from ckptdb.errors import InvalidCheckpointError
+from ckptdb.errors import InvalidCheckpointError, StoreError
 from ckptdb.model import (
+    MAX_NANOS,
+    MIN_NANOS,
     Checkpoint,
     CheckpointInfo,
     InterruptType,
@@ -58,7 +60,14 @@ def to_row(checkpoint: Checkpoint, source: str | None = None) -> tuple[Any, ...]
         extra = {**(extra or {}), "step_count": step}
         step = I64_MAX
     created = checkpoint.created_at
-    original = created.isoformat() if (created.offset_minutes, created.fraction_digits) != (None, None) else None
+    if not MIN_NANOS <= created.unix_nanos <= MAX_NANOS:
+        raise InvalidCheckpointError(
+            f"{created.isoformat()} is outside the years 0001-9999 in UTC, which the created_at column holds",
+            field="created_at",
+            source=checkpoint.id,
+        )
+    custom_text = (created.offset_minutes, created.fraction_digits) != (None, None)
+    original = created.isoformat() if custom_text else None
     row = (
         checkpoint.id,
         checkpoint.graph_name,
@@ -89,7 +98,24 @@ def _timestamp(utc_text: str, original: str | None) -> Timestamp:
     return Timestamp.parse(original) if original is not None else Timestamp.from_utc_text(utc_text)
 
 
+def _damaged(row: tuple[Any, ...], exc: Exception) -> StoreError:
+    """A row the database returned but ckptdb did not write that way: a damaged file (SQLite keeps
+    no page checksums, so a file cut short inside a page reads back zero-filled) or a hand edit."""
+    cid = row[0] if row else None
+    return StoreError(
+        f"checkpoint {cid!r}: the stored row is damaged ({type(exc).__name__}: {exc}); "
+        "check the database (PRAGMA integrity_check) or restore a backup"
+    )
+
+
 def from_row(row: tuple[Any, ...]) -> Checkpoint:
+    try:
+        return _from_row(row)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise _damaged(row, exc) from None
+
+
+def _from_row(row: tuple[Any, ...]) -> Checkpoint:
     cid, graph, node, state, path, step, created, pending, itype, original, extra_text = row
     extra = loads_trusted(extra_text) if extra_text is not None else {}
     if step == I64_MAX and "step_count" in extra:
@@ -109,7 +135,10 @@ def from_row(row: tuple[Any, ...]) -> Checkpoint:
 
 
 def info_from_row(row: tuple[Any, ...]) -> CheckpointInfo:
-    cid, graph, node, step, created, itype, original, extra_text = row
-    if extra_text is not None:
-        step = loads_trusted(extra_text).get("step_count", step)
-    return CheckpointInfo(cid, graph, node, step, _timestamp(created, original), _INTERRUPT[itype])
+    try:
+        cid, graph, node, step, created, itype, original, extra_text = row
+        if extra_text is not None:
+            step = loads_trusted(extra_text).get("step_count", step)
+        return CheckpointInfo(cid, graph, node, step, _timestamp(created, original), _INTERRUPT[itype])
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise _damaged(row, exc) from None

@@ -7,10 +7,13 @@ trip, and multi-row writes take the write lock up front with BEGIN IMMEDIATE, wh
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import quote
 
 import aiosqlite
 
@@ -24,12 +27,56 @@ if TYPE_CHECKING:
 
 SYNCHRONOUS = ("NORMAL", "FULL")
 
+T = TypeVar("T")
+
+
+async def on_connection_thread(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work(db)` on the connection's own worker thread, queued in order with its other calls.
+
+    A whole write transaction then costs one round trip to that thread (each is a thread hop and an
+    event-loop wake-up, tens of microseconds) instead of one per statement, and nothing else can run
+    on the connection between its statements. aiosqlite has no public hook for this: `_execute` is
+    the method every public call goes through (same shape from aiosqlite 0.17 to 0.22).
+    """
+    execute: Callable[..., Awaitable[Any]] = conn._execute
+    return cast(T, await execute(lambda: work(conn._conn)))
+
+
+@contextmanager
+def _immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT on the driver connection; any failure (not only sqlite3.Error: a
+    parameter the driver cannot bind, say) rolls back before it propagates, so it never leaves the
+    transaction open for the next write."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
+
+
+def _executemany_in_transaction(db: sqlite3.Connection, sql: str, rows: Sequence[Row]) -> None:
+    with _immediate_transaction(db):
+        db.executemany(sql, rows)
+
+
+def _execute_in_transaction(
+    db: sqlite3.Connection, statements: Sequence[tuple[str, Sequence[Any]]]
+) -> list[int]:
+    with _immediate_transaction(db):
+        return [db.execute(sql, params).rowcount for sql, params in statements]
+
 
 def translate_error(exc: sqlite3.Error, where: str) -> CkptdbError:
     """Turn the driver's error into one line that says what to do."""
     text = str(exc)
     if "not a database" in text or "malformed" in text:
-        return StoreError(f"{where} is not a usable SQLite database ({text}): check the path, or restore a backup")
+        return StoreError(
+            f"{where} is not a usable SQLite database ({text}): check the path, or restore a backup"
+        )
     if "readonly" in text or "read-only" in text:
         return StoreError(f"{where} is read-only ({text}): check the file's and its directory's permissions")
     if "full" in text:
@@ -53,6 +100,20 @@ def json_path(path: Sequence[PathStep]) -> str:
     return out
 
 
+async def _connect(uri: str) -> aiosqlite.Connection:
+    """An autocommit aiosqlite connection whose worker thread cannot keep the process alive.
+
+    aiosqlite's thread is not a daemon, so a store the application forgot to close would hang
+    interpreter exit. Committed data is already in the WAL, and an open transaction rolls back,
+    so ending the thread with the process loses nothing that was acknowledged.
+    """
+    conn = aiosqlite.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    thread = getattr(conn, "_thread", None)
+    if thread is not None and not thread.is_alive():
+        thread.daemon = True
+    return await conn
+
+
 class SqliteBackend(Backend):
     def __init__(
         self, target: DatabaseTarget, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 30_000
@@ -67,15 +128,17 @@ class SqliteBackend(Backend):
         self.busy_timeout_ms = busy_timeout_ms
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        # One transaction at a time on the writer: the group-commit drain, delete_many and clear
+        # run as separate coroutines, and without this a save could land inside (and be rolled
+        # back with) another coroutine's transaction after being acknowledged.
+        self._write_lock = asyncio.Lock()
 
     def _where(self) -> str:
         return str(self.path)
 
     async def _open(self, *, create: bool) -> aiosqlite.Connection:
         mode = "rwc" if create else "rw"
-        conn = await aiosqlite.connect(
-            f"file:{self.path}?mode={mode}", uri=True, isolation_level=None, check_same_thread=False
-        )
+        conn = await _connect(f"file:{self.path}?mode={mode}")
         try:
             await conn.execute_fetchall(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             await conn.execute_fetchall(f"PRAGMA synchronous = {self.synchronous}")
@@ -102,10 +165,8 @@ class SqliteBackend(Backend):
     async def close(self) -> None:
         for conn in (self._reader, self._writer):
             if conn is not None:
-                try:
+                with suppress(sqlite3.Error, ValueError):
                     await conn.close()
-                except (sqlite3.Error, ValueError):
-                    pass
         self._reader = self._writer = None
 
     def _conns(self) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
@@ -140,51 +201,58 @@ class SqliteBackend(Backend):
     async def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 1000) -> AsyncIterator[Row]:
         _, reader = self._conns()
         try:
-            cursor = await reader.execute(sql, params)  # type: ignore[arg-type]
+            cursor = await reader.execute(sql, params)
             try:
                 while rows := await cursor.fetchmany(batch):
                     for row in rows:
                         yield tuple(row)
             finally:
-                await cursor.close()
+                # A caller that stops iterating early may finish us after closing the store.
+                with suppress(sqlite3.Error, ValueError):
+                    await cursor.close()
         except sqlite3.Error as exc:
             raise translate_error(exc, self._where()) from None
 
     async def _rollback(self, writer: aiosqlite.Connection) -> None:
         if writer.in_transaction:
-            try:
+            with suppress(sqlite3.Error):
                 await writer.execute_fetchall("ROLLBACK")
-            except sqlite3.Error:
-                pass
 
     async def write_rows(self, sql: str, rows: Sequence[Row]) -> None:
         writer, _ = self._conns()
-        try:
-            if len(rows) == 1:
-                # One statement in autocommit mode is its own transaction and takes the write
-                # lock when it starts (no read-then-upgrade), so the busy timeout applies.
-                await writer.execute_fetchall(sql, rows[0])
-                return
-            await writer.execute_fetchall("BEGIN IMMEDIATE")
-            await writer.executemany(sql, rows)
-            await writer.execute_fetchall("COMMIT")
-        except sqlite3.Error as exc:
-            await self._rollback(writer)
-            raise translate_error(exc, self._where()) from None
+        async with self._write_lock:
+            try:
+                if len(rows) == 1:
+                    # One statement in autocommit mode is its own transaction and takes the write
+                    # lock when it starts (no read-then-upgrade), so the busy timeout applies.
+                    await writer.execute_fetchall(sql, rows[0])
+                    return
+                # BEGIN IMMEDIATE, executemany, COMMIT (or ROLLBACK) in one trip to the writer thread.
+                await on_connection_thread(writer, lambda db: _executemany_in_transaction(db, sql, rows))
+            except sqlite3.Error as exc:
+                await self._rollback(writer)
+                raise translate_error(exc, self._where()) from None
+            except BaseException:
+                # Not only sqlite3.Error: a parameter the driver cannot bind (a lone surrogate in a
+                # raw importer row) or a cancellation must not leave the transaction open, or every
+                # later autocommit save would run inside it and never commit.
+                await self._rollback(writer)
+                raise
 
     async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         writer, _ = self._conns()
-        counts = []
-        try:
-            await writer.execute_fetchall("BEGIN IMMEDIATE")
-            for sql, params in statements:
-                cursor = await writer.execute(sql, params)  # type: ignore[arg-type]
-                counts.append(cursor.rowcount)
-                await cursor.close()
-            await writer.execute_fetchall("COMMIT")
-        except sqlite3.Error as exc:
-            await self._rollback(writer)
-            raise translate_error(exc, self._where()) from None
+        async with self._write_lock:
+            try:
+                # The whole transaction in one trip to the writer thread (see write_rows).
+                counts = await on_connection_thread(
+                    writer, lambda db: _execute_in_transaction(db, statements)
+                )
+            except sqlite3.Error as exc:
+                await self._rollback(writer)
+                raise translate_error(exc, self._where()) from None
+            except BaseException:
+                await self._rollback(writer)
+                raise
         return counts
 
     def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
@@ -228,8 +296,134 @@ class SqliteBackend(Backend):
     async def database_size(self) -> int | None:
         total = 0
         for suffix in ("", "-wal"):
-            try:
+            with suppress(OSError):
                 total += os.path.getsize(f"{self.path}{suffix}")
-            except OSError:
-                pass
         return total
+
+    # -- inspection --------------------------------------------------------------------------
+
+    def byte_length_sql(self, expression: str) -> str:
+        # SQLite 3.40 has no octet_length(); length() counts characters of TEXT but bytes of a BLOB.
+        return f"length(CAST({expression} AS BLOB))"
+
+    async def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncIterator[Row]:
+        """Three locks, each enough on its own for writes: the file opened `mode=ro`, `PRAGMA
+        query_only`, and an authorizer that allows only reads (it alone stops ATTACH and VACUUM
+        INTO, which create files whatever the first two say)."""
+        if not sql.strip(" \t\r\n;"):
+            raise CkptdbError("no SQL statement given")
+        try:
+            uri = f"file:{quote(str(self.path))}?mode=ro"
+            conn = await _connect(uri)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self._where()) from None
+        try:
+            await conn.execute_fetchall(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            await conn.execute_fetchall("PRAGMA query_only = ON")
+            await conn.set_authorizer(_read_only_authorizer)
+            cursor = await conn.execute(sql)
+            yield tuple(column[0] for column in cursor.description or ())
+            while rows := await cursor.fetchmany(batch):
+                for row in rows:
+                    yield tuple(row)
+        except sqlite3.Error as exc:
+            raise _read_only_error(exc) from None
+        finally:
+            with suppress(sqlite3.Error, ValueError):
+                await conn.close()
+
+    async def free_bytes(self) -> int | None:
+        free_pages = (await self.fetchall("PRAGMA freelist_count"))[0][0]
+        page_size = (await self.fetchall("PRAGMA page_size"))[0][0]
+        return int(free_pages) * int(page_size)
+
+    async def write_bulk(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """With the default 2 MiB page cache, a transaction deleting tens of thousands of rows spills
+        dirty pages to the WAL again and again (3-4x the time, mostly system time); a 64 MiB cache
+        for that one transaction writes each page once. The cache shrinks back afterwards."""
+        writer, _ = self._conns()
+        async with self._write_lock:
+            try:
+                return await on_connection_thread(writer, lambda db: _with_big_cache(db, statements))
+            except sqlite3.Error as exc:
+                await self._rollback(writer)
+                raise translate_error(exc, self._where()) from None
+            except BaseException:
+                await self._rollback(writer)
+                raise
+
+    async def vacuum(self) -> None:
+        writer, _ = self._conns()
+        async with self._write_lock:
+            try:
+                await writer.execute_fetchall("VACUUM")
+                # The rewrite went through the WAL, which keeps its largest size until truncated.
+                await writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise translate_error(exc, self._where()) from None
+
+
+BULK_CACHE_KIB = 65_536
+
+
+def _with_big_cache(db: sqlite3.Connection, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+    size = db.execute("PRAGMA cache_size").fetchone()[0]
+    db.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+    try:
+        return _execute_in_transaction(db, statements)
+    finally:
+        db.execute(f"PRAGMA cache_size = {int(size)}")
+
+
+# -- read-only SQL for people (`ckptdb sql`) ----------------------------------------------------
+
+_READ_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+# Pragmas that only report, allowed without an argument (with one, most of them would set).
+_REPORTING_PRAGMAS = frozenset(
+    (
+        "application_id", "auto_vacuum", "busy_timeout", "cache_size", "collation_list", "compile_options",
+        "data_version", "database_list", "encoding", "foreign_keys", "freelist_count", "function_list",
+        "integrity_check", "journal_mode", "max_page_count", "mmap_size", "module_list", "page_count",
+        "page_size", "pragma_list", "query_only", "quick_check", "schema_version", "synchronous",
+        "table_list", "user_version", "wal_autocheckpoint",
+    )
+)
+# Pragmas whose argument names what to report on (a table, an index, a schema, a row limit).
+_LOOKUP_PRAGMAS = frozenset(
+    (
+        "foreign_key_list", "index_info", "index_list", "index_xinfo", "integrity_check", "quick_check",
+        "table_info", "table_list", "table_xinfo",
+    )
+)
+
+
+def _read_only_authorizer(
+    action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
+) -> int:
+    if action in _READ_ACTIONS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA:
+        name = (arg1 or "").lower()
+        if name in _LOOKUP_PRAGMAS or (arg2 is None and name in _REPORTING_PRAGMAS):
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master":
+        # Table-valued pragmas (SELECT * FROM pragma_table_info('checkpoints')) ask this while
+        # compiling and never run it; a real UPDATE of the schema table still meets query_only,
+        # the read-only file and SQLite's own writable_schema=OFF.
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def _read_only_error(exc: sqlite3.Error) -> CkptdbError:
+    text = str(exc)
+    if "one statement at a time" in text:
+        return CkptdbError("refused: one SQL statement at a time (nothing was run)")
+    if any(sign in text for sign in ("authoriz", "readonly", "query_only", "may not be modified")):
+        return CkptdbError(
+            "refused: `sql` only reads (SELECT, WITH, reporting PRAGMAs such as table_info); this "
+            f"statement would write or open another file ({text}): nothing was changed"
+        )
+    return CkptdbError(f"SQL error: {text}")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ckptdb.errors import CkptdbError, StoreError
+from ckptdb.errors import CkptdbError, InvalidIdError, StoreError
 from ckptdb.model import Checkpoint, CheckpointInfo
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import Backend, DatabaseTarget, check_revision, open_backend, parse_target
@@ -20,6 +22,21 @@ from ckptdb.store import (
     encode_cursor,
     resolve_query,
 )
+
+
+def _check_id(checkpoint_id: object) -> str:
+    """An id the database can be asked about: a string that UTF-8 can encode (the driver cannot bind
+    a lone surrogate, and no stored id can contain one: saving refuses them)."""
+    if not isinstance(checkpoint_id, str):
+        raise InvalidIdError(f"checkpoint id must be a string, got {type(checkpoint_id).__name__}")
+    if not checkpoint_id.isascii():
+        try:
+            checkpoint_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidIdError(
+                f"checkpoint id {checkpoint_id!r} contains a lone surrogate (not valid UTF-8)"
+            ) from None
+    return checkpoint_id
 
 
 @dataclass(slots=True)
@@ -80,7 +97,8 @@ class SqlCheckpointStore(CheckpointStore):
                 has_tables, revision = await backend.schema_revision()
             if revision is None and not has_tables:
                 raise StoreError(
-                    f"{target.display()} has no ckptdb schema: run `ckptdb --db {target.display()} db upgrade`"
+                    f"{target.display()} has no ckptdb schema: "
+                    f"run `ckptdb --db {target.display()} db upgrade`"
                 )
             if revision is None:
                 raise StoreError(
@@ -103,7 +121,10 @@ class SqlCheckpointStore(CheckpointStore):
         self._queue.append(request)
         if self._writer_task is None or self._writer_task.done():
             self._writer_task = asyncio.create_task(self._drain())
-        await asyncio.shield(request.done)
+        # Awaited directly, not through asyncio.shield (which costs a second future and an extra
+        # event-loop turn per save): the commit runs in the writer task whatever happens here, and
+        # if this caller is cancelled its future is cancelled, which _commit skips (done() checks).
+        await request.done
 
     async def _drain(self) -> None:
         while self._queue:
@@ -156,7 +177,7 @@ class SqlCheckpointStore(CheckpointStore):
         if not checkpoint_ids:
             return 0
         statements: list[tuple[str, Sequence[Any]]] = [
-            ("DELETE FROM checkpoints WHERE id = ?", (cid,)) for cid in checkpoint_ids
+            ("DELETE FROM checkpoints WHERE id = ?", (_check_id(cid),)) for cid in checkpoint_ids
         ]
         return sum(await self._backend.write(statements))
 
@@ -166,8 +187,21 @@ class SqlCheckpointStore(CheckpointStore):
     # -- reads --------------------------------------------------------------------------------
 
     async def load(self, checkpoint_id: str) -> Checkpoint | None:
-        found = await self._backend.fetchall(sqlrows.LOAD, (checkpoint_id,))
+        found = await self._backend.fetchall(sqlrows.LOAD, (_check_id(checkpoint_id),))
         return sqlrows.from_row(found[0]) if found else None
+
+    async def load_rows(self, checkpoint_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """Stored rows by id, all `rows.COLUMNS` (`source` last), a few queries for many ids: lets an
+        importer compare a batch of files with what is stored without one round trip per file."""
+        found: dict[str, tuple[Any, ...]] = {}
+        unique = list(dict.fromkeys(_check_id(cid) for cid in checkpoint_ids))
+        for start in range(0, len(unique), 500):  # far below every engine's bound-parameter limit
+            chunk = unique[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT {', '.join(sqlrows.COLUMNS)} FROM checkpoints WHERE id IN ({marks})"
+            for row in await self._backend.fetchall(sql, chunk):
+                found[row[0]] = tuple(row)
+        return found
 
     async def latest(self, graph_name: str) -> Checkpoint | None:
         found = await self._backend.fetchall(
@@ -226,12 +260,15 @@ class SqlCheckpointStore(CheckpointStore):
         more = len(found) > query.limit and bool(infos)
         return CheckpointPage(infos, encode_cursor(infos[-1]) if more else None)
 
-    async def iter_query(self, query: CheckpointQuery | None = None, **filters: Any) -> AsyncIterator[CheckpointInfo]:
+    async def iter_query(
+        self, query: CheckpointQuery | None = None, **filters: Any
+    ) -> AsyncIterator[CheckpointInfo]:
         """Streams from one cursor: constant memory however many rows match."""
         query = resolve_query(query, filters)
         sql, params = self.select_infos(query, limit=query.limit)
-        async for row in self._backend.stream(sql, params):
-            yield sqlrows.info_from_row(row)
+        async with aclosing(self._backend.stream(sql, params)) as rows:
+            async for row in rows:
+                yield sqlrows.info_from_row(row)
 
     async def iter_checkpoints(self, query: CheckpointQuery | None = None) -> AsyncIterator[Checkpoint]:
         """Full checkpoints matching a query, newest first, streamed (for export and copy)."""
@@ -240,8 +277,9 @@ class SqlCheckpointStore(CheckpointStore):
         if query is not None and query.limit is not None:
             sql += " LIMIT ?"
             params.append(query.limit)
-        async for row in self._backend.stream(sql, params):
-            yield sqlrows.from_row(row)
+        async with aclosing(self._backend.stream(sql, params)) as rows:
+            async for row in rows:
+                yield sqlrows.from_row(row)
 
     async def count(self, query: CheckpointQuery | None = None) -> int:
         where, params = self.where_clause(query or CheckpointQuery())
@@ -253,10 +291,8 @@ class SqlCheckpointStore(CheckpointStore):
             return
         self._closed = True
         if self._writer_task is not None:
-            try:
+            with suppress(CkptdbError):
                 await self._writer_task
-            except CkptdbError:
-                pass
         await self._backend.close()
 
 
