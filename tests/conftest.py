@@ -119,3 +119,242 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield created
     finally:
         await created.close()
+
+
+# ── PostgreSQL (issue 5) ──────────────────────────────────────────────────────────────────────────
+# One throwaway server per test session: CKPTDB_TEST_PG_URL when set (CI: scripts/pg_cluster.py run),
+# else a cluster started here through scripts/pg_cluster.py and stopped when the session ends.
+# Each test gets its own database, recycled between tests (a fresh `public` schema, or a TRUNCATE
+# when the schema is exactly the migrated one), so a test costs milliseconds, not a CREATE DATABASE.
+# Skipped only when CKPTDB_SKIP_POSTGRES=1, and then the terminal summary says so loudly.
+
+import atexit  # noqa: E402
+import importlib.util  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from urllib.parse import urlsplit, urlunsplit  # noqa: E402
+
+PG_URL_ENV = "CKPTDB_TEST_PG_URL"
+PG_SKIP = os.environ.get("CKPTDB_SKIP_POSTGRES") == "1"
+PG_SKIP_REASON = "CKPTDB_SKIP_POSTGRES=1: PostgreSQL tests skipped"
+
+
+class _PgServer:
+    """The session's server and its pool of per-test databases."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.url: str | None = None
+        self.cluster_dir: Path | None = None
+        self.free: dict[bool, list[str]] = {True: [], False: []}  # migrated? -> databases
+        self.in_use: list[tuple[str, bool]] = []
+        self.created = 0
+        self.fingerprint: str | None = None
+        self.prefix = "ckptdb_t_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+    def base_url(self) -> str:
+        with self.lock:
+            if self.url is None:
+                env = os.environ.get(PG_URL_ENV)
+                if env:
+                    self.url = env
+                else:
+                    cluster = _pg_cluster_module()
+                    self.cluster_dir = Path(tempfile.mkdtemp(prefix="ckptdb-pg-"))
+                    try:
+                        self.url = cluster.start_cluster(self.cluster_dir, fast=True)
+                    except cluster.ClusterError as exc:
+                        raise RuntimeError(
+                            f"cannot start a PostgreSQL 15 cluster for the tests ({exc}); set {PG_URL_ENV} "
+                            "to a server you can CREATE DATABASE on, or CKPTDB_SKIP_POSTGRES=1 to skip "
+                            "(not recommended)"
+                        ) from exc
+                    atexit.register(self.stop)
+            return self.url
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.cluster_dir is not None:
+                _pg_cluster_module().stop_cluster(self.cluster_dir)
+                self.cluster_dir = None
+
+    def url_for(self, database: str) -> str:
+        parts = urlsplit(self.base_url())
+        return urlunsplit(parts._replace(path="/" + database))
+
+    def acquire(self, *, migrated: bool) -> str:
+        """A database URL: empty (no ckptdb tables) or migrated to head with no rows."""
+        import psycopg
+
+        base = self.base_url()
+        with self.lock:
+            name = self.free[migrated].pop() if self.free[migrated] else None
+            if name is None:
+                self.created += 1
+                name = f"{self.prefix}_{self.created}"
+                with psycopg.connect(base, autocommit=True) as admin:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    admin.execute(f'CREATE DATABASE "{name}"')
+            self.in_use.append((name, migrated))
+        url = self.url_for(name)
+        self._reset(url, migrated)
+        return url
+
+    def _reset(self, url: str, migrated: bool) -> None:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if migrated and self.fingerprint is not None and _pg_fingerprint(conn) == self.fingerprint:
+                conn.execute("TRUNCATE checkpoints")
+                return
+            conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+            if not migrated:
+                return
+        from ckptdb import migrate
+
+        migrate.upgrade(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            self.fingerprint = _pg_fingerprint(conn)
+
+    def release_all(self) -> None:
+        with self.lock:
+            for name, migrated in self.in_use:
+                self.free[migrated].append(name)
+            self.in_use.clear()
+
+
+def _pg_fingerprint(conn: Any) -> str:
+    """Everything in `public` (tables, columns and types, indexes, views, version): equal means the
+    schema is exactly what the migrations built, so emptying the table is a full reset."""
+    row = conn.execute(
+        """
+        SELECT md5(coalesce((SELECT string_agg(x, '|' ORDER BY x) FROM (
+            SELECT concat_ws(':', c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod),
+                             a.attcollation, pg_get_viewdef(c.oid), pg_get_indexdef(c.oid))
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE n.nspname = 'public') t(x)), ''))
+        """
+    ).fetchone()
+    if conn.execute("SELECT to_regclass('ckptdb_alembic_version')").fetchone()[0] is None:
+        return f"{row[0]}:unversioned"
+    versions = conn.execute("SELECT string_agg(version_num, ',') FROM ckptdb_alembic_version").fetchone()
+    return f"{row[0]}:{versions[0]}"
+
+
+def _pg_cluster_module() -> Any:
+    path = Path(__file__).resolve().parents[1] / "scripts" / "pg_cluster.py"
+    spec = importlib.util.spec_from_file_location("ckptdb_pg_cluster", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PG = _PgServer()
+
+
+def pg_database_url(*, migrated: bool = True) -> str:
+    """A fresh database for the running test (released when it ends); skips when told to."""
+    if PG_SKIP:
+        pytest.skip(PG_SKIP_REASON)
+    return PG.acquire(migrated=migrated)
+
+
+async def _postgres_store(tmp_path: Path) -> CheckpointStore:
+    return await open_store(pg_database_url())
+
+
+STORE_FACTORIES["postgres"] = _postgres_store
+STORE_MARKS["postgres"] = [pytest.mark.postgres]
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """The session's PostgreSQL server (its own maintenance database); skips when told to."""
+    if PG_SKIP:
+        pytest.skip(PG_SKIP_REASON)
+    return PG.base_url()
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> str:
+    """A database of its own for this test, migrated to head and empty."""
+    return PG.acquire(migrated=True)
+
+
+@pytest.fixture
+def pg_empty_url(pg_server_url: str) -> str:
+    """A database of its own for this test with no ckptdb tables at all."""
+    return PG.acquire(migrated=False)
+
+
+@pytest.fixture(autouse=True)
+def _pg_release_databases() -> Iterator[None]:
+    yield
+    PG.release_all()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if PG_SKIP:
+        for item in items:
+            if item.get_closest_marker("postgres") is not None:
+                item.add_marker(pytest.mark.skip(reason=PG_SKIP_REASON))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    PG.stop()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: after the short summary, last on screen
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> Iterator[None]:
+    yield
+    if not PG_SKIP:
+        return
+    skipped = [
+        r
+        for r in terminalreporter.stats.get("skipped", [])
+        if PG_SKIP_REASON in str(getattr(r, "longrepr", ""))
+    ]
+    terminalreporter.write_sep("!", "PostgreSQL NOT TESTED", red=True, bold=True)
+    terminalreporter.write_line(
+        f"CKPTDB_SKIP_POSTGRES=1: {len(skipped)} PostgreSQL tests were skipped; this run says nothing about "
+        "the PostgreSQL backend. Unset it (a throwaway server starts by itself) before you trust the result.",
+        red=True,
+        bold=True,
+    )
+
+
+def postgres_refuses(store: CheckpointStore, checkpoint: Any) -> bool:
+    """True when `store` is on PostgreSQL and the checkpoint has U+0000 in a plain text field (id,
+    graph_name, current_node): PostgreSQL text cannot hold it, so the backend refuses that save
+    with InvalidCheckpointError before writing anything (state and path are JSON: NUL is fine)."""
+    from ckptdb import SqlCheckpointStore
+
+    if not isinstance(store, SqlCheckpointStore) or store.target.kind != "postgresql":
+        return False
+    fields = (checkpoint.id, checkpoint.graph_name, checkpoint.current_node)
+    return any(isinstance(value, str) and "\x00" in value for value in fields)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database that does not hold ckptdb tables yet, on each SQL engine: an SQLite path that
+    does not exist, or the URL of an empty PostgreSQL database. Pass it as `--db` or to
+    `open_store`; either creates the schema on first use. For tests of commands (import, export,
+    inspection) that must work on both engines."""
+    if request.param == "sqlite":
+        return str(tmp_path / "checkpoints.db")
+    return pg_database_url(migrated=False)

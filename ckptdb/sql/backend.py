@@ -120,6 +120,36 @@ class Backend(ABC):
     async def database_size(self) -> int | None:
         """Bytes on disk, when the engine can say."""
 
+    # -- inspection (ckptdb.inspect) -----------------------------------------------------------
+
+    @abstractmethod
+    def byte_length_sql(self, expression: str) -> str:
+        """SQL for the UTF-8 byte length of a text or JSON expression (NULL stays NULL), for sizes."""
+
+    @abstractmethod
+    def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncIterator[Row]:
+        """Run one statement a person typed where it cannot change anything, and stream its result:
+        the first item is the tuple of column names, then the rows, a batch at a time.
+
+        The engine itself must enforce it (a read-only connection or transaction), not a look at
+        the text; several statements, and anything that would write, create or attach a file,
+        raise CkptdbError (one line) and change nothing.
+        """
+
+    @abstractmethod
+    async def free_bytes(self) -> int | None:
+        """Bytes inside the database that deleted rows left free: reused by new rows, given back
+        to the operating system only by `vacuum()`. None when the engine cannot say cheaply."""
+
+    @abstractmethod
+    async def vacuum(self) -> None:
+        """Give the space freed by deletes back (SQLite: VACUUM and truncate the WAL)."""
+
+    async def write_bulk(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """`write()` for a transaction that touches many pages (a prune window); engines that need
+        different settings for it (SQLite: a bigger page cache) override this."""
+        return await self.write(statements)
+
 
 def open_backend(target: DatabaseTarget, **options: Any) -> Backend:
     """The (not yet connected) backend for a target; drivers are imported only when used."""

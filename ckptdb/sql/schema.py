@@ -27,6 +27,10 @@ from sqlmodel import Field, SQLModel
 INTERRUPT_TYPES = ("beforenode", "afternode", "toolapproval", "userrequest")
 
 JsonText = sa.Text().with_variant(postgresql.JSON(none_as_null=True), "postgresql")
+# Ordering columns compare bytewise (code point order, as in SQLite and Python) whatever the
+# PostgreSQL database's locale: keyset paging and ties broken by id must agree across engines.
+BytewiseText = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+BytewiseString30 = sa.String(30).with_variant(postgresql.VARCHAR(30, collation="C"), "postgresql")
 
 metadata = SQLModel.metadata
 metadata.naming_convention = {
@@ -47,13 +51,13 @@ class CheckpointRow(SQLModel, table=True):
         sa.Index(None, "created_at", "id"),
     )
 
-    id: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    id: str = Field(sa_column=sa.Column(BytewiseText, primary_key=True))
     graph_name: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     current_node: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     state_snapshot: str = Field(sa_column=sa.Column(JsonText, nullable=False))
     path: str = Field(sa_column=sa.Column(JsonText, nullable=False))
     step_count: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
-    created_at: str = Field(sa_column=sa.Column(sa.String(30), nullable=False))
+    created_at: str = Field(sa_column=sa.Column(BytewiseString30, nullable=False))
     pending_action: str | None = Field(default=None, sa_column=sa.Column(JsonText, nullable=True))
     interrupt_type: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
     created_at_text: str | None = Field(default=None, sa_column=sa.Column(sa.String(40), nullable=True))

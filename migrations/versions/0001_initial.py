@@ -17,18 +17,20 @@ branch_labels = None
 depends_on = None
 
 JsonText = sa.Text().with_variant(postgresql.JSON(none_as_null=True), "postgresql")
+BytewiseText = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+BytewiseString30 = sa.String(30).with_variant(postgresql.VARCHAR(30, collation="C"), "postgresql")
 
 
 def upgrade() -> None:
     op.create_table(
         "checkpoints",
-        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("id", BytewiseText, nullable=False),
         sa.Column("graph_name", sa.Text(), nullable=False),
         sa.Column("current_node", sa.Text(), nullable=False),
         sa.Column("state_snapshot", JsonText, nullable=False),
         sa.Column("path", JsonText, nullable=False),
         sa.Column("step_count", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", sa.String(30), nullable=False),
+        sa.Column("created_at", BytewiseString30, nullable=False),
         sa.Column("pending_action", JsonText, nullable=True),
         sa.Column("interrupt_type", sa.String(16), nullable=False),
         sa.Column("created_at_text", sa.String(40), nullable=True),

@@ -1,0 +1,110 @@
+"""`ckptdb copy --from URL --to URL`: move every checkpoint between databases (SQLite <-> PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ckptdb.cli.common import run
+
+EXIT_INCOMPLETE = 3
+"""Exit status when the copy ran but the destination does not hold every source row as it is."""
+
+
+class _Progress:
+    """A click progress bar on a terminal, nothing otherwise; fed by the library's callbacks."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def total(self, count: int) -> None:
+        if self.enabled:
+            self.bar = click.progressbar(
+                length=count, label="copying", file=sys.stderr, show_pos=True, show_eta=True
+            )
+            self.bar.__enter__()
+
+    def advance(self, count: int) -> None:
+        if self.bar is not None:
+            self.bar.update(count)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@click.command("copy")
+@click.option("--from", "source", required=True, metavar="PATH|URL", help="Database to read (must exist).")
+@click.option(
+    "--to",
+    "destination",
+    required=True,
+    metavar="PATH|URL",
+    help="Database to write (an SQLite file is created; a PostgreSQL database must exist).",
+)
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["skip", "replace", "fail"]),
+    default="skip",
+    show_default=True,
+    help="Same id, different content: keep the destination's row (and report it), take the source's, "
+    "or stop before writing that batch.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 20_000),
+    default=500,
+    show_default=True,
+    help="Rows per transaction.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the outcome as JSON to this file.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary (errors still print).")
+def copy(
+    source: str, destination: str, on_conflict: str, batch_size: int, report_path: Path | None, quiet: bool
+) -> None:
+    """Copy every checkpoint from one database to another, e.g. an SQLite file to PostgreSQL.
+
+    Streams in batches (one transaction each), so memory stays flat and an interrupted copy can
+    simply be run again: rows already there with the same content are left alone. Both sides are
+    counted at the end.
+
+    \b
+    Exit status: 0 every source row is in the destination as it is in the source;
+                 3 some rows differ (conflicts kept), were refused by the destination, or the
+                   counts do not add up; 1 an error (nothing of the failing batch was written).
+    """
+    from ckptdb.copy import copy_checkpoints
+
+    progress = _Progress(enabled=not quiet and sys.stderr.isatty())
+    try:
+        report = run(
+            copy_checkpoints(
+                source,
+                destination,
+                on_conflict=on_conflict,  # type: ignore[arg-type]
+                batch_size=batch_size,
+                progress=progress.advance,
+                total=progress.total,
+            )
+        )
+    finally:
+        progress.close()
+    if report_path is not None:
+        report_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    if not quiet:
+        click.echo(report.summary())
+    if not report.complete:
+        if quiet:
+            click.echo(report.summary(), err=True)
+        sys.exit(EXIT_INCOMPLETE)

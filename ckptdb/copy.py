@@ -1,0 +1,252 @@
+"""Copy every checkpoint from one database to another (SQLite or PostgreSQL, either way round).
+
+Rows move as stored (JSON text, UTC text, the `source` column), so nothing is decoded and
+re-encoded on the way. The source is read through one streaming cursor; each batch is compared
+with what the destination already holds under the same ids, so a re-run copies nothing new and a
+row that differs is never overwritten unless asked:
+
+- new: written (INSERT ... ON CONFLICT DO NOTHING, so a concurrent writer is never clobbered);
+- unchanged: the destination already has the same content (the `source` column is ignored);
+- conflict: same id, different content; `skip` keeps the destination's row and reports it,
+  `replace` writes the source's, `fail` stops before writing that batch;
+- refused: the destination engine cannot hold the row (U+0000 in an id on PostgreSQL, say).
+
+Each batch is one transaction, so an interrupted copy leaves whole batches behind and running it
+again finishes the job. At the end both sides are counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ckptdb.errors import CkptdbError, InvalidCheckpointError
+from ckptdb.sql import rows as sqlrows
+from ckptdb.sql.backend import DatabaseTarget, parse_target
+from ckptdb.sql.store import SqlCheckpointStore
+
+OnConflict = Literal["skip", "replace", "fail"]
+ON_CONFLICT: tuple[OnConflict, ...] = ("skip", "replace", "fail")
+DEFAULT_BATCH = 500
+MAX_LISTED = 20  # ids kept per outcome in the report; the counts are always complete
+
+_ALL_COLUMNS = ", ".join(sqlrows.COLUMNS)
+_COMPARED = len(sqlrows.COLUMNS) - 1  # every column but `source` (where an import came from)
+
+
+class CopyConflictError(CkptdbError):
+    """`on_conflict="fail"` met a checkpoint that differs between the two databases."""
+
+
+@dataclass(slots=True)
+class CopyReport:
+    """What happened to every source row, and both sides' counts at the end."""
+
+    source: str
+    destination: str
+    on_conflict: str
+    read: int = 0
+    copied: int = 0
+    unchanged: int = 0
+    replaced: int = 0
+    conflicts: int = 0
+    refused: int = 0
+    conflict_ids: list[str] = field(default_factory=list)
+    refused_ids: list[tuple[str, str]] = field(default_factory=list)
+    source_before: int = 0
+    source_after: int = 0
+    destination_before: int = 0
+    destination_after: int = 0
+
+    @property
+    def counts_match(self) -> bool:
+        """The final count check: the source was read whole, and the destination gained exactly
+        the rows reported as copied (false if another process wrote to either side meanwhile)."""
+        return (
+            self.source_after == self.read and self.destination_after == self.destination_before + self.copied
+        )
+
+    @property
+    def complete(self) -> bool:
+        """Every source row is now in the destination with the same content."""
+        settled = self.conflicts == 0 or self.on_conflict == "replace"
+        return self.counts_match and self.refused == 0 and settled
+
+    def summary(self) -> str:
+        lines = [
+            f"read {self.read} from {self.source}: {self.copied} copied, {self.unchanged} unchanged, "
+            f"{self.replaced} replaced, {self.conflicts} conflicts"
+            + (" (kept as in the destination)" if self.conflicts and self.on_conflict != "replace" else "")
+            + f", {self.refused} refused",
+            f"count check: source {self.source_after} rows (read {self.read}); destination {self.destination}"
+            f" {self.destination_before} -> {self.destination_after} (+{self.copied} expected): "
+            + ("OK" if self.counts_match else "MISMATCH (was another process writing to either database?)"),
+        ]
+        if self.conflicts and self.on_conflict != "replace":
+            unlisted = self.conflicts - len(self.conflict_ids)
+            more = f" and {unlisted} more" if unlisted > 0 else ""
+            lines.append(
+                f"conflicts (same id, different content; rerun with --on-conflict replace to take the "
+                f"source's): {', '.join(self.conflict_ids)}{more}"
+            )
+        for checkpoint_id, reason in self.refused_ids:
+            lines.append(f"refused {checkpoint_id!r}: {reason}")
+        if self.refused > len(self.refused_ids):
+            lines.append(f"... and {self.refused - len(self.refused_ids)} more refused")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "destination": self.destination,
+            "on_conflict": self.on_conflict,
+            "read": self.read,
+            "copied": self.copied,
+            "unchanged": self.unchanged,
+            "replaced": self.replaced,
+            "conflicts": self.conflicts,
+            "refused": self.refused,
+            "conflict_ids": self.conflict_ids,
+            "refused_ids": [list(item) for item in self.refused_ids],
+            "source_count": self.source_after,
+            "destination_count_before": self.destination_before,
+            "destination_count_after": self.destination_after,
+            "counts_match": self.counts_match,
+        }
+
+
+async def copy_checkpoints(
+    source: str | Path | DatabaseTarget,
+    destination: str | Path | DatabaseTarget,
+    *,
+    on_conflict: OnConflict = "skip",
+    batch_size: int = DEFAULT_BATCH,
+    progress: Callable[[int], None] | None = None,
+    total: Callable[[int], None] | None = None,
+) -> CopyReport:
+    """Open both databases (the source must exist; the destination is created and migrated like
+    `open_store` does) and copy. `total(n)` is called once with the source's row count, then
+    `progress(k)` after each batch with the rows it handled."""
+    src_target = source if isinstance(source, DatabaseTarget) else parse_target(source)
+    dst_target = destination if isinstance(destination, DatabaseTarget) else parse_target(destination)
+    if src_target.url == dst_target.url:
+        raise CkptdbError(f"source and destination are the same database ({src_target.display()})")
+    src = await SqlCheckpointStore.open(src_target, create=False)
+    try:
+        dst = await SqlCheckpointStore.open(dst_target)
+        try:
+            return await copy_between(
+                src, dst, on_conflict=on_conflict, batch_size=batch_size, progress=progress, total=total
+            )
+        finally:
+            await dst.close()
+    finally:
+        await src.close()
+
+
+async def copy_between(
+    src: SqlCheckpointStore,
+    dst: SqlCheckpointStore,
+    *,
+    on_conflict: OnConflict = "skip",
+    batch_size: int = DEFAULT_BATCH,
+    progress: Callable[[int], None] | None = None,
+    total: Callable[[int], None] | None = None,
+) -> CopyReport:
+    """Copy between two open stores; see the module docstring for what happens to each row."""
+    if on_conflict not in ON_CONFLICT:
+        raise CkptdbError(f"on_conflict must be one of {', '.join(ON_CONFLICT)}, got {on_conflict!r}")
+    if batch_size < 1:
+        raise CkptdbError(f"batch size must be at least 1, got {batch_size}")
+    report = CopyReport(src.target.display(), dst.target.display(), on_conflict)
+    report.source_before = await src.count()
+    report.destination_before = await dst.count()
+    if total is not None:
+        total(report.source_before)
+    batch: list[tuple[Any, ...]] = []
+    async for row in src.backend.stream(f"SELECT {_ALL_COLUMNS} FROM checkpoints", (), batch=batch_size):
+        batch.append(row)
+        if len(batch) >= batch_size:
+            await _copy_batch(dst, batch, report)
+            if progress is not None:
+                progress(len(batch))
+            batch = []
+    if batch:
+        await _copy_batch(dst, batch, report)
+        if progress is not None:
+            progress(len(batch))
+    report.source_after = await src.count()
+    report.destination_after = await dst.count()
+    return report
+
+
+async def _existing(dst: SqlCheckpointStore, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    marks = ", ".join("?" * len(ids))
+    found = await dst.backend.fetchall(f"SELECT {_ALL_COLUMNS} FROM checkpoints WHERE id IN ({marks})", ids)
+    return {row[0]: row for row in found}
+
+
+def _same(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    return tuple(a[:_COMPARED]) == tuple(b[:_COMPARED])
+
+
+async def _copy_batch(dst: SqlCheckpointStore, batch: list[tuple[Any, ...]], report: CopyReport) -> None:
+    report.read += len(batch)
+    existing = await _existing(dst, [row[0] for row in batch])
+    new: list[tuple[Any, ...]] = []
+    different: list[tuple[Any, ...]] = []
+    for row in batch:
+        stored = existing.get(row[0])
+        if stored is None:
+            new.append(row)
+        elif _same(row, stored):
+            report.unchanged += 1
+        else:
+            different.append(row)
+    if different and report.on_conflict == "fail":
+        ids = ", ".join(repr(row[0]) for row in different[:5])
+        raise CopyConflictError(
+            f"{len(different)} checkpoint(s) differ between the databases (ids {ids}); stopped before "
+            f"writing this batch, {report.copied} copied before it: rerun with --on-conflict skip to keep "
+            "the destination's rows or replace to take the source's (the rerun skips what is copied)"
+        )
+    if different and report.on_conflict == "skip":
+        report.conflicts += len(different)
+        room = MAX_LISTED - len(report.conflict_ids)
+        report.conflict_ids.extend(str(row[0]) for row in different[: max(room, 0)])
+        different = []
+    report.copied += await _write(dst, new, replace=False, report=report)
+    replaced = await _write(dst, different, replace=True, report=report)
+    report.replaced += replaced
+    report.conflicts += replaced if report.on_conflict == "replace" else 0
+
+
+async def _write(
+    dst: SqlCheckpointStore, rows: list[tuple[Any, ...]], *, replace: bool, report: CopyReport
+) -> int:
+    """Write rows in one transaction; when the destination refuses one, find and report it alone."""
+    if not rows:
+        return 0
+    try:
+        await dst.save_rows(rows, replace=replace)
+        return len(rows)
+    except InvalidCheckpointError as exc:
+        if len(rows) == 1:
+            _refuse(report, rows[0], exc)
+            return 0
+    written = 0
+    for row in rows:
+        try:
+            await dst.save_rows([row], replace=replace)
+            written += 1
+        except InvalidCheckpointError as exc:
+            _refuse(report, row, exc)
+    return written
+
+
+def _refuse(report: CopyReport, row: tuple[Any, ...], exc: InvalidCheckpointError) -> None:
+    report.refused += 1
+    if len(report.refused_ids) < MAX_LISTED:
+        report.refused_ids.append((str(row[0]), exc.reason))
