@@ -1,13 +1,46 @@
-"""ckptdb: checkpoint persistence for agent workflow graphs, echo-compatible, on SQLite or PostgreSQL."""
+"""ckptdb: checkpoint persistence for agent workflow graphs, echo-compatible, on SQLite or PostgreSQL.
 
-from ckptdb.errors import CkptdbError, InvalidCheckpointError, InvalidIdError, SchemaError, StoreError
-from ckptdb.files import FileCheckpointStore
-from ckptdb.memory import MemoryCheckpointStore
-from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
-from ckptdb.sql.backend import DatabaseTarget, parse_target
-from ckptdb.sql.store import SqlCheckpointStore, open_store
-from ckptdb.state_filter import StateFilter
-from ckptdb.store import CheckpointPage, CheckpointQuery, CheckpointStore
+The public names below load on first use (PEP 562), so `import ckptdb.cli` and a quick
+`ckptdb list` do not pay for modules they never touch (the file store, the memory store).
+`from ckptdb import open_store` works as before.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ckptdb.errors import CkptdbError, InvalidCheckpointError, InvalidIdError, SchemaError, StoreError
+    from ckptdb.files import FileCheckpointStore
+    from ckptdb.memory import MemoryCheckpointStore
+    from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
+    from ckptdb.sql.backend import DatabaseTarget, parse_target
+    from ckptdb.sql.store import SqlCheckpointStore, open_store
+    from ckptdb.state_filter import StateFilter
+    from ckptdb.store import CheckpointPage, CheckpointQuery, CheckpointStore
+
+_HOME = {
+    "CkptdbError": "ckptdb.errors",
+    "InvalidCheckpointError": "ckptdb.errors",
+    "InvalidIdError": "ckptdb.errors",
+    "SchemaError": "ckptdb.errors",
+    "StoreError": "ckptdb.errors",
+    "FileCheckpointStore": "ckptdb.files",
+    "MemoryCheckpointStore": "ckptdb.memory",
+    "Checkpoint": "ckptdb.model",
+    "CheckpointInfo": "ckptdb.model",
+    "InterruptType": "ckptdb.model",
+    "Timestamp": "ckptdb.model",
+    "DatabaseTarget": "ckptdb.sql.backend",
+    "parse_target": "ckptdb.sql.backend",
+    "SqlCheckpointStore": "ckptdb.sql.store",
+    "open_store": "ckptdb.sql.store",
+    "StateFilter": "ckptdb.state_filter",
+    "CheckpointPage": "ckptdb.store",
+    "CheckpointQuery": "ckptdb.store",
+    "CheckpointStore": "ckptdb.store",
+}
 
 __all__ = [
     "Checkpoint",
@@ -30,3 +63,17 @@ __all__ = [
     "open_store",
     "parse_target",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        # AttributeError (not ImportError): `from ckptdb import migrate` then imports the submodule.
+        raise AttributeError(f"module 'ckptdb' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

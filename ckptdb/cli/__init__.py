@@ -10,6 +10,7 @@ import click
 
 from ckptdb.cli.common import DEFAULT_DB, CliContext
 from ckptdb.cli.db import db
+from ckptdb.cli.transfer import export_command, import_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,6 +35,11 @@ def main(ctx: click.Context, db_url: str) -> None:
 
 
 main.add_command(db)
-# import/export commands register here (issue 3)
-# inspection commands register here (issue 4)
-# copy command registers here (issue 5)
+main.add_command(import_command)
+main.add_command(export_command)
+from ckptdb.cli.inspect import register as register_inspection  # noqa: E402  (issue 4)
+
+register_inspection(main)
+from ckptdb.cli.copy import copy as copy_command  # noqa: E402  (issue 5)
+
+main.add_command(copy_command)
