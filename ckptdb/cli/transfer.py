@@ -1,0 +1,246 @@
+"""`ckptdb import` and `ckptdb export`: move echo checkpoint directories into the database and back.
+
+Thin: the work is in `ckptdb.importer` and `ckptdb.exporter`; these commands turn options into a
+call, draw the progress bar, and print the outcome.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+import click
+
+from ckptdb.cli.common import db_url, run
+
+if TYPE_CHECKING:
+    from ckptdb.exporter import ExportReport
+    from ckptdb.importer import ImportReport
+
+EXIT_INTERRUPTED = 130
+PROBLEM_LINES = 20
+INTERRUPT_TYPES = ("beforenode", "afternode", "toolapproval", "userrequest")
+
+IMPORT_EPILOG = """\b
+Exit status:
+  0  every file was imported, unchanged, or skipped (*.json.tmp, not .json)
+  1  error (no such directory, database unusable, ...): nothing more was done
+  3  some files were invalid or in conflict; all other valid files were imported
+  4  stopped: --strict found invalid files (nothing written), or --on-conflict fail
+     met a conflict (earlier batches stay committed)
+  130 interrupted: the batches committed so far stay; run the same command again
+"""
+
+EXPORT_EPILOG = """\b
+Exit status:
+  0  every matching checkpoint was written (or an identical file was already there)
+  1  error: nothing more was done
+  3  some checkpoints were not written: a different file is in the way (use
+     --overwrite), or the id cannot be a file name
+  130 interrupted: the files written so far are complete; run it again to finish
+"""
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A callback drawing click's progress bar on stderr, one bar per phase; a no-op when disabled."""
+    bar: Any = None
+    phase: str | None = None
+    started = time.monotonic()
+    shown = 0
+
+    def callback(new_phase: str, done: int, total: int) -> None:
+        nonlocal bar, phase, started, shown
+        if not enabled:
+            return
+        if new_phase != phase:
+            if bar is not None:
+                bar.render_finish()
+            phase, started, shown = new_phase, time.monotonic(), 0
+            bar = click.progressbar(
+                length=max(total, 1),
+                label=new_phase.capitalize(),
+                file=sys.stderr,
+                show_eta=True,
+                show_pos=True,
+                item_show_func=lambda rate: rate,
+            )
+            bar.render_progress()
+        elapsed = max(time.monotonic() - started, 1e-6)
+        bar.update(done - shown, f"{done / elapsed:,.0f} files/s")
+        shown = done
+
+    try:
+        yield callback
+    finally:
+        if bar is not None:
+            bar.render_finish()
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def _counts(counts: dict[Any, int]) -> str:
+    return ", ".join(f"{count} {outcome.value}" for outcome, count in counts.items())
+
+
+def _print_problems(lines: list[tuple[str, str, str | None]], omitted: int) -> None:
+    for kind, where, reason in lines[:PROBLEM_LINES]:
+        click.echo(f"{kind:<9} {where}: {reason}")
+    more = len(lines) - PROBLEM_LINES + omitted
+    if more > 0:
+        click.echo(f"... and {more} more (--report FILE lists every file)")
+
+
+def _print_import(report: ImportReport, quiet: bool) -> None:
+    from ckptdb.importer import Status
+
+    if not quiet:
+        problems = [(p.outcome.value, p.path, p.reason) for p in report.problems]
+        _print_problems(problems, report.problems_omitted)
+    prefix = "dry run, nothing written: " if report.dry_run else ""
+    if report.status is Status.STRICT_FAILED:
+        prefix = "--strict: invalid files found, nothing written; an import would give: "
+    click.echo(f"{prefix}{report.total} files: {_counts(report.counts)} ({report.elapsed:.1f} s)")
+    if report.status is Status.STOPPED_ON_CONFLICT and report.stopped_at is not None:
+        click.echo(
+            f"stopped at {report.stopped_at.path} (--on-conflict fail): earlier batches are committed, "
+            f"{report.not_processed} files not processed; resolve the conflict or choose skip/replace"
+        )
+
+
+@click.command("import", epilog=IMPORT_EPILOG)
+@click.argument("dirs", nargs=-1, required=True, metavar="DIR [DIR...]")
+@click.option(
+    "-r", "--recursive", is_flag=True, help="Also read subdirectories (symlinks are never followed)."
+)
+@click.option("-n", "--dry-run", is_flag=True, help="Write nothing; report what would happen.")
+@click.option("--strict", is_flag=True, help="Validate every file first; write nothing if any is invalid.")
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["skip", "replace", "fail"]),
+    default="skip",
+    show_default=True,
+    help="Same id already stored with different content: keep it, replace it, or stop.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Files per transaction (a kill loses at most one batch; re-run to finish).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write every file's outcome to this JSON file.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file lines; only the summary.")
+@click.pass_context
+def import_command(
+    ctx: click.Context,
+    dirs: tuple[str, ...],
+    recursive: bool,
+    dry_run: bool,
+    strict: bool,
+    on_conflict: str,
+    batch_size: int,
+    report_path: str | None,
+    quiet: bool,
+) -> None:
+    """Import echo checkpoint files (*.json) from each DIR into the database.
+
+    Keys on the id inside each file and records each row's source path. Safe to re-run: files
+    already imported are "unchanged", so an interrupted import is finished by running it again.
+    """
+    from ckptdb.importer import ImportOptions, OnConflict, run_import
+
+    mode = cast(OnConflict, on_conflict)  # click.Choice allowed only these
+    options = ImportOptions(
+        recursive=recursive, dry_run=dry_run, strict=strict, on_conflict=mode, batch_size=batch_size
+    )
+    try:
+        with _progress(_show_progress(quiet)) as progress:
+            job = run_import(db_url(), dirs, options, progress_callback=progress, report_path=report_path)
+            report = run(job)
+    except KeyboardInterrupt:
+        click.echo("interrupted: the batches committed so far are kept; run the same command again", err=True)
+        ctx.exit(EXIT_INTERRUPTED)
+    _print_import(report, quiet)
+    ctx.exit(report.exit_status)
+
+
+def _print_export(report: ExportReport, quiet: bool) -> None:
+    if not quiet:
+        problems = [(p.outcome.value, p.path or f"id {p.checkpoint_id!r}", p.reason) for p in report.problems]
+        _print_problems(problems, report.problems_omitted)
+    click.echo(f"{report.total} checkpoints: {_counts(report.counts)} ({report.elapsed:.1f} s)")
+
+
+@click.command("export", epilog=EXPORT_EPILOG)
+@click.argument("directory", metavar="DIR")
+@click.option("--graph", "graph_name", metavar="NAME", help="Only this graph.")
+@click.option("--node", "current_node", metavar="NAME", help="Only checkpoints whose next node is this.")
+@click.option(
+    "--type",
+    "interrupt_types",
+    multiple=True,
+    type=click.Choice(INTERRUPT_TYPES),
+    help="Only this interrupt type (repeatable).",
+)
+@click.option("--since", metavar="TIME", help="Created at or after this RFC 3339 time (2026-11-03T09:50:52Z)")
+@click.option("--until", metavar="TIME", help="Created before this RFC 3339 time.")
+@click.option("--overwrite", is_flag=True, help="Replace existing files whose content differs.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=500,
+    show_default=True,
+    help="Files per directory fsync.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file lines; only the summary.")
+@click.pass_context
+def export_command(
+    ctx: click.Context,
+    directory: str,
+    graph_name: str | None,
+    current_node: str | None,
+    interrupt_types: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    overwrite: bool,
+    batch_size: int,
+    quiet: bool,
+) -> None:
+    """Write checkpoints to DIR as echo files {id}.json (atomic and fsynced), newest first.
+
+    The Rust FileCheckpointStore and ckptdb's FileCheckpointStore read them back. Existing
+    files holding the same checkpoint are left alone and counted "unchanged".
+    """
+    from ckptdb.exporter import ExportOptions, build_query, run_export
+
+    async def export() -> ExportReport:
+        query = build_query(
+            graph_name=graph_name,
+            current_node=current_node,
+            interrupt_types=interrupt_types,
+            since=since,
+            until=until,
+        )
+        return await run_export(
+            db_url(), directory, query, ExportOptions(overwrite, batch_size), progress_callback=progress
+        )
+
+    try:
+        with _progress(_show_progress(quiet)) as progress:
+            report = run(export())
+    except KeyboardInterrupt:
+        click.echo("interrupted: the files written so far are complete; run the same command again", err=True)
+        ctx.exit(EXIT_INTERRUPTED)
+    _print_export(report, quiet)
+    ctx.exit(report.exit_status)

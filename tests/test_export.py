@@ -1,0 +1,392 @@
+"""`ckptdb export`, and the lossless round trip files -> database -> files, on the shared fixtures
+(written by the real Rust serializers) and on hand-built edge cases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import canonical_sha256
+
+from ckptdb import Checkpoint, FileCheckpointStore, InterruptType, StoreError, Timestamp, open_store
+from ckptdb import exporter as exporter_module
+from ckptdb.cli import main
+from ckptdb.exporter import ExportOptions, ExportOutcome, export_checkpoints
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+import gen_echo
+
+TIME = re.compile(r"\(\d+\.\d s\)")
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def out(result: Result) -> str:
+    return TIME.sub("(T s)", result.stdout)
+
+
+@pytest.fixture(scope="module")
+def fixtures_db(tmp_path_factory: pytest.TempPathFactory, fixture_dir: Path) -> Path:
+    """The 300 shared fixtures imported once (tests copy it before writing to it)."""
+    db = tmp_path_factory.mktemp("db") / "fixtures.db"
+    result = cli("--db", str(db), "import", str(fixture_dir))
+    assert result.exit_code == 0, result.output
+    return db
+
+
+def names(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()}
+
+
+# ── the round trip ────────────────────────────────────────────────────────────────────────────────
+
+
+def test_all_300_fixtures_round_trip_byte_for_byte(
+    tmp_path: Path, fixtures_db: Path, fixture_dir: Path, manifest: dict[str, Any]
+) -> None:
+    result = cli("--db", str(fixtures_db), "export", str(tmp_path / "out"))
+    assert result.exit_code == 0
+    assert (
+        out(result)
+        == "300 checkpoints: 300 exported, 0 overwritten, 0 unchanged, 0 conflict, 0 skipped (T s)\n"
+    )
+    assert result.stderr == ""  # no progress bar when not a terminal
+    assert names(tmp_path / "out") == {entry["path"] for entry in manifest["files"]}
+    for entry in manifest["files"]:
+        exported = (tmp_path / "out" / entry["path"]).read_bytes()
+        assert canonical_sha256(exported) == entry["sha256_canonical"], entry["path"]
+        assert exported == (fixture_dir / entry["path"]).read_bytes(), entry["path"]
+
+
+def test_exported_directory_reads_back_with_the_file_store(tmp_path: Path, fixtures_db: Path) -> None:
+    assert cli("--db", str(fixtures_db), "export", str(tmp_path / "out")).exit_code == 0
+
+    async def check() -> None:
+        files = FileCheckpointStore(tmp_path / "out")
+        async with await open_store(fixtures_db) as db:
+            listed = await files.list()
+            assert len(listed) == 300
+            assert [info.id for info in listed] == [info.id async for info in db.iter_query(limit=None)]
+            for info in listed:
+                from_files, from_db = await files.load(info.id), await db.load(info.id)
+                assert from_files is not None and from_db is not None
+                assert from_files.to_json() == from_db.to_json()
+
+    asyncio.run(check())
+
+
+def _edge_cases() -> dict[str, Checkpoint]:
+    def make(cid: str, **changes: Any) -> Checkpoint:
+        checkpoint = Checkpoint(
+            id=cid,
+            graph_name="edge",
+            current_node="n",
+            state_snapshot={"messages": [], "values": {"x": 1}},
+            path=["a", "n"],
+            step_count=2,
+            created_at=Timestamp.parse("2026-11-03T09:50:52.350Z"),
+            pending_action=None,
+            interrupt_type=InterruptType.AFTER_NODE,
+        )
+        for key, value in changes.items():
+            setattr(checkpoint, key, value)
+        return checkpoint
+
+    return {
+        "newer-version": make(
+            "edge-newer",
+            created_at=Timestamp.parse("2026-11-03T17:50:52.123456789+08:00"),
+            extra={"parent_checkpoint_id": "edge-u64", "label": "before deploy 🚀", "tags": ["prod", "审批"]},
+        ),
+        "u64": make("edge-u64", step_count=2**64 - 1, state_snapshot={"big": 2**64 - 1, "neg": -(2**63)}),
+        "nul": make(
+            "edge-nul",
+            graph_name="g\u0000raph",
+            state_snapshot={"raw": "a\u0000b\u0001", "k\u0000ey": [None, True]},
+            pending_action={"tool": "x\u0000y"},
+            interrupt_type=InterruptType.TOOL_APPROVAL,
+        ),
+        "floats": make(
+            "edge-floats",
+            state_snapshot={"f": [1e16, 1.5e-7, 0.1, 0.30000000000000004, -0.0, 6.02214076e23, 123456789.0]},
+        ),
+        "times-0": make("edge-t0", created_at=Timestamp.parse("2026-11-03T01:03:47Z")),
+        "times-6": make("edge-t6", created_at=Timestamp.parse("2026-11-16T11:28:27.718770Z")),
+        "times-odd-digits": make("edge-todd", created_at=Timestamp.parse("2026-11-16T11:28:27.120000Z")),
+        "null-state": make("edge-null", state_snapshot=None, path=[]),
+        "unicode": make("édge-ユニコード-🙂", state_snapshot={"text": "日本語 👩‍👩‍👧 \u2028"}),
+    }
+
+
+def test_edge_cases_round_trip_byte_for_byte(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    for name, checkpoint in _edge_cases().items():
+        (source / f"{name}.json").write_bytes(checkpoint.to_json().encode("utf-8"))
+    imported = cli("--db", str(tmp_path / "c.db"), "import", str(source))
+    assert imported.exit_code == 0, imported.output
+    exported = cli("--db", str(tmp_path / "c.db"), "export", str(tmp_path / "out"))
+    assert exported.exit_code == 0
+    for name, checkpoint in _edge_cases().items():
+        original = (source / f"{name}.json").read_bytes()
+        written = (tmp_path / "out" / f"{checkpoint.id}.json").read_bytes()
+        assert written == original, name
+        assert canonical_sha256(written) == canonical_sha256(original), name
+
+
+# ── filters ───────────────────────────────────────────────────────────────────────────────────────
+
+
+def _expected(manifest: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> set[str]:
+    return {f"{entry['id']}.json" for entry in manifest["files"] if keep(entry)}
+
+
+def test_filters_select_what_the_query_selects(
+    tmp_path: Path, fixtures_db: Path, manifest: dict[str, Any]
+) -> None:
+    files = manifest["files"]
+    graph = max({e["graph_name"] for e in files}, key=lambda g: sum(e["graph_name"] == g for e in files))
+    node = max({e["current_node"] for e in files}, key=lambda n: sum(e["current_node"] == n for e in files))
+    times = sorted(files, key=lambda e: e["created_at_unix_nanos"])
+    since, until = times[100], times[200]
+    lo, hi = since["created_at_unix_nanos"], until["created_at_unix_nanos"]
+    types = ("toolapproval", "userrequest")
+    cases: list[tuple[list[str], Callable[[dict[str, Any]], bool]]] = [
+        (["--graph", graph], lambda e: e["graph_name"] == graph),
+        (["--node", node], lambda e: e["current_node"] == node),
+        (["--type", types[0], "--type", types[1]], lambda e: e["interrupt_type"] in types),
+        (
+            ["--since", since["created_at"], "--until", until["created_at"]],
+            lambda e: lo <= e["created_at_unix_nanos"] < hi,
+        ),
+        (
+            ["--graph", graph, "--type", "afternode"],
+            lambda e: e["graph_name"] == graph and e["interrupt_type"] == "afternode",
+        ),
+    ]
+    for index, (flags, keep) in enumerate(cases):
+        target = tmp_path / f"out{index}"
+        result = cli("--db", str(fixtures_db), "export", str(target), *flags)
+        assert result.exit_code == 0, flags
+        expected = _expected(manifest, keep)
+        assert expected, f"{flags} selects nothing: a useless test case"
+        assert names(target) == expected, flags
+    assert (
+        len(_expected(manifest, lambda e: since["created_at_unix_nanos"] <= e["created_at_unix_nanos"]))
+        == 200
+    )
+
+
+def test_bad_filter_values_are_one_line_errors(tmp_path: Path, fixtures_db: Path) -> None:
+    bad_time = cli("--db", str(fixtures_db), "export", str(tmp_path / "o"), "--since", "yesterday")
+    assert bad_time.exit_code == 1
+    assert bad_time.stderr.startswith("Error: field 'since': 'yesterday' is not an RFC 3339 time")
+    bad_type = cli("--db", str(fixtures_db), "export", str(tmp_path / "o"), "--type", "BeforeNode")
+    assert bad_type.exit_code == 2
+    assert "'BeforeNode' is not one of 'beforenode', 'afternode'" in bad_type.stderr
+
+
+# ── existing files, unsafe ids, durability ────────────────────────────────────────────────────────
+
+
+def test_existing_files_unchanged_conflict_and_overwrite(tmp_path: Path, fixtures_db: Path) -> None:
+    target = tmp_path / "out"
+    assert cli("--db", str(fixtures_db), "export", str(target)).exit_code == 0
+    files = sorted(target.iterdir())
+    edited, relaid, kept = files[0], files[1], files[2]
+    original_edited = edited.read_bytes()
+    edited.write_bytes(original_edited.replace(b'"step_count": ', b'"step_count": 1'))
+    relaid.write_text(
+        json.dumps(json.loads(relaid.read_bytes()), ensure_ascii=False)
+    )  # same content, compact
+    relaid_bytes, kept_mtime = relaid.read_bytes(), kept.stat().st_mtime_ns
+
+    again = cli("--db", str(fixtures_db), "export", str(target))
+    assert again.exit_code == 3
+    assert out(again) == (
+        f"conflict  {edited}: exists with different content: left as it is (--overwrite replaces it)\n"
+        "300 checkpoints: 0 exported, 0 overwritten, 299 unchanged, 1 conflict, 0 skipped (T s)\n"
+    )
+    assert edited.read_bytes() != original_edited
+    assert relaid.read_bytes() == relaid_bytes  # same checkpoint in another layout: left alone
+    assert kept.stat().st_mtime_ns == kept_mtime  # identical files are not rewritten
+
+    forced = cli("--db", str(fixtures_db), "export", str(target), "--overwrite")
+    assert forced.exit_code == 0
+    assert (
+        out(forced)
+        == "300 checkpoints: 0 exported, 1 overwritten, 299 unchanged, 0 conflict, 0 skipped (T s)\n"
+    )
+    assert edited.read_bytes() == original_edited
+    assert not [p for p in target.iterdir() if ".tmp" in p.name]
+
+
+def test_ids_unsafe_as_file_names_are_reported_not_written(tmp_path: Path) -> None:
+    ok = next(iter(_edge_cases().values()))
+    unsafe = [Checkpoint.from_json(ok.to_json()) for _ in range(3)]
+    for checkpoint, cid in zip(unsafe, ["../escape", "a/b", "nul\u0000id"], strict=True):
+        checkpoint.id = cid
+
+    async def fill() -> None:
+        async with await open_store(tmp_path / "c.db") as store:
+            await store.save_many([ok, *unsafe])
+
+    asyncio.run(fill())
+    result = cli("--db", str(tmp_path / "c.db"), "export", str(tmp_path / "out"))
+    assert result.exit_code == 3
+    lines = out(result).splitlines()
+    assert sorted(lines[:3]) == [
+        "skipped   id '../escape': checkpoint id '../escape' contains a path separator: "
+        "it cannot be used as a file name",
+        "skipped   id 'a/b': checkpoint id 'a/b' contains a path separator: it cannot be used as a file name",
+        "skipped   id 'nul\\x00id': checkpoint id 'nul\\x00id' contains NUL or a control character: "
+        "it cannot be used as a file name",
+    ]
+    assert lines[3] == "4 checkpoints: 1 exported, 0 overwritten, 0 unchanged, 0 conflict, 3 skipped (T s)"
+    assert names(tmp_path / "out") == {f"{ok.id}.json"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.db", "out"]
+
+
+@pytest.mark.parametrize("mode", ["syncfs", "fsync-each-file", "syncfs-unavailable"])
+async def test_durable_before_renamed_and_the_directory_synced_once_per_batch(
+    tmp_path: Path, fixtures_db: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    if mode != "fsync-each-file" and exporter_module._SYNCFS is None:
+        pytest.skip("no syncfs(2) here: every file is fsynced on its own")
+    events: list[str] = []
+    real_fsync, real_replace, real_sync_fs = os.fsync, os.replace, exporter_module.sync_filesystem
+
+    def sync_fs(directory: Path) -> bool:
+        events.append("syncfs")
+        return real_sync_fs(directory) if mode == "syncfs" else False
+
+    def fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    def rename(src: Any, dst: Any) -> None:
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(exporter_module, "sync_filesystem", sync_fs)
+    monkeypatch.setattr(exporter_module, "fsync_directory", lambda d: events.append("dirsync"))
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", rename)
+    progress: list[tuple[str, int, int]] = []
+    options = ExportOptions(batch_size=128, fsync_each_file=mode == "fsync-each-file")
+    async with await open_store(fixtures_db) as store:
+        report = await export_checkpoints(
+            store, tmp_path / "out", options=options, progress_callback=lambda *a: progress.append(a)
+        )
+    assert report.counts[ExportOutcome.EXPORTED] == 300
+    assert progress == [("exporting", n, 300) for n in (0, 128, 256, 300)]
+    assert events.count("dirsync") == 3 and events.count("rename") == 300
+    if mode == "syncfs":  # per batch: one sync, then the renames, then one directory sync
+        assert events == (["syncfs"] + ["rename"] * 128 + ["dirsync"]) * 2 + ["syncfs"] + ["rename"] * 44 + [
+            "dirsync"
+        ]
+    elif mode == "syncfs-unavailable":  # the batch's files are fsynced one by one before any rename
+        assert events.count("syncfs") == 3 and events.count("fsync") == 300
+        first_batch = events[: events.index("dirsync")]
+        assert first_batch == ["syncfs"] + ["fsync"] * 128 + ["rename"] * 128
+    else:  # write_file_atomic, file by file in a pool of threads (each fsyncs before it renames)
+        assert "syncfs" not in events and events.count("fsync") == 300
+    assert len(names(tmp_path / "out")) == 300
+    assert not [name for name in names(tmp_path / "out") if not name.endswith(".json")]
+
+
+@pytest.fixture(scope="module")
+def big_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4,000 small generated checkpoints in a database: an export of it can be caught half-way."""
+    root = tmp_path_factory.mktemp("big")
+    gen_echo.generate(root / "ckpts", 4000, seed=11, state_bytes=200)
+    assert cli("--db", str(root / "big.db"), "import", str(root / "ckpts")).exit_code == 0
+    return root / "big.db"
+
+
+def test_killed_export_leaves_only_complete_files_and_a_rerun_finishes(tmp_path: Path, big_db: Path) -> None:
+    target = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "ckptdb",
+        "--db",
+        str(big_db),
+        "export",
+        str(target),
+        "--batch-size",
+        "10",
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if target.is_dir() and sum(1 for _ in os.scandir(target)) >= 300:
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, "the export finished before it could be killed"
+        proc.kill()
+    finally:
+        proc.wait()
+    written = [p for p in target.iterdir() if p.name.endswith(".json")]
+    leftovers = [p for p in target.iterdir() if not p.name.endswith(".json")]
+    assert 0 < len(written) < 4000
+    assert all(p.name.endswith(".json.tmp") for p in leftovers) and len(leftovers) <= 10
+    for path in written:  # no final name ever points at a partial file
+        assert Checkpoint.from_json(path.read_bytes()).id + ".json" == path.name
+    rerun = cli("--db", str(big_db), "export", str(target))
+    assert rerun.exit_code == 0
+    done = len(written)
+    counts = f"{4000 - done} exported, 0 overwritten, {done} unchanged, 0 conflict, 0 skipped"
+    assert out(rerun) == f"4000 checkpoints: {counts} (T s)\n"
+    assert len([p for p in target.iterdir() if p.name.endswith(".json")]) == 4000
+
+
+def test_a_failed_write_renames_nothing_of_its_batch_and_leaves_no_temp_file(
+    tmp_path: Path, fixtures_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if exporter_module._SYNCFS is None:
+        pytest.skip("no syncfs(2) here: files are written one by one with write_file_atomic")
+    real_write_temp = exporter_module._write_temp
+    calls = 0
+
+    def disk_full_at_the_50th(directory: Path, name: str, data: bytes) -> Path:
+        nonlocal calls
+        calls += 1
+        if calls == 50:
+            raise StoreError(f"cannot write {directory / name}: No space left on device")
+        return real_write_temp(directory, name, data)
+
+    monkeypatch.setattr(exporter_module, "_write_temp", disk_full_at_the_50th)
+    result = cli("--db", str(fixtures_db), "export", str(tmp_path / "out"), "--batch-size", "100")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot write {tmp_path}/out/")
+    assert result.stderr.endswith(": No space left on device\n")
+    assert names(tmp_path / "out") == set()  # the first batch failed as a whole: nothing renamed, no temp
+
+
+def test_missing_database_is_an_error_and_is_not_created(tmp_path: Path) -> None:
+    result = cli("--db", str(tmp_path / "none.db"), "export", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: no database at {tmp_path}/none.db")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_target_that_is_a_file_is_refused(tmp_path: Path, fixtures_db: Path) -> None:
+    (tmp_path / "f").write_text("not a directory")
+    result = cli("--db", str(fixtures_db), "export", str(tmp_path / "f"))
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {tmp_path}/f exists and is not a directory: pass a directory\n"

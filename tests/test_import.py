@@ -1,0 +1,662 @@
+"""`ckptdb import` on real files: the shared fixtures, make_bad_dir's damaged directories, generated
+directories, and real subprocesses killed or interrupted in the middle and then resumed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import pty
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ckptdb import Checkpoint, open_store
+from ckptdb.cli import main
+from ckptdb.importer import FileOutcome, ImportOptions, Outcome, import_directories
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import gen_echo  # noqa: E402
+from make_bad_dir import expected_for, make_bad_dir  # noqa: E402
+
+TIME = re.compile(r"\(\d+\.\d s\)")
+
+
+# ── helpers ───────────────────────────────────────────────────────────────────────────────────────
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def out(result: Result) -> str:
+    """stdout with the elapsed time normalized."""
+    return TIME.sub("(T s)", result.stdout)
+
+
+def rows(db: Path) -> list[tuple[Any, ...]]:
+    """Every stored row, all columns, by id."""
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT * FROM checkpoints ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def snapshot(directory: Path) -> dict[str, tuple[str, int]]:
+    """Content and mtime of every file below `directory` (to prove sources are never touched)."""
+    found = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            found[str(path.relative_to(directory))] = (file_sha(path), path.stat().st_mtime_ns)
+    return found
+
+
+def outcomes(report_path: Path) -> dict[str, str]:
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    return {entry["relative"]: entry["outcome"] for entry in report["files"]}
+
+
+def write_cp(directory: Path, name: str, checkpoint: Checkpoint) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(checkpoint.to_json().encode("utf-8"))
+    return path
+
+
+def fresh(seed: int | str, **changes: Any) -> Checkpoint:
+    checkpoint = gen_echo.build_checkpoint(gen_echo.make_rng(seed), state_bytes=300)
+    for key, value in changes.items():
+        setattr(checkpoint, key, value)
+    return checkpoint
+
+
+@pytest.fixture
+def bad(tmp_path: Path, fixture_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """make_bad_dir at tmp_path/bad (valid checkpoints copied from the fixtures); cwd is tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    return make_bad_dir(tmp_path / "bad", fixture_dir)
+
+
+# ── outcomes ──────────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("recursive", [False, True], ids=["top-level", "recursive"])
+def test_every_file_gets_make_bad_dirs_expected_outcome(
+    tmp_path: Path, bad: dict[str, str], recursive: bool
+) -> None:
+    before = snapshot(tmp_path / "bad")
+    flags = ["--recursive"] if recursive else []
+    result = cli("--db", "c.db", "import", "bad", *flags, "--report", "r.json")
+    expected = expected_for(bad, recursive=recursive)
+    assert outcomes(tmp_path / "r.json") == expected
+    assert list(outcomes(tmp_path / "r.json")) == list(expected)  # processing order too
+    assert result.exit_code == 3
+    assert snapshot(tmp_path / "bad") == before  # sources never modified
+    stored = {row[0] for row in rows(tmp_path / "c.db")}
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    imported = {entry["id"] for entry in report["files"] if entry["outcome"] == "imported"}
+    assert stored == imported
+
+
+def test_exact_output_and_reasons(tmp_path: Path, bad: dict[str, str]) -> None:
+    result = cli("--db", "c.db", "import", "bad", "--report", "r.json")
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    reasons = {entry["relative"]: entry["reason"] for entry in report["files"]}
+    assert reasons["empty.json"] == "empty file (a save cut short before its data reached disk?)"
+    assert reasons["missing-id.json"] == "field 'id': missing"
+    assert reasons["top-level-array.json"] == "top level is an array, not a checkpoint object"
+    assert reasons["not-utf8.json"].startswith("not UTF-8 (invalid byte 0xe9 at offset ")
+    assert reasons["truncated.json"].startswith("truncated JSON (ends at line ")
+    assert reasons["wrong-enum-case.json"].startswith("field 'interrupt_type': 'BeforeNode' is not one of")
+    assert reasons["negative-step-count.json"].startswith("field 'step_count': expected an unsigned integer")
+    tmp = [name for name in reasons if name.endswith(".json.tmp")]
+    assert [reasons[name] for name in tmp] == ["leftover temp file of an interrupted save: never read"] * 2
+    assert reasons["notes.txt"] == "not a .json file"
+    invalid = [name for name, outcome in bad.items() if outcome == "invalid"]
+    lines = [f"invalid   bad/{name}: {reasons[name]}" for name in invalid]
+    assert out(result) == "\n".join(
+        [*lines, "15 files: 4 imported, 1 unchanged, 0 conflict, 7 invalid, 3 skipped (T s)", ""]
+    )
+    assert result.stderr == ""  # no progress bar when the output is not a terminal
+    assert result.exit_code == 3
+
+
+def test_report_json_content(tmp_path: Path, bad: dict[str, str]) -> None:
+    cli("--db", "c.db", "import", "-r", "bad", "--report", "r.json", "--batch-size", "4")
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["report"] == "ckptdb-import"
+    assert report["database"] == str(tmp_path / "c.db")
+    assert report["dirs"] == ["bad"]
+    assert report["options"] == {
+        "recursive": True,
+        "dry_run": False,
+        "strict": False,
+        "on_conflict": "skip",
+        "batch_size": 4,
+    }
+    assert len(report["files"]) == len(bad) == 18
+    assert all(set(entry) == {"path", "relative", "outcome", "id", "reason"} for entry in report["files"])
+    assert all(entry["path"] == f"bad/{entry['relative']}" for entry in report["files"])
+    by_path = {entry["relative"]: entry for entry in report["files"]}
+    assert by_path["renamed.json"]["id"] == by_path[next(iter(bad))]["id"]
+    conflict = by_path["archive/conflict.json"]
+    assert conflict["reason"].startswith(f"id {conflict['id']} ")
+    assert "different content" in conflict["reason"]
+    summary = report["summary"]
+    assert {k: summary[k] for k in ("imported", "unchanged", "conflict", "invalid", "skipped")} == {
+        "imported": 5,
+        "unchanged": 2,
+        "conflict": 1,
+        "invalid": 7,
+        "skipped": 3,
+    }
+    assert summary["status"] == "completed"
+    assert summary["exit_status"] == 3
+    assert summary["files"] == 18
+    assert summary["rows_written"] == 5
+    assert summary["not_processed"] == 0
+
+
+def test_rows_keep_their_source_and_lose_nothing(tmp_path: Path, bad: dict[str, str]) -> None:
+    cli("--db", "c.db", "import", "-r", "bad")
+    sources = {row[0]: row[-1] for row in rows(tmp_path / "c.db")}
+    first_of: dict[str, str] = {}
+    for rel, outcome in bad.items():
+        if outcome == "imported":
+            checkpoint = Checkpoint.from_json((tmp_path / "bad" / rel).read_bytes())
+            first_of[checkpoint.id] = rel
+    assert sources == {cid: str(tmp_path / "bad" / rel) for cid, rel in first_of.items()}
+
+    async def check() -> None:
+        async with await open_store(tmp_path / "c.db") as store:
+            for cid, rel in first_of.items():
+                loaded = await store.load(cid)
+                assert loaded is not None
+                assert loaded.to_json().encode() == (tmp_path / "bad" / rel).read_bytes()
+
+    asyncio.run(check())
+
+
+def test_rerun_imports_nothing_new(tmp_path: Path, bad: dict[str, str]) -> None:
+    first = cli("--db", "c.db", "import", "-r", "bad")
+    before = rows(tmp_path / "c.db")
+    again = cli("--db", "c.db", "import", "-r", "bad", "--report", "r.json")
+    assert rows(tmp_path / "c.db") == before
+    assert (
+        out(first).splitlines()[-1]
+        == "18 files: 5 imported, 2 unchanged, 1 conflict, 7 invalid, 3 skipped (T s)"
+    )
+    assert (
+        out(again).splitlines()[-1]
+        == "18 files: 0 imported, 7 unchanged, 1 conflict, 7 invalid, 3 skipped (T s)"
+    )
+    got = outcomes(tmp_path / "r.json")
+    assert {rel for rel, outcome in got.items() if outcome == "unchanged"} == {
+        rel for rel, outcome in bad.items() if outcome in ("imported", "unchanged")
+    }
+
+
+def test_clean_directory_exits_zero(tmp_path: Path, fixture_dir: Path) -> None:
+    result = cli("--db", str(tmp_path / "c.db"), "import", str(fixture_dir))
+    assert out(result) == "300 files: 300 imported, 0 unchanged, 0 conflict, 0 invalid, 0 skipped (T s)\n"
+    assert result.exit_code == 0
+    assert len(rows(tmp_path / "c.db")) == 300
+
+
+# ── duplicates and conflicts ──────────────────────────────────────────────────────────────────────
+
+
+def test_duplicates_across_subdirectories_and_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    x = fresh("x")
+    edited = fresh("x", step_count=x.step_count + 1)
+    # Order: top level first, then subdirectories by relative path ("a-b" < "a/b": '-' < '/').
+    write_cp(tmp_path / "one" / "a" / "b", "z-first-in-a-b.json", edited)
+    write_cp(tmp_path / "one" / "a-b", "copy.json", x)
+    write_cp(tmp_path / "one", "zz-top.json", x)
+    write_cp(tmp_path / "one" / "a", "same.json", x)
+    write_cp(tmp_path / "two", "x.json", x)
+    write_cp(tmp_path / "two", "y.json", edited)
+    result = cli("--db", "c.db", "import", "-r", "one", "two", "--report", "r.json", "--batch-size", "2")
+    assert outcomes(tmp_path / "r.json") == {
+        "zz-top.json": "imported",
+        "a/same.json": "unchanged",
+        "a-b/copy.json": "unchanged",
+        "a/b/z-first-in-a-b.json": "conflict",
+        "x.json": "unchanged",
+        "y.json": "conflict",
+    }
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert [entry["path"] for entry in report["files"]] == [
+        "one/zz-top.json",
+        "one/a/same.json",
+        "one/a-b/copy.json",
+        "one/a/b/z-first-in-a-b.json",
+        "two/x.json",
+        "two/y.json",
+    ]
+    assert result.exit_code == 3
+    (stored,) = rows(tmp_path / "c.db")
+    assert stored[-1] == str(tmp_path / "one" / "zz-top.json")
+
+
+@pytest.mark.parametrize("batch_size", ["1", "1000"])
+def test_later_copies_are_compared_with_and_name_the_first_occurrence(
+    tmp_path: Path, batch_size: str
+) -> None:
+    x = fresh("x")
+    write_cp(tmp_path / "d", "a.json", x)
+    write_cp(tmp_path / "d", "b.json", x)
+    write_cp(tmp_path / "d", "c.json", fresh("x", step_count=x.step_count + 5))
+    report_path = tmp_path / "r.json"
+    cli(
+        "--db",
+        str(tmp_path / "c.db"),
+        "import",
+        str(tmp_path / "d"),
+        "--batch-size",
+        batch_size,
+        "--report",
+        str(report_path),
+    )
+    files = json.loads(report_path.read_text())["files"]
+    assert [(e["outcome"], e["reason"]) for e in files] == [
+        ("imported", None),
+        ("unchanged", f"same checkpoint as {tmp_path}/d/a.json"),
+        (
+            "conflict",
+            f"id {x.id} already came from {tmp_path}/d/a.json in this run with different content: "
+            "the first one is kept"
+            if batch_size == "1000"
+            else f"id {x.id} is already stored (from {tmp_path}/d/a.json) with different content: "
+            "kept the stored one (--on-conflict replace overwrites it)",
+        ),
+    ]
+
+
+def test_same_directory_twice_or_nested_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    twice = cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "d"), str(tmp_path / "d"))
+    assert twice.exit_code == 1
+    assert "are the same directory: pass it once" in twice.stderr
+    nested = cli("--db", str(tmp_path / "c.db"), "import", "-r", str(tmp_path / "d"), str(tmp_path / "d/sub"))
+    assert nested.exit_code == 1
+    assert "is inside" in nested.stderr and "pass only the outer one" in nested.stderr
+    assert not (tmp_path / "c.db").exists()
+
+
+def _conflict_setup(tmp_path: Path) -> tuple[Checkpoint, Checkpoint, Checkpoint]:
+    """c.db holds X (v1); dir `new` has a.json = Y (new), b.json = X v2 (different), c.json = Z (new)."""
+    x1 = fresh("x")
+    x2 = fresh("x", state_snapshot={"edited": True})
+    y, z = fresh("y"), fresh("z")
+    write_cp(tmp_path / "old", "x.json", x1)
+    assert cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "old")).exit_code == 0
+    write_cp(tmp_path / "new", "a.json", y)
+    write_cp(tmp_path / "new", "b.json", x2)
+    write_cp(tmp_path / "new", "c.json", z)
+    return x1, x2, y
+
+
+def _stored(db: Path, checkpoint_id: str) -> Checkpoint:
+    async def load() -> Checkpoint:
+        async with await open_store(db) as store:
+            found = await store.load(checkpoint_id)
+            assert found is not None
+            return found
+
+    return asyncio.run(load())
+
+
+def test_on_conflict_skip_keeps_the_stored_row(tmp_path: Path) -> None:
+    x1, _, _ = _conflict_setup(tmp_path)
+    result = cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "new"))
+    assert result.exit_code == 3
+    assert out(result) == (
+        f"conflict  {tmp_path}/new/b.json: id {x1.id} is already stored (from {tmp_path}/old/x.json) with "
+        "different content: kept the stored one (--on-conflict replace overwrites it)\n"
+        "3 files: 2 imported, 0 unchanged, 1 conflict, 0 invalid, 0 skipped (T s)\n"
+    )
+    assert _stored(tmp_path / "c.db", x1.id).to_json() == x1.to_json()
+    assert len(rows(tmp_path / "c.db")) == 3
+
+
+def test_on_conflict_replace_overwrites_and_records_the_new_source(tmp_path: Path) -> None:
+    x1, x2, _ = _conflict_setup(tmp_path)
+    result = cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "new"), "--on-conflict", "replace")
+    assert result.exit_code == 3  # a conflict was found, even if resolved as asked
+    assert "replaced by this file" in result.stdout
+    assert _stored(tmp_path / "c.db", x1.id).to_json() == x2.to_json()
+    source = {row[0]: row[-1] for row in rows(tmp_path / "c.db")}[x1.id]
+    assert source == str(tmp_path / "new" / "b.json")
+    again = cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "new"), "--on-conflict", "replace")
+    assert again.exit_code == 0
+    assert out(again) == "3 files: 0 imported, 3 unchanged, 0 conflict, 0 invalid, 0 skipped (T s)\n"
+
+
+@pytest.mark.parametrize("batch_size", ["1", "1000"])
+def test_on_conflict_fail_stops_before_writing_that_batch(tmp_path: Path, batch_size: str) -> None:
+    x1, _, y = _conflict_setup(tmp_path)
+    before = rows(tmp_path / "c.db")
+    db = str(tmp_path / "c.db")
+    result = cli(
+        "--db", db, "import", str(tmp_path / "new"), "--on-conflict", "fail", "--batch-size", batch_size
+    )
+    assert result.exit_code == 4
+    lines = out(result).splitlines()
+    assert lines[0].startswith(f"conflict  {tmp_path}/new/b.json: id {x1.id} is already stored")
+    assert lines[0].endswith("stopped here (--on-conflict fail); nothing of this batch was written")
+    after = rows(tmp_path / "c.db")
+    if batch_size == "1":  # a.json's batch committed before the conflict
+        assert lines[1] == "3 files: 1 imported, 0 unchanged, 1 conflict, 0 invalid, 0 skipped (T s)"
+        assert [row[0] for row in after] == sorted([x1.id, y.id])
+    else:  # all three in one batch: nothing written
+        assert lines[1] == "3 files: 0 imported, 0 unchanged, 1 conflict, 0 invalid, 0 skipped (T s)"
+        assert after == before
+    assert lines[2].startswith(f"stopped at {tmp_path}/new/b.json (--on-conflict fail)")
+    assert "files not processed" in lines[2]
+
+
+@pytest.mark.parametrize("batch_size", ["1", "1000"])
+def test_replace_never_lets_a_later_copy_in_the_same_run_win(tmp_path: Path, batch_size: str) -> None:
+    x1, x2 = fresh("x"), fresh("x", state_snapshot={"v": 2})
+    x3 = fresh("x", state_snapshot={"v": 3})
+    write_cp(tmp_path / "old", "x.json", x1)
+    cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "old"))
+    write_cp(tmp_path / "new", "a.json", x2)
+    write_cp(tmp_path / "new", "b.json", x3)
+    result = cli(
+        "--db", str(tmp_path / "c.db"), "import", str(tmp_path / "new"),
+        "--on-conflict", "replace", "--batch-size", batch_size, "--report", str(tmp_path / "r.json"),
+    )  # fmt: skip
+    assert outcomes(tmp_path / "r.json") == {"a.json": "conflict", "b.json": "conflict"}
+    assert "the first one is kept" in result.stdout
+    assert _stored(tmp_path / "c.db", x1.id).to_json() == x2.to_json()
+
+
+# ── strict, dry run: the database is left untouched ───────────────────────────────────────────────
+
+
+def test_strict_with_invalid_files_writes_nothing_not_even_a_database(
+    tmp_path: Path, bad: dict[str, str]
+) -> None:
+    result = cli("--db", "c.db", "import", "bad", "--strict", "--report", "r.json")
+    assert result.exit_code == 4
+    assert out(result).splitlines()[-1] == (
+        "--strict: invalid files found, nothing written; an import would give: "
+        "15 files: 4 imported, 1 unchanged, 0 conflict, 7 invalid, 3 skipped (T s)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "r.json"]
+    assert json.loads((tmp_path / "r.json").read_text())["summary"]["status"] == "strict-failed"
+
+
+def test_strict_and_dry_run_leave_an_existing_database_byte_for_byte(
+    tmp_path: Path, bad: dict[str, str]
+) -> None:
+    cli("--db", "c.db", "import", "bad")
+    (tmp_path / "bad" / "extra.json").write_bytes(fresh("extra").to_json().encode())
+    before_rows, before_sha = rows(tmp_path / "c.db"), file_sha(tmp_path / "c.db")
+    strict = cli("--db", "c.db", "import", "bad", "--strict")
+    assert strict.exit_code == 4
+    dry = cli("--db", "c.db", "import", "-r", "bad", "--dry-run", "--report", "dry.json")
+    assert dry.exit_code == 3
+    assert out(dry).splitlines()[-1] == (
+        "dry run, nothing written: 19 files: 2 imported, 6 unchanged, 1 conflict, 7 invalid, 3 skipped (T s)"
+    )
+    assert rows(tmp_path / "c.db") == before_rows
+    assert file_sha(tmp_path / "c.db") == before_sha
+    assert not (tmp_path / "c.db-wal").exists()
+    # What the dry run predicted is exactly what the real run then does.
+    cli("--db", "c.db", "import", "-r", "bad", "--report", "real.json")
+    assert outcomes(tmp_path / "dry.json") == outcomes(tmp_path / "real.json")
+
+
+def test_dry_run_on_a_fresh_path_creates_nothing(tmp_path: Path, bad: dict[str, str]) -> None:
+    result = cli("--db", "new.db", "import", "-r", "bad", "--dry-run", "--report", "dry.json")
+    assert result.exit_code == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "dry.json"]
+    assert outcomes(tmp_path / "dry.json") == bad  # same outcomes as a real import into an empty database
+
+
+def test_strict_with_only_valid_files_imports(tmp_path: Path, fixture_dir: Path) -> None:
+    result = cli("--db", str(tmp_path / "c.db"), "import", str(fixture_dir), "--strict")
+    assert result.exit_code == 0
+    assert len(rows(tmp_path / "c.db")) == 300
+
+
+# ── file system corner cases ──────────────────────────────────────────────────────────────────────
+
+
+def test_symlinks_are_never_followed_out_of_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inside, outside = fresh("inside"), fresh("outside")
+    write_cp(tmp_path / "d", "inside.json", inside)
+    write_cp(tmp_path / "elsewhere", "outside.json", outside)
+    (tmp_path / "d" / "link-in.json").symlink_to(tmp_path / "d" / "inside.json")
+    (tmp_path / "d" / "link-out.json").symlink_to(tmp_path / "elsewhere" / "outside.json")
+    (tmp_path / "d" / "broken.json").symlink_to(tmp_path / "nowhere.json")
+    (tmp_path / "d" / "linked-dir").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "d" / "fifo.json").parent.mkdir(exist_ok=True)
+    os.mkfifo(tmp_path / "d" / "fifo.json")
+    result = cli("--db", "c.db", "import", "-r", "d", "--report", "r.json")
+    report = json.loads((tmp_path / "r.json").read_text())
+    got = {entry["relative"]: (entry["outcome"], entry["reason"]) for entry in report["files"]}
+    assert got == {
+        "broken.json": ("invalid", f"broken symlink: its target {tmp_path}/nowhere.json does not exist"),
+        "fifo.json": ("skipped", "not a regular file (a FIFO, socket or device is never read)"),
+        "inside.json": ("imported", None),
+        "link-in.json": ("unchanged", "same checkpoint as d/inside.json"),
+        "link-out.json": (
+            "skipped",
+            f"symlink to {tmp_path}/elsewhere/outside.json, outside d: not followed",
+        ),
+        "linked-dir": ("skipped", f"symlink to the directory {tmp_path}/elsewhere: not followed"),
+    }
+    assert result.exit_code == 3
+    assert [row[0] for row in rows(tmp_path / "c.db")] == [inside.id]
+    top_only = cli("--db", "c.db", "import", "d", "--report", "r2.json")
+    assert "linked-dir" not in outcomes(tmp_path / "r2.json")  # like a directory: not looked into
+    assert top_only.exit_code == 3
+
+
+def test_undecodable_file_names_are_reported_readably(tmp_path: Path) -> None:
+    directory = tmp_path / "d"
+    directory.mkdir()
+    checkpoint = fresh("latin1-name")
+    name = os.fsdecode(b"caf\xe9.json")
+    (directory / name).write_bytes(checkpoint.to_json().encode())
+    result = cli(
+        "--db", str(tmp_path / "c.db"), "import", str(directory), "--report", str(tmp_path / "r.json")
+    )
+    assert result.exit_code == 0
+    assert outcomes(tmp_path / "r.json") == {"caf\\xe9.json": "imported"}
+    assert rows(tmp_path / "c.db")[0][-1] == f"{directory}/caf\\xe9.json"
+
+
+def test_missing_directory_is_one_line_error(tmp_path: Path) -> None:
+    result = cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "nope"))
+    assert result.exit_code == 1
+    assert (
+        result.stderr == f"Error: {tmp_path}/nope does not exist: pass a directory of echo checkpoint files\n"
+    )
+    assert not (tmp_path / "c.db").exists()
+
+
+# ── the library API ───────────────────────────────────────────────────────────────────────────────
+
+
+async def test_library_import_reports_progress_and_each_outcome_in_order(
+    tmp_path: Path, fixture_dir: Path
+) -> None:
+    calls: list[tuple[str, int, int]] = []
+    seen: list[FileOutcome] = []
+    async with await open_store(tmp_path / "c.db") as store:
+        report = await import_directories(
+            store, [fixture_dir], ImportOptions(batch_size=128), lambda *a: calls.append(a), seen.append
+        )
+        assert await store.count() == 300
+    assert report.counts[Outcome.IMPORTED] == 300 and report.exit_status == 0
+    assert calls == [
+        ("importing", 0, 300),
+        ("importing", 128, 300),
+        ("importing", 256, 300),
+        ("importing", 300, 300),
+    ]
+    assert [o.relative for o in seen] == sorted(p.name for p in fixture_dir.iterdir())
+
+
+# ── real processes: the command as users run it, killed, interrupted, on a terminal ───────────────
+
+
+def _ckptdb(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ckptdb", *args]
+
+
+def _count(db: Path) -> int:
+    try:
+        conn = sqlite3.connect(db, timeout=5)
+        try:
+            return int(conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0  # not created or not migrated yet
+
+
+def _wait_for_rows(db: Path, proc: subprocess.Popen[bytes], at_least: int) -> int:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the import ended (status {proc.returncode}) before it could be stopped")
+        found = _count(db) if db.exists() else 0
+        if found >= at_least:
+            return found
+        time.sleep(0.005)
+    raise AssertionError("no rows appeared")
+
+
+@pytest.fixture(scope="module")
+def big_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4,000 small generated checkpoints: enough for an import to be caught in the middle."""
+    directory = tmp_path_factory.mktemp("big") / "ckpts"
+    gen_echo.generate(directory, 4000, seed=7, state_bytes=200)
+    return directory
+
+
+def test_subprocess_import_prints_the_summary(tmp_path: Path, fixture_dir: Path) -> None:
+    done = subprocess.run(
+        _ckptdb("--db", str(tmp_path / "c.db"), "import", str(fixture_dir)), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert TIME.sub("(T s)", done.stdout) == (
+        "300 files: 300 imported, 0 unchanged, 0 conflict, 0 invalid, 0 skipped (T s)\n"
+    )
+    assert done.stderr == ""  # stderr is a pipe, not a terminal: no progress bar
+
+
+def test_killed_import_resumes_to_exactly_the_uninterrupted_rows(tmp_path: Path, big_dir: Path) -> None:
+    db = tmp_path / "killed.db"
+    proc = subprocess.Popen(
+        _ckptdb("--db", str(db), "import", str(big_dir), "--batch-size", "10", "-q"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_rows(db, proc, 200)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    committed = _count(db)
+    assert 0 < committed < 4000, "killed too late to prove anything: make the directory bigger"
+    assert committed % 10 == 0  # batches commit whole
+    resumed = cli("--db", str(db), "import", str(big_dir))
+    counts = f"{4000 - committed} imported, {committed} unchanged, 0 conflict, 0 invalid, 0 skipped"
+    assert out(resumed) == f"4000 files: {counts} (T s)\n"
+    cli("--db", str(tmp_path / "straight.db"), "import", str(big_dir))
+    assert rows(db) == rows(tmp_path / "straight.db")
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
+
+
+def test_ctrl_c_finishes_the_batch_reports_the_truth_and_resumes(tmp_path: Path, big_dir: Path) -> None:
+    db, report_path = tmp_path / "c.db", tmp_path / "r.json"
+    proc = subprocess.Popen(
+        _ckptdb("--db", str(db), "import", str(big_dir), "--batch-size", "10", "--report", str(report_path)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_rows(db, proc, 100)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert stderr == "interrupted: the batches committed so far are kept; run the same command again\n"
+    report = json.loads(report_path.read_text())  # complete, valid JSON
+    assert report["summary"]["status"] == "interrupted"
+    stored = {row[0] for row in rows(db)}
+    assert 0 < len(stored) < 4000
+    assert {e["id"] for e in report["files"] if e["outcome"] == "imported"} == stored  # tells the truth
+    assert report["summary"]["not_processed"] == 4000 - len(stored)
+    resumed = cli("--db", str(db), "import", str(big_dir))
+    assert resumed.exit_code == 0
+    assert len(rows(db)) == 4000
+
+
+def _run_on_terminal(args: list[str]) -> tuple[int, str]:
+    """Run a command with stdin, stdout and stderr on a pseudo-terminal; returns (status, output)."""
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(args, stdin=follower, stdout=follower, stderr=follower)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: every writer closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=60)
+    finally:
+        os.close(leader)
+    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path: Path, fixture_dir: Path) -> None:
+    status, text = _run_on_terminal(
+        _ckptdb("--db", str(tmp_path / "c.db"), "import", str(fixture_dir), "--batch-size", "50")
+    )
+    assert status == 0
+    assert "Importing" in text and "files/s" in text and "300/300" in text
+    assert "300 files: 300 imported" in text
+    status, text = _run_on_terminal(_ckptdb("--db", str(tmp_path / "q.db"), "import", str(fixture_dir), "-q"))
+    assert status == 0
+    assert (
+        TIME.sub("(T s)", text)
+        == "300 files: 300 imported, 0 unchanged, 0 conflict, 0 invalid, 0 skipped (T s)\r\n"
+    )
