@@ -5,7 +5,7 @@ SQL spellings. The store above it writes one set of SQL (with `?` placeholders) 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,7 +97,7 @@ class Backend(ABC):
         """Run a read on the read connection."""
 
     @abstractmethod
-    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 1000) -> AsyncIterator[Row]:
+    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 1000) -> AsyncGenerator[Row, None]:
         """Rows of a read, a batch at a time, so a million rows never sit in memory at once."""
 
     @abstractmethod
@@ -127,7 +127,7 @@ class Backend(ABC):
         """SQL for the UTF-8 byte length of a text or JSON expression (NULL stays NULL), for sizes."""
 
     @abstractmethod
-    def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncIterator[Row]:
+    def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncGenerator[Row, None]:
         """Run one statement a person typed where it cannot change anything, and stream its result:
         the first item is the tuple of column names, then the rows, a batch at a time.
 

@@ -28,7 +28,7 @@ import functools
 import random
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -348,7 +348,9 @@ class PostgresBackend(Backend):
             raise translate_error(exc, self.target) from None
         return [tuple(record) for record in records]
 
-    async def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 1000) -> AsyncIterator[Row]:
+    async def stream(
+        self, sql: str, params: Sequence[Any] = (), batch: int = 1000
+    ) -> AsyncGenerator[Row, None]:
         """A server-side cursor inside a read-only transaction, `batch` rows per round trip; a read
         whose own LIMIT fits in one batch (newest 20, say) is one plain fetch, one round trip
         instead of four (BEGIN, the cursor, its fetch, COMMIT)."""
@@ -533,7 +535,7 @@ class PostgresBackend(Backend):
     def byte_length_sql(self, expression: str) -> str:
         return f"octet_length(({expression})::text)"
 
-    async def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncIterator[Row]:
+    async def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncGenerator[Row, None]:
         """The statement becomes a cursor (`DECLARE ... CURSOR FOR`, which the server accepts only
         for a query, and never with a data-modifying WITH) in a READ ONLY transaction that is rolled
         back at the end (undoing even a set_config); sent with the extended protocol, which refuses

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
@@ -198,7 +198,9 @@ class SqliteBackend(Backend):
         except sqlite3.Error as exc:
             raise translate_error(exc, self._where()) from None
 
-    async def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 1000) -> AsyncIterator[Row]:
+    async def stream(
+        self, sql: str, params: Sequence[Any] = (), batch: int = 1000
+    ) -> AsyncGenerator[Row, None]:
         _, reader = self._conns()
         try:
             cursor = await reader.execute(sql, params)
@@ -306,7 +308,7 @@ class SqliteBackend(Backend):
         # SQLite 3.40 has no octet_length(); length() counts characters of TEXT but bytes of a BLOB.
         return f"length(CAST({expression} AS BLOB))"
 
-    async def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncIterator[Row]:
+    async def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncGenerator[Row, None]:
         """Three locks, each enough on its own for writes: the file opened `mode=ro`, `PRAGMA
         query_only`, and an authorizer that allows only reads (it alone stops ATTACH and VACUUM
         INTO, which create files whatever the first two say)."""
@@ -383,18 +385,47 @@ _READ_ACTIONS = frozenset(
 # Pragmas that only report, allowed without an argument (with one, most of them would set).
 _REPORTING_PRAGMAS = frozenset(
     (
-        "application_id", "auto_vacuum", "busy_timeout", "cache_size", "collation_list", "compile_options",
-        "data_version", "database_list", "encoding", "foreign_keys", "freelist_count", "function_list",
-        "integrity_check", "journal_mode", "max_page_count", "mmap_size", "module_list", "page_count",
-        "page_size", "pragma_list", "query_only", "quick_check", "schema_version", "synchronous",
-        "table_list", "user_version", "wal_autocheckpoint",
+        "application_id",
+        "auto_vacuum",
+        "busy_timeout",
+        "cache_size",
+        "collation_list",
+        "compile_options",
+        "data_version",
+        "database_list",
+        "encoding",
+        "foreign_keys",
+        "freelist_count",
+        "function_list",
+        "integrity_check",
+        "journal_mode",
+        "max_page_count",
+        "mmap_size",
+        "module_list",
+        "page_count",
+        "page_size",
+        "pragma_list",
+        "query_only",
+        "quick_check",
+        "schema_version",
+        "synchronous",
+        "table_list",
+        "user_version",
+        "wal_autocheckpoint",
     )
 )
 # Pragmas whose argument names what to report on (a table, an index, a schema, a row limit).
 _LOOKUP_PRAGMAS = frozenset(
     (
-        "foreign_key_list", "index_info", "index_list", "index_xinfo", "integrity_check", "quick_check",
-        "table_info", "table_list", "table_xinfo",
+        "foreign_key_list",
+        "index_info",
+        "index_list",
+        "index_xinfo",
+        "integrity_check",
+        "quick_check",
+        "table_info",
+        "table_list",
+        "table_xinfo",
     )
 )
 
