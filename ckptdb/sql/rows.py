@@ -7,6 +7,7 @@ from typing import Any
 from ckptdb.echo_json import dumps_compact, loads_trusted
 from ckptdb.errors import InvalidCheckpointError, StoreError
 from ckptdb.model import (
+    FIELD_ORDER,
     MAX_NANOS,
     MIN_NANOS,
     Checkpoint,
@@ -18,20 +19,8 @@ from ckptdb.model import (
 
 I64_MAX = 2**63 - 1
 
-COLUMNS = (
-    "id",
-    "graph_name",
-    "current_node",
-    "state_snapshot",
-    "path",
-    "step_count",
-    "created_at",
-    "pending_action",
-    "interrupt_type",
-    "created_at_text",
-    "extra",
-    "source",
-)
+# The echo fields in file order, then what the typed columns cannot hold and where a row came from.
+COLUMNS = (*FIELD_ORDER, "created_at_text", "extra", "source")
 _SELECT_FULL = ", ".join(COLUMNS[:-1])
 
 UPSERT = (
