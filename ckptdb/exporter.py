@@ -7,8 +7,10 @@ the batch's files are reported. On Linux a batch's temp files are made durable b
 call (one journal commit for the whole batch: fsyncing each file would cap the export at about
 1,200 files/s on an ordinary disk, however many threads did it); elsewhere, or with
 `fsync_each_file`, each file goes through `files.write_file_atomic` (fsync per file) in a pool of
-threads, so that many fsyncs share each journal commit. Encoding runs in the writing thread while
-the next batch is read from the database.
+threads, so that many fsyncs share each journal commit.
+
+This process reads and encodes; for big exports a helper process writes (`importer.helper_pool`),
+so the encoding and the file system's waits overlap without fighting over one GIL.
 
 Existing files are never overwritten with different content unless asked (`overwrite`): a file
 holding the same checkpoint is left as it is and counted "unchanged".
@@ -25,7 +27,8 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -33,7 +36,7 @@ from typing import Any, cast
 
 from ckptdb.errors import CkptdbError, InvalidIdError, StoreError
 from ckptdb.files import check_file_id, fsync_directory, write_file_atomic
-from ckptdb.importer import canonical_json, printable
+from ckptdb.importer import canonical_json, helper_pool, printable
 from ckptdb.model import Checkpoint
 from ckptdb.sql.store import SqlCheckpointStore
 from ckptdb.store import CheckpointQuery
@@ -65,6 +68,8 @@ class ExportOptions:
     write_threads: int = DEFAULT_WRITE_THREADS
     fsync_each_file: bool = False
     """fsync every file on its own, even where one file-system sync per batch is available."""
+    parallel: bool = True
+    """Write big exports from a helper process (see `importer.helper_pool`)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -179,15 +184,14 @@ class _Staged:
     target: Path | None = None
 
 
-def _stage(directory: Path, checkpoint: Checkpoint, overwrite: bool, fsync_each: bool) -> _Staged:
-    """Decide one checkpoint and write it: all the way (`files.write_file_atomic`, fsynced) with
+_Encoded = tuple[str, str, bytes]
+"""A checkpoint ready to write: (id, file name, file content)."""
+
+
+def _stage(directory: Path, item: _Encoded, overwrite: bool, fsync_each: bool) -> _Staged:
+    """Decide one file and write it: all the way (`files.write_file_atomic`, fsynced) with
     `fsync_each`, else to a temp file that the batch makes durable and renames."""
-    checkpoint_id = checkpoint.id
-    try:
-        name = check_file_id(checkpoint_id) + ".json"
-    except InvalidIdError as exc:
-        return _Staged(ExportedFile(checkpoint_id, None, ExportOutcome.SKIPPED, printable(str(exc))))
-    data = checkpoint.to_json().encode("utf-8")
+    checkpoint_id, name, data = item
     target = directory / name
     shown = printable(str(target))
     existing: bytes | None
@@ -228,47 +232,67 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _write_batch(
-    directory: Path, batch: Sequence[Checkpoint], overwrite: bool, pool: ThreadPoolExecutor, fsync_each: bool
+def write_batch(
+    directory: Path, items: Sequence[_Encoded], overwrite: bool, fsync_each: bool, threads: int
 ) -> list[ExportedFile]:
-    """Write a batch, atomically and durably, then fsync the directory once.
+    """Write a batch, atomically and durably, then fsync the directory once (runs in the export's
+    helper process, or a thread for small exports).
 
-    Either every file is fsynced on its own by a pool of threads (`fsync_each`), or the batch's
-    temp files are written, made durable together (`sync_filesystem`), and only then renamed into
-    place: in both cases a name never points at content that is not on disk.
+    Either every file is fsynced on its own by a pool of threads, so that their waits overlap
+    (`fsync_each`), or the batch's temp files are written one after the other (threads only
+    contend for the directory's lock there: measured twice as slow), made durable together
+    (`sync_filesystem`), and only then renamed into place. In both cases a name never points at
+    content that is not on disk.
     """
+    if not fsync_each:
+        return _write_batch(directory, items, overwrite, False, None)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ckptdb-write") as pool:
+        return _write_batch(directory, items, overwrite, True, pool)
+
+
+def _write_batch(
+    directory: Path,
+    items: Sequence[_Encoded],
+    overwrite: bool,
+    fsync_each: bool,
+    pool: ThreadPoolExecutor | None,
+) -> list[ExportedFile]:
     staged: list[_Staged] = []
     try:
-        # Creating a file waits on the file system's journal more than on the CPU: a pool of
-        # threads overlaps those waits (and, with fsync_each, the fsyncs).
-        futures = [pool.submit(_stage, directory, checkpoint, overwrite, fsync_each) for checkpoint in batch]
-        failure: BaseException | None = None
-        for future in futures:  # collect every success first, so that a failure cleans all of them up
-            try:
-                staged.append(future.result())
-            except BaseException as exc:
-                failure = failure or exc
-        if failure is not None:
-            raise failure
-        if not fsync_each:
-            temps = [item for item in staged if item.tmp is not None]
-            if temps and not sync_filesystem(directory):
-                list(pool.map(_fsync_file, [item.tmp for item in temps if item.tmp is not None]))
-            for item in temps:
-                assert item.tmp is not None and item.target is not None
+        if pool is None:
+            for item in items:
+                staged.append(_stage(directory, item, overwrite, fsync_each))
+        else:
+            futures = [pool.submit(_stage, directory, item, overwrite, fsync_each) for item in items]
+            failure: BaseException | None = None
+            for future in futures:  # collect every success first, so that a failure cleans them all up
                 try:
-                    os.replace(item.tmp, item.target)
+                    staged.append(future.result())
+                except BaseException as exc:
+                    failure = failure or exc
+            if failure is not None:
+                raise failure
+        if not fsync_each:
+            temps = [entry for entry in staged if entry.tmp is not None]
+            if temps and not sync_filesystem(directory):
+                for entry in temps:
+                    assert entry.tmp is not None
+                    _fsync_file(entry.tmp)
+            for entry in temps:
+                assert entry.tmp is not None and entry.target is not None
+                try:
+                    os.replace(entry.tmp, entry.target)
                 except OSError as exc:
                     raise StoreError(
-                        f"cannot write {printable(str(item.target))}: {exc.strerror or exc}"
+                        f"cannot write {printable(str(entry.target))}: {exc.strerror or exc}"
                     ) from None
-                item.tmp = None
+                entry.tmp = None
     except BaseException:
-        for item in staged:  # leave no temp file behind a failed batch
-            if item.tmp is not None:
-                item.tmp.unlink(missing_ok=True)
+        for entry in staged:  # leave no temp file behind a failed batch
+            if entry.tmp is not None:
+                entry.tmp.unlink(missing_ok=True)
         raise
-    results = [item.result for item in staged]
+    results = [entry.result for entry in staged]
     if any(r.outcome in (ExportOutcome.EXPORTED, ExportOutcome.OVERWRITTEN) for r in results):
         fsync_directory(directory)
     return results
@@ -298,16 +322,36 @@ async def export_checkpoints(
     """
     options = options or ExportOptions()
     query = query or CheckpointQuery(limit=None)
-    target = Path(directory)
+    total = await store.count(query)
+    helper = helper_pool(total, options.parallel)
+    try:
+        return await _export(
+            store, Path(directory), query, options, progress_callback, on_file, total, helper
+        )
+    finally:
+        if helper is not None:
+            helper.shutdown(wait=True, cancel_futures=True)
+
+
+async def _export(
+    store: SqlCheckpointStore,
+    target: Path,
+    query: CheckpointQuery,
+    options: ExportOptions,
+    progress_callback: ProgressCallback | None,
+    on_file: Callable[[ExportedFile], None] | None,
+    total: int,
+    helper: ProcessPoolExecutor | None,
+) -> ExportReport:
     _prepare_directory(target)
-    report = ExportReport()
+    report = ExportReport(total=total)
     started = time.perf_counter()
-    report.total = await store.count(query)
     if progress_callback is not None:
         progress_callback("exporting", 0, report.total)
-    pool = ThreadPoolExecutor(max_workers=options.write_threads, thread_name_prefix="ckptdb-export")
     fsync_each = options.fsync_each_file or _SYNCFS is None
-    pending: asyncio.Task[list[ExportedFile]] | None = None
+    loop = asyncio.get_running_loop()
+    local = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ckptdb-export")
+    pending: tuple[asyncio.Future[list[ExportedFile]], list[_Encoded]] | None = None
 
     def emit(results: Sequence[ExportedFile]) -> None:
         if not results:
@@ -319,13 +363,50 @@ async def export_checkpoints(
         if progress_callback is not None:
             progress_callback("exporting", report.done, report.total)
 
+    def drop_helper() -> None:
+        """The helper process could not start (an unguarded main script?): write from here."""
+        nonlocal helper
+        if helper is not None:
+            helper.shutdown(wait=False, cancel_futures=True)
+        helper = None
+
+    def write(items: list[_Encoded]) -> asyncio.Future[list[ExportedFile]]:
+        args = (target, items, options.overwrite, fsync_each, options.write_threads)
+        if helper is not None:
+            try:
+                return loop.run_in_executor(helper, write_batch, *args)
+            except BrokenProcessPool:
+                drop_helper()
+        return loop.run_in_executor(local, write_batch, *args)
+
+    async def finish() -> None:
+        """Wait for the batch being written (shielded: a Ctrl-C waits for it), then report it."""
+        nonlocal pending
+        assert pending is not None
+        job, items = pending
+        try:
+            results = await asyncio.shield(job)
+        except BrokenProcessPool:
+            drop_helper()
+            results = await asyncio.shield(write(items))
+        pending = None
+        emit(results)
+
     async def flush(batch: list[Checkpoint]) -> None:
         nonlocal pending
+        items: list[_Encoded] = []
+        unsafe: list[ExportedFile] = []
+        for checkpoint in batch:  # encode here while the previous batch is being written
+            try:
+                name = check_file_id(checkpoint.id) + ".json"
+            except InvalidIdError as exc:
+                unsafe.append(ExportedFile(checkpoint.id, None, ExportOutcome.SKIPPED, printable(str(exc))))
+                continue
+            items.append((checkpoint.id, name, checkpoint.to_json().encode("utf-8")))
         if pending is not None:
-            emit(await asyncio.shield(pending))  # shielded: a Ctrl-C waits for the batch instead
-            pending = None
-        job = asyncio.to_thread(_write_batch, target, batch, options.overwrite, pool, fsync_each)
-        pending = asyncio.create_task(job)  # written while the next batch is read
+            await finish()
+        emit(unsafe)
+        pending = (write(items), items)
 
     try:
         batch: list[Checkpoint] = []
@@ -337,16 +418,15 @@ async def export_checkpoints(
         if batch:
             await flush(batch)
         if pending is not None:
-            emit(await asyncio.shield(pending))
-            pending = None
+            await finish()
     except asyncio.CancelledError:
         report.interrupted = True
         if pending is not None:  # finish the batch being written: its files are then durable
             with contextlib.suppress(Exception):
-                emit(await pending)
+                await finish()
         raise
     finally:
-        pool.shutdown(wait=True)
+        local.shutdown(wait=True)
         report.elapsed = time.perf_counter() - started
     return report
 
@@ -378,12 +458,30 @@ async def run_export(
     *,
     progress_callback: ProgressCallback | None = None,
 ) -> ExportReport:
-    """The whole `ckptdb export`: open the existing database (never create one), export, close."""
+    """The whole `ckptdb export`: open the existing database (never create one), export, close.
+
+    The matches are counted on a connection closed again before the helper process is forked, so
+    the fork happens while this process runs no database threads (see `importer.helper_pool`).
+    """
+    options = options or ExportOptions()
+    query = query or CheckpointQuery(limit=None)
     store = await SqlCheckpointStore.open(db, create=False)
     try:
-        return await export_checkpoints(store, directory, query, options, progress_callback)
+        total = await store.count(query)
     finally:
         await store.close()
+    helper = helper_pool(total, options.parallel)
+    try:
+        store = await SqlCheckpointStore.open(db, create=False)
+        try:
+            return await _export(
+                store, Path(directory), query, options, progress_callback, None, total, helper
+            )
+        finally:
+            await store.close()
+    finally:
+        if helper is not None:
+            helper.shutdown(wait=True, cancel_futures=True)
 
 
 def report_json(report: ExportReport) -> dict[str, Any]:

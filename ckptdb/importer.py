@@ -20,10 +20,16 @@ import contextlib
 import hashlib
 import heapq
 import json
+import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -78,6 +84,9 @@ class ImportOptions:
     strict: bool = False
     on_conflict: OnConflict = "skip"
     batch_size: int = DEFAULT_BATCH_SIZE
+    parallel: bool = True
+    """Parse big imports in a helper process (see `helper_pool`; forked on Linux, spawned elsewhere,
+    where a script must then guard its entry point with `if __name__ == "__main__":`)."""
 
     def __post_init__(self) -> None:
         if self.on_conflict not in ON_CONFLICT_CHOICES:
@@ -452,33 +461,105 @@ def _read_file(path: str) -> bytes:
         os.close(fd)
 
 
-def _load(item: _Item, want_digest: bool) -> None:
-    """Read, parse and encode one candidate file; a failure makes the item invalid, with why."""
-    assert item.read_from is not None
+_Parsed = tuple[str | None, tuple[Any, ...] | None, bytes | None, str | None]
+"""One file read: (id, row, canonical digest or None, None), or (None, None, None, why it is invalid)."""
+
+
+def parse_file(read_from: str, source: str, want_digest: bool) -> _Parsed:
+    """Read, parse and encode one candidate file (runs in the parser process for big imports)."""
     try:
-        data = _read_file(item.read_from)
+        data = _read_file(read_from)
     except OSError as exc:
-        item.outcome, item.reason = Outcome.INVALID, f"cannot read: {exc.strerror or exc}"
-        return
+        return None, None, None, f"cannot read: {exc.strerror or exc}"
     try:
         checkpoint = Checkpoint.from_json(data)
-        item.row = sqlrows.to_row(checkpoint, item.source)
+        row = sqlrows.to_row(checkpoint, source)
     except InvalidCheckpointError as exc:
-        item.outcome, item.reason = Outcome.INVALID, printable(_reason(exc))
-        return
+        return None, None, None, printable(_reason(exc))
     except (ValueError, TypeError, RecursionError) as exc:  # one odd file must not stop 100,000
-        reason = f"not a readable checkpoint ({type(exc).__name__}: {exc})"
-        item.outcome, item.reason = Outcome.INVALID, printable(reason)
-        return
-    item.checkpoint_id = checkpoint.id
-    if want_digest:
-        item.digest = _digest(checkpoint)
+        return None, None, None, printable(f"not a readable checkpoint ({type(exc).__name__}: {exc})")
+    return checkpoint.id, row, _digest(checkpoint) if want_digest else None, None
 
 
-def _load_batch(items: Sequence[_Item], want_digest: bool) -> None:
-    for item in items:
-        if item.read_from is not None:
-            _load(item, want_digest)
+def parse_files(jobs: Sequence[tuple[str, str]], want_digest: bool) -> list[_Parsed]:
+    """`parse_file` for each (file to read, source); the unit of work sent to the parser process."""
+    return [parse_file(read_from, source, want_digest) for read_from, source in jobs]
+
+
+def _jobs(batch: Sequence[_Item]) -> list[tuple[str, str]]:
+    return [(item.read_from, item.source) for item in batch if item.read_from is not None]
+
+
+def _apply(batch: Sequence[_Item], parsed: Sequence[_Parsed]) -> None:
+    """Give the batch's candidates what the parser found (in the order `_jobs` listed them)."""
+    results = iter(parsed)
+    for item in batch:
+        if item.read_from is None:
+            continue
+        item.checkpoint_id, item.row, item.digest, invalid = next(results)
+        if invalid is not None:
+            item.outcome, item.reason = Outcome.INVALID, invalid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # killed but not yet reaped by its parent: a zombie is as good as gone
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _exit_with(pid: int) -> None:
+    while _alive(pid):
+        time.sleep(0.25)
+    os._exit(0)
+
+
+def init_helper_process(owner_pid: int) -> None:
+    """Set up a helper process (the import's parser, the export's writer). Ctrl-C is the owner's
+    to handle (it stops its helpers cleanly). And a helper must not outlive its owner: if the owner
+    is killed, a pool worker would wait for work forever (it holds its own queue's write end),
+    keeping its forkserver alive."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(owner_pid,), daemon=True, name="ckptdb-watch").start()
+
+
+PARALLEL_MIN_FILES = 2000
+"""Below this many files a helper process costs more to start than it saves."""
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def helper_pool(total: int, enabled: bool) -> ProcessPoolExecutor | None:
+    """One helper process, started now, when there are two CPUs to share and enough files to pay
+    for it; None otherwise (the work then stays in this process).
+
+    Why a process and not a thread: the import's parsing (and the export's encoding) is pure
+    Python, and the database thread, or the file-writing threads, release and retake the GIL around
+    every row or system call; next to a busy thread each retake waits, and threaded pipelines
+    measured no faster than no overlap at all.
+
+    On Linux the helper is forked: it shares this process's pages, and unlike `forkserver` or
+    `spawn` it never re-runs the main module (an unguarded script would run its own top level again
+    in the child). Call this before opening a store where possible, while the process has no other
+    threads; the child only parses or writes files, never touches inherited database handles, and
+    ends with `os._exit`. Elsewhere `spawn` is used (and a script must guard its entry point).
+    """
+    if not enabled or total < PARALLEL_MIN_FILES or (os.cpu_count() or 1) < 2:
+        return None
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    context = multiprocessing.get_context(method)
+    pool = ProcessPoolExecutor(1, context, initializer=init_helper_process, initargs=(os.getpid(),))
+    pool.submit(_ready).result()  # fork now, not later from a thread-laden moment
+    return pool
 
 
 # ── the import ────────────────────────────────────────────────────────────────────────────────────
@@ -494,6 +575,7 @@ class _Importer:
     report: ImportReport
     on_file: Callable[[FileOutcome], None] | None
     progress: ProgressCallback | None
+    helper: ProcessPoolExecutor | None = None  # parses batches when given (see `helper_pool`)
     seen: set[str] = field(default_factory=set)  # on_conflict="replace": ids decided by this run
     dry_seen: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # dry run: id -> (digest, path)
 
@@ -614,18 +696,48 @@ class _Importer:
 
     async def run(self, roots: Sequence[SourceDir]) -> None:
         options, report = self.options, self.report
+        want_digest = options.dry_run
         pending: _Pending | None = None
         if self.progress is not None:
             self.progress("importing", 0, report.total)
-        # One thread, always the same: every extra thread parsing would get its own malloc arena,
-        # and peak memory would creep up with the number of batches.
-        parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ckptdb-import")
+        pool = self.helper
         loop = asyncio.get_running_loop()
+        parsing: deque[tuple[list[_Item], asyncio.Future[list[_Parsed]] | None]] = deque()
+        batches = _batches(_iter_items(roots, options.recursive), options.batch_size)
+
+        def submit() -> None:
+            """Queue the next batch for the parser process (two ahead keep it busy)."""
+            nonlocal pool
+            batch = next(batches, None)
+            if batch is None:
+                return
+            job = None
+            if pool is not None:
+                try:
+                    job = loop.run_in_executor(pool, parse_files, _jobs(batch), want_digest)
+                except BrokenProcessPool:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = None
+            parsing.append((batch, job))
+
+        async def parsed(batch: list[_Item], job: asyncio.Future[list[_Parsed]] | None) -> list[_Parsed]:
+            nonlocal pool
+            if job is not None:
+                try:
+                    return await job
+                except BrokenProcessPool:  # the process could not start (an unguarded main script?)
+                    if pool is not None:
+                        pool.shutdown(wait=False, cancel_futures=True)
+                    pool = None
+            return parse_files(_jobs(batch), want_digest)
+
         try:
-            for batch in _batches(_iter_items(roots, options.recursive), options.batch_size):
-                # Read and parse in the parser thread while the previous batch commits: the event
-                # loop must stay free to drive the database thread through BEGIN, INSERT, COMMIT.
-                await loop.run_in_executor(parser, _load_batch, batch, options.dry_run)
+            submit()
+            submit()
+            while parsing:
+                batch, job = parsing.popleft()
+                _apply(batch, await parsed(batch, job))
+                submit()
                 if pending is not None:
                     # The previous batch must be committed before looking ids up: it may hold some.
                     await self._finish(pending)
@@ -638,6 +750,7 @@ class _Importer:
                 task = None
                 if rows and not options.dry_run:
                     task = asyncio.create_task(self._write(rows))
+                    await asyncio.sleep(0)  # let it hand the transaction to the database thread
                 pending = (task, batch, 0 if options.dry_run else len(rows))
             if pending is not None:
                 await self._finish(pending)
@@ -649,8 +762,6 @@ class _Importer:
                 with contextlib.suppress(Exception):  # rolled back: the re-run imports those files
                     await self._finish(pending)
             raise
-        finally:
-            parser.shutdown(wait=True)
 
 
 _Pending = tuple["asyncio.Task[None] | None", list[_Item], int]
@@ -665,7 +776,7 @@ async def _validate(
     invalid = done = 0
     for item in _iter_items(roots, options.recursive):
         if item.read_from is not None:
-            _load(item, False)
+            invalid += parse_file(item.read_from, item.source, False)[3] is not None
         invalid += item.outcome is Outcome.INVALID
         done += 1
         if done % options.batch_size == 0:
@@ -694,12 +805,14 @@ async def _import_roots(
     on_file: Callable[[FileOutcome], None] | None,
     report: ImportReport,
     started: float,
+    helper: ProcessPoolExecutor | None,
 ) -> ImportReport:
     try:
         if store is None and not options.dry_run:
             raise CkptdbError("no store to import into (only a dry run can work without a database)")
-        report.total = count_files(roots, options.recursive)
-        importer = _Importer(store, options, report, on_file, progress_callback)
+        if not report.total:
+            report.total = count_files(roots, options.recursive)
+        importer = _Importer(store, options, report, on_file, progress_callback, helper)
         await importer.run(roots)
     finally:
         report.elapsed = time.perf_counter() - started
@@ -730,7 +843,13 @@ async def import_directories(
     roots = resolve_dirs(dirs, recursive=options.recursive)
     report = ImportReport(dry_run=options.dry_run)
     options = await _strict_options(roots, options, progress_callback)
-    return await _import_roots(store, roots, options, progress_callback, on_file, report, started)
+    report.total = count_files(roots, options.recursive)
+    helper = helper_pool(report.total, options.parallel)
+    try:
+        return await _import_roots(store, roots, options, progress_callback, on_file, report, started, helper)
+    finally:
+        if helper is not None:
+            helper.shutdown(wait=True, cancel_futures=True)
 
 
 # ── the report file, and the whole job for the CLI ───────────────────────────────────────────────
@@ -804,13 +923,21 @@ async def run_import(
     try:
         # Validate before opening: a failed strict run must not even create the database.
         options = await _strict_options(roots, options, progress_callback)
-        store = await _open_store(db, dry_run=options.dry_run)
-        on_file = None if writer is None else writer.add
+        report.total = count_files(roots, options.recursive)
+        helper = helper_pool(report.total, options.parallel)  # before the store starts its threads
         try:
-            await _import_roots(store, roots, options, progress_callback, on_file, report, started)
+            store = await _open_store(db, dry_run=options.dry_run)
+            on_file = None if writer is None else writer.add
+            try:
+                await _import_roots(
+                    store, roots, options, progress_callback, on_file, report, started, helper
+                )
+            finally:
+                if store is not None:
+                    await store.close()
         finally:
-            if store is not None:
-                await store.close()
+            if helper is not None:
+                helper.shutdown(wait=True, cancel_futures=True)
     except (KeyboardInterrupt, asyncio.CancelledError):
         report.status = Status.INTERRUPTED
         raise

@@ -553,6 +553,23 @@ def _wait_for_rows(db: Path, proc: subprocess.Popen[bytes], at_least: int) -> in
     raise AssertionError("no rows appeared")
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (from /proc: parent ids)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
 @pytest.fixture(scope="module")
 def big_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4,000 small generated checkpoints: enough for an import to be caught in the middle."""
@@ -575,19 +592,25 @@ def test_subprocess_import_prints_the_summary(tmp_path: Path, fixture_dir: Path)
 def test_killed_import_resumes_to_exactly_the_uninterrupted_rows(tmp_path: Path, big_dir: Path) -> None:
     db = tmp_path / "killed.db"
     proc = subprocess.Popen(
-        _ckptdb("--db", str(db), "import", str(big_dir), "--batch-size", "10", "-q"),
+        _ckptdb("--db", str(db), "import", str(big_dir), "--batch-size", "5", "-q"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         _wait_for_rows(db, proc, 200)
+        helpers = _descendants(proc.pid)  # the parser process (and its forkserver)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    assert helpers, "a 4,000-file import should parse in a helper process"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in helpers):
+        time.sleep(0.05)
+    assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()], "helpers outlived the import"
     committed = _count(db)
     assert 0 < committed < 4000, "killed too late to prove anything: make the directory bigger"
-    assert committed % 10 == 0  # batches commit whole
+    assert committed % 5 == 0  # batches commit whole
     resumed = cli("--db", str(db), "import", str(big_dir))
     counts = f"{4000 - committed} imported, {committed} unchanged, 0 conflict, 0 invalid, 0 skipped"
     assert out(resumed) == f"4000 files: {counts} (T s)\n"
@@ -601,13 +624,13 @@ def test_killed_import_resumes_to_exactly_the_uninterrupted_rows(tmp_path: Path,
 def test_ctrl_c_finishes_the_batch_reports_the_truth_and_resumes(tmp_path: Path, big_dir: Path) -> None:
     db, report_path = tmp_path / "c.db", tmp_path / "r.json"
     proc = subprocess.Popen(
-        _ckptdb("--db", str(db), "import", str(big_dir), "--batch-size", "10", "--report", str(report_path)),
+        _ckptdb("--db", str(db), "import", str(big_dir), "--batch-size", "2", "--report", str(report_path)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        _wait_for_rows(db, proc, 100)
+        _wait_for_rows(db, proc, 50)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
