@@ -6,11 +6,12 @@ sorted by code point. So "the first occurrence of an id wins" means the same thi
 and an interrupted import resumed with the same command ends exactly where an uninterrupted one
 would have: committed batches are found "unchanged", the rest is imported.
 
-Rows are written a batch per transaction while the next batch is read and parsed (the database
-works in its own thread). Memory stays flat: one batch of rows in flight, one directory's sorted
-names packed into one string, nothing per file kept across batches except the ids seen with
-`on_conflict="replace"` (to keep the first occurrence) and content digests in a dry run (where the
-database cannot remember what this run would have written).
+Rows are written a batch per transaction while the next batches are read and parsed: for big
+imports in a helper process (`helper_pool`), so parsing uses the second CPU instead of fighting
+the database thread for the GIL. Memory stays flat: a few batches in flight, one directory's
+sorted names packed into a few strings, nothing per file kept across batches except the ids seen
+with `on_conflict="replace"` (to keep the first occurrence) and content digests in a dry run
+(where the database cannot remember what this run would have written).
 """
 
 from __future__ import annotations
@@ -322,6 +323,7 @@ class _Item:
     checkpoint_id: str | None = None
     row: tuple[Any, ...] | None = None
     digest: bytes | None = None  # canonical content digest, dry runs only
+    wrote: bool = False  # its row is in the batch's write
 
 
 _TMP_REASON = "leftover temp file of an interrupted save: never read"
@@ -641,6 +643,7 @@ class _Importer:
             if prior is None:
                 item.outcome = Outcome.IMPORTED
                 rows.append(row)
+                item.wrote = not options.dry_run
                 kept = row
             elif self._same(item, prior):
                 item.outcome, item.reason = Outcome.UNCHANGED, f"same checkpoint as {where}"
@@ -665,6 +668,7 @@ class _Importer:
                     why = "replaced by this file (--on-conflict replace)"
                     rows.append(row)
                     self.report.replaced += 0 if options.dry_run else 1
+                    item.wrote = not options.dry_run
                     kept = row
                 else:
                     why = "kept the stored one (--on-conflict replace overwrites it)"
@@ -681,17 +685,37 @@ class _Importer:
             self.seen.update(batch)
         return rows, None
 
-    async def _write(self, rows: list[tuple[Any, ...]]) -> None:
+    async def _write(self, rows: list[tuple[Any, ...]]) -> _Written:
+        """Write a batch's rows in one transaction. A database that refuses a row before the
+        transaction starts (PostgreSQL: U+0000 in an id or name) refuses the whole batch; then each
+        row is written alone, as `copy` does, and the refused ones are returned (id -> why)."""
         assert self.store is not None
-        await self.store.save_rows(rows, replace=self.options.on_conflict == "replace")
+        replace_rows = self.options.on_conflict == "replace"
+        try:
+            await self.store.save_rows(rows, replace=replace_rows)
+            return len(rows), {}
+        except InvalidCheckpointError:
+            pass
+        written, refused = 0, {}
+        for row in rows:
+            try:
+                await self.store.save_rows([row], replace=replace_rows)
+                written += 1
+            except InvalidCheckpointError as exc:
+                refused[row[0]] = printable(_reason(exc))
+        return written, refused
 
     async def _finish(self, pending: _Pending) -> None:
         """Wait for a batch's transaction, then make its outcomes final. The write is shielded: a
         Ctrl-C must not cut the wait short and leave the report saying less than was committed."""
-        task, items, count = pending
-        if task is not None:
-            await asyncio.shield(task)
-        self.report.written += count
+        task, items = pending
+        written, refused = (0, {}) if task is None else await asyncio.shield(task)
+        self.report.written += written
+        for item in items:
+            if item.wrote and item.checkpoint_id in refused:  # the database cannot hold this one
+                if item.outcome is Outcome.CONFLICT:
+                    self.report.replaced -= 1
+                item.outcome, item.reason = Outcome.INVALID, refused[item.checkpoint_id]
         self.emit(items)
 
     async def run(self, roots: Sequence[SourceDir]) -> None:
@@ -751,7 +775,7 @@ class _Importer:
                 if rows and not options.dry_run:
                     task = asyncio.create_task(self._write(rows))
                     await asyncio.sleep(0)  # let it hand the transaction to the database thread
-                pending = (task, batch, 0 if options.dry_run else len(rows))
+                pending = (task, batch)
             if pending is not None:
                 await self._finish(pending)
                 pending = None
@@ -764,8 +788,10 @@ class _Importer:
             raise
 
 
-_Pending = tuple["asyncio.Task[None] | None", list[_Item], int]
-"""A batch whose rows are being written: (the write, its items, how many rows)."""
+_Written = tuple[int, dict[str, str]]
+"""What a batch write did: (rows written, refused id -> why)."""
+_Pending = tuple["asyncio.Task[_Written] | None", list[_Item]]
+"""A batch whose rows are being written: (the write, its items)."""
 
 
 async def _validate(

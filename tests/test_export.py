@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import canonical_sha256
+from conftest import canonical_sha256, pg_database_url
+from helpers.processes import descendants, wait_gone
 
 from ckptdb import Checkpoint, FileCheckpointStore, InterruptType, StoreError, Timestamp, open_store
 from ckptdb import exporter as exporter_module
@@ -145,6 +146,36 @@ def test_edge_cases_round_trip_byte_for_byte(tmp_path: Path) -> None:
         written = (tmp_path / "out" / f"{checkpoint.id}.json").read_bytes()
         assert written == original, name
         assert canonical_sha256(written) == canonical_sha256(original), name
+
+
+@pytest.mark.postgres
+def test_round_trip_through_postgresql_refusing_only_what_it_cannot_hold(
+    tmp_path: Path, fixture_dir: Path
+) -> None:
+    """PostgreSQL text cannot hold U+0000: the one file with a NUL in its graph name is refused (its
+    batch's other rows are still written), everything else comes back byte for byte."""
+    url = pg_database_url()
+    edges = tmp_path / "edges"
+    edges.mkdir()
+    for name, checkpoint in _edge_cases().items():
+        (edges / f"{name}.json").write_bytes(checkpoint.to_json().encode("utf-8"))
+    result = cli("--db", url, "import", str(fixture_dir), str(edges), "--report", str(tmp_path / "r.json"))
+    assert result.exit_code == 3
+    files = json.loads((tmp_path / "r.json").read_text())["files"]
+    refused = [entry for entry in files if entry["outcome"] != "imported"]
+    assert [(entry["relative"], entry["outcome"]) for entry in refused] == [("nul.json", "invalid")]
+    assert refused[0]["reason"].startswith("field 'graph_name': contains U+0000 (NUL)")
+    assert (
+        out(result).splitlines()[-1]
+        == "309 files: 308 imported, 0 unchanged, 0 conflict, 1 invalid, 0 skipped (T s)"
+    )
+    exported = cli("--db", url, "export", str(tmp_path / "out"))
+    assert exported.exit_code == 0
+    originals = {p.name: p.read_bytes() for p in fixture_dir.iterdir()}
+    originals |= {
+        f"{cp.id}.json": cp.to_json().encode("utf-8") for name, cp in _edge_cases().items() if name != "nul"
+    }
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == originals
 
 
 # ── filters ───────────────────────────────────────────────────────────────────────────────────────
@@ -338,9 +369,12 @@ def test_killed_export_leaves_only_complete_files_and_a_rerun_finishes(tmp_path:
                 break
             time.sleep(0.005)
         assert proc.poll() is None, "the export finished before it could be killed"
+        helpers = descendants(proc.pid)  # the writer process: it must stop with the export
         proc.kill()
     finally:
         proc.wait()
+    assert helpers, "a 4,000-checkpoint export should write in a helper process"
+    assert not wait_gone(helpers), "helpers outlived the export"
     written = [p for p in target.iterdir() if p.name.endswith(".json")]
     leftovers = [p for p in target.iterdir() if not p.name.endswith(".json")]
     assert 0 < len(written) < 4000

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers.processes import descendants, wait_gone
 
 from ckptdb import Checkpoint, open_store
+from ckptdb import importer as importer_module
 from ckptdb.cli import main
 from ckptdb.importer import FileOutcome, ImportOptions, Outcome, import_directories
 
@@ -553,29 +555,31 @@ def _wait_for_rows(db: Path, proc: subprocess.Popen[bytes], at_least: int) -> in
     raise AssertionError("no rows appeared")
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every live process below `pid` (from /proc: parent ids)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
 @pytest.fixture(scope="module")
 def big_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4,000 small generated checkpoints: enough for an import to be caught in the middle."""
     directory = tmp_path_factory.mktemp("big") / "ckpts"
     gen_echo.generate(directory, 4000, seed=7, state_bytes=200)
     return directory
+
+
+async def test_parsing_in_a_helper_process_changes_nothing(
+    tmp_path: Path, big_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """4,000 files take the helper-process path (`parallel`); the result must be the in-process one."""
+    pools: list[object] = []
+    real_pool = importer_module.helper_pool
+    monkeypatch.setattr(importer_module, "helper_pool", lambda *a: pools.append(real_pool(*a)) or pools[-1])
+    results = []
+    for parallel in (True, False):
+        seen: list[FileOutcome] = []
+        async with await open_store(tmp_path / f"{parallel}.db") as store:
+            options = ImportOptions(batch_size=300, parallel=parallel)
+            report = await import_directories(store, [big_dir], options, on_file=seen.append)
+        results.append((report.counts, seen, rows(tmp_path / f"{parallel}.db")))
+    assert results[0] == results[1]
+    assert results[0][0][Outcome.IMPORTED] == 4000
+    assert pools[0] is not None and pools[1] is None  # the helper really parsed the first run
 
 
 def test_subprocess_import_prints_the_summary(tmp_path: Path, fixture_dir: Path) -> None:
@@ -598,16 +602,13 @@ def test_killed_import_resumes_to_exactly_the_uninterrupted_rows(tmp_path: Path,
     )
     try:
         _wait_for_rows(db, proc, 200)
-        helpers = _descendants(proc.pid)  # the parser process (and its forkserver)
+        helpers = descendants(proc.pid)  # the parser process (and its forkserver)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert helpers, "a 4,000-file import should parse in a helper process"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in helpers):
-        time.sleep(0.05)
-    assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()], "helpers outlived the import"
+    assert not wait_gone(helpers), "helpers outlived the import"
     committed = _count(db)
     assert 0 < committed < 4000, "killed too late to prove anything: make the directory bigger"
     assert committed % 5 == 0  # batches commit whole
@@ -628,6 +629,9 @@ def test_ctrl_c_finishes_the_batch_reports_the_truth_and_resumes(tmp_path: Path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A runner started in the background of a non-interactive shell has SIGINT ignored, and
+        # children inherit that: give the import the disposition a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         _wait_for_rows(db, proc, 50)
