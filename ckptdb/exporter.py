@@ -431,25 +431,6 @@ async def _export(
     return report
 
 
-def build_query(
-    *,
-    graph_name: str | None = None,
-    current_node: str | None = None,
-    interrupt_types: Sequence[str] = (),
-    since: str | None = None,
-    until: str | None = None,
-) -> CheckpointQuery:
-    """The export filters as a query over every match (no page limit)."""
-    return CheckpointQuery.build(
-        graph_name=graph_name,
-        current_node=current_node,
-        interrupt_type=list(interrupt_types) or None,
-        since=since,
-        until=until,
-        limit=None,
-    )
-
-
 async def run_export(
     db: str,
     directory: str | os.PathLike[str],

@@ -224,10 +224,13 @@ def test_filters_select_what_the_query_selects(
 def test_bad_filter_values_are_one_line_errors(tmp_path: Path, fixtures_db: Path) -> None:
     bad_time = cli("--db", str(fixtures_db), "export", str(tmp_path / "o"), "--since", "yesterday")
     assert bad_time.exit_code == 1
-    assert bad_time.stderr.startswith("Error: field 'since': 'yesterday' is not an RFC 3339 time")
-    bad_type = cli("--db", str(fixtures_db), "export", str(tmp_path / "o"), "--type", "BeforeNode")
-    assert bad_type.exit_code == 2
-    assert "'BeforeNode' is not one of 'beforenode', 'afternode'" in bad_type.stderr
+    assert bad_time.stderr.startswith("Error: --since: cannot read 'yesterday' as a time: use a date")
+    bad_type = cli("--db", str(fixtures_db), "export", str(tmp_path / "o"), "--type", "Before")
+    assert bad_type.exit_code == 1
+    assert bad_type.stderr == (
+        "Error: unknown interrupt type 'Before': use beforenode, afternode, toolapproval or userrequest\n"
+    )
+    assert not (tmp_path / "o").exists()
 
 
 # ── existing files, unsafe ids, durability ────────────────────────────────────────────────────────

@@ -51,3 +51,42 @@ def library_errors(func: Callable[P, T]) -> Callable[P, T]:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
+
+
+TIME_FORMS = (
+    "a date (2026-11-03), a date and time (2026-11-03T14:30:00Z; no zone means UTC) or an age (7d, 24h, 30m)"
+)
+
+
+def filter_options(func: Callable[P, T]) -> Callable[P, T]:
+    """The checkpoint filters that `list` and `export` share (`ckptdb.inspect.build_query` reads
+    them): --graph, --node, --type, --since, --until, --where."""
+    options = (
+        click.option("--graph", "-g", metavar="NAME", help="Only checkpoints of this graph."),
+        click.option(
+            "--node", "-n", metavar="NODE", help="Only checkpoints whose next node (current_node) is NODE."
+        ),
+        click.option(
+            "--type",
+            "-t",
+            "types",
+            multiple=True,
+            metavar="TYPE",
+            help="Only this interrupt type: beforenode, afternode, toolapproval or userrequest "
+            "(repeat for any of several).",
+        ),
+        click.option("--since", metavar="TIME", help=f"Created at or after TIME: {TIME_FORMS}."),
+        click.option("--until", metavar="TIME", help="Created before TIME (same forms as --since)."),
+        click.option(
+            "--where",
+            "-w",
+            "conditions",
+            multiple=True,
+            metavar="COND",
+            help="A condition on the state snapshot, e.g. 'values.approved == false' or 'values.task "
+            "exists' (operators == != < <= > >=; repeat: all must hold).",
+        ),
+    )
+    for option in reversed(options):
+        func = option(func)
+    return func

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ckptdb.cli.common import db_url, run
+from ckptdb.cli.common import db_url, filter_options, run
 from ckptdb.cli.output import (
     Column,
     Estimate,
@@ -29,10 +29,6 @@ from ckptdb.cli.output import (
 if TYPE_CHECKING:
     from ckptdb.inspect import PrunePlan, Stats
     from ckptdb.model import Checkpoint
-
-TIME_FORMS = (
-    "a date (2026-11-03), a date and time (2026-11-03T14:30:00Z; no zone means UTC) or an age (7d, 24h, 30m)"
-)
 
 LIST_COLUMNS = (
     Column("id"),
@@ -69,28 +65,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 @click.command("list")
-@click.option("--graph", "-g", metavar="NAME", help="Only checkpoints of this graph.")
-@click.option("--node", "-n", metavar="NODE", help="Only checkpoints whose next node (current_node) is NODE.")
-@click.option(
-    "--type",
-    "-t",
-    "types",
-    multiple=True,
-    metavar="TYPE",
-    help="Only this interrupt type: beforenode, afternode, toolapproval or userrequest "
-    "(repeat for any of several).",
-)
-@click.option("--since", metavar="TIME", help=f"Created at or after TIME: {TIME_FORMS}.")
-@click.option("--until", metavar="TIME", help="Created before TIME (same forms as --since).")
-@click.option(
-    "--where",
-    "-w",
-    "conditions",
-    multiple=True,
-    metavar="COND",
-    help="A condition on the state snapshot, e.g. 'values.approved == false' or 'values.task exists' "
-    "(operators == != < <= > >=; repeat: all must hold).",
-)
+@filter_options
 @click.option(
     "--limit",
     "-l",

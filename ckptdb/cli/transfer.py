@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from ckptdb.cli.common import db_url, run
+from ckptdb.cli.common import db_url, filter_options, run
 
 if TYPE_CHECKING:
     from ckptdb.exporter import ExportReport
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 EXIT_INTERRUPTED = 130
 PROBLEM_LINES = 20
-INTERRUPT_TYPES = ("beforenode", "afternode", "toolapproval", "userrequest")
 
 IMPORT_EPILOG = """\b
 Exit status:
@@ -184,17 +183,7 @@ def _print_export(report: ExportReport, quiet: bool) -> None:
 
 @click.command("export", epilog=EXPORT_EPILOG)
 @click.argument("directory", metavar="DIR")
-@click.option("--graph", "graph_name", metavar="NAME", help="Only this graph.")
-@click.option("--node", "current_node", metavar="NAME", help="Only checkpoints whose next node is this.")
-@click.option(
-    "--type",
-    "interrupt_types",
-    multiple=True,
-    type=click.Choice(INTERRUPT_TYPES),
-    help="Only this interrupt type (repeatable).",
-)
-@click.option("--since", metavar="TIME", help="Created at or after this RFC 3339 time (2026-11-03T09:50:52Z)")
-@click.option("--until", metavar="TIME", help="Created before this RFC 3339 time.")
+@filter_options
 @click.option("--overwrite", is_flag=True, help="Replace existing files whose content differs.")
 @click.option(
     "--batch-size",
@@ -208,11 +197,12 @@ def _print_export(report: ExportReport, quiet: bool) -> None:
 def export_command(
     ctx: click.Context,
     directory: str,
-    graph_name: str | None,
-    current_node: str | None,
-    interrupt_types: tuple[str, ...],
+    graph: str | None,
+    node: str | None,
+    types: tuple[str, ...],
     since: str | None,
     until: str | None,
+    conditions: tuple[str, ...],
     overwrite: bool,
     batch_size: int,
     quiet: bool,
@@ -222,16 +212,11 @@ def export_command(
     The Rust FileCheckpointStore and ckptdb's FileCheckpointStore read them back. Existing
     files holding the same checkpoint are left alone and counted "unchanged".
     """
-    from ckptdb.exporter import ExportOptions, build_query, run_export
+    from ckptdb.exporter import ExportOptions, run_export
+    from ckptdb.inspect import build_query
 
     async def export() -> ExportReport:
-        query = build_query(
-            graph_name=graph_name,
-            current_node=current_node,
-            interrupt_types=interrupt_types,
-            since=since,
-            until=until,
-        )
+        query = build_query(graph=graph, node=node, types=types, since=since, until=until, where=conditions)
         return await run_export(
             db_url(), directory, query, ExportOptions(overwrite, batch_size), progress_callback=progress
         )
