@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from conftest import pg_database_url
 
 from ckptdb import Checkpoint, SchemaError, StoreError, migrate, open_store
 from ckptdb.sql.revision import HEAD, KNOWN_REVISIONS, VERSION_TABLE
@@ -45,6 +46,45 @@ def test_models_and_migrations_do_not_drift(tmp_path: Path) -> None:
         diff = compare_metadata(context, metadata)
     engine.dispose()
     assert diff == []
+
+
+def _named_objects(url: str) -> dict[str, object]:
+    """The names of the checkpoints table's keys, checks and indexes, as the database reports them."""
+    engine = sa.create_engine(url)
+    try:
+        found = sa.inspect(engine)
+        return {
+            "primary key": found.get_pk_constraint("checkpoints")["name"],
+            "checks": sorted(str(c["name"]) for c in found.get_check_constraints("checkpoints")),
+            "indexes": sorted(str(i["name"]) for i in found.get_indexes("checkpoints")),
+        }
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_migrations_name_every_constraint_and_index_as_the_models_do(tmp_path: Path, engine: str) -> None:
+    """Autogenerate does not compare constraint names: a migration once named the check
+    `ck_checkpoints_ck_checkpoints_interrupt_type` (the naming convention applied twice)."""
+    if engine == "sqlite":
+        migrated, modelled = (f"sqlite:///{tmp_path / name}" for name in ("migrated.db", "modelled.db"))
+    else:
+        migrated, modelled = (
+            pg_database_url(migrated=False).replace("postgresql://", "postgresql+psycopg://", 1) for _ in "ab"
+        )
+    migrate.upgrade(migrated)
+    creator = sa.create_engine(modelled)
+    metadata.create_all(creator, tables=[metadata.tables["checkpoints"]])
+    creator.dispose()
+    assert (
+        _named_objects(migrated)
+        == _named_objects(modelled)
+        == {
+            "primary key": "pk_checkpoints",
+            "checks": ["ck_checkpoints_interrupt_type"],
+            "indexes": ["ix_checkpoints_created_at_id", "ix_checkpoints_graph_name_created_at_id"],
+        }
+    )
 
 
 async def test_upgrade_downgrade_round_trip_keeps_data(tmp_path: Path) -> None:

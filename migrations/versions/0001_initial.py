@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_checkpoints"),
         sa.CheckConstraint(
             "interrupt_type IN ('beforenode', 'afternode', 'toolapproval', 'userrequest')",
-            name="ck_checkpoints_interrupt_type",
+            name=op.f("ck_checkpoints_interrupt_type"),  # op.f: already named, no convention on top
         ),
     )
     op.create_index(
