@@ -104,7 +104,8 @@ def _print_import(report: ImportReport, quiet: bool) -> None:
     prefix = "dry run, nothing written: " if report.dry_run else ""
     if report.status is Status.STRICT_FAILED:
         prefix = "--strict: invalid files found, nothing written; an import would give: "
-    click.echo(f"{prefix}{report.total} files: {_counts(report.counts)} ({report.elapsed:.1f} s)")
+    files = "file" if report.total == 1 else "files"
+    click.echo(f"{prefix}{report.total} {files}: {_counts(report.counts)} ({report.elapsed:.1f} s)")
     if report.status is Status.STOPPED_ON_CONFLICT and report.stopped_at is not None:
         click.echo(
             f"stopped at {report.stopped_at.path} (--on-conflict fail): earlier batches are committed, "
@@ -178,7 +179,8 @@ def _print_export(report: ExportReport, quiet: bool) -> None:
     if not quiet:
         problems = [(p.outcome.value, p.path or f"id {p.checkpoint_id!r}", p.reason) for p in report.problems]
         _print_problems(problems, report.problems_omitted)
-    click.echo(f"{report.total} checkpoints: {_counts(report.counts)} ({report.elapsed:.1f} s)")
+    checkpoints = "checkpoint" if report.total == 1 else "checkpoints"
+    click.echo(f"{report.total} {checkpoints}: {_counts(report.counts)} ({report.elapsed:.1f} s)")
 
 
 @click.command("export", epilog=EXPORT_EPILOG)
