@@ -40,7 +40,7 @@ from typing import IO, Any, Literal
 from ckptdb.errors import CkptdbError, InvalidCheckpointError
 from ckptdb.model import Checkpoint
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import parse_target
+from ckptdb.sql.backend import DatabaseTarget, open_backend, parse_target
 from ckptdb.sql.store import SqlCheckpointStore
 
 OnConflict = Literal["skip", "replace", "fail"]
@@ -913,13 +913,27 @@ class ReportWriter:
 
 async def _open_store(db: str, *, dry_run: bool) -> SqlCheckpointStore | None:
     """The store to import into; for a dry run never create anything, and a missing SQLite file
-    is simply an empty database."""
+    (or a PostgreSQL database without ckptdb's tables: PostgreSQL databases are never created, only
+    their schema) is simply an empty database."""
     if dry_run:
         target = parse_target(db)
         if target.path is not None and not target.path.exists():
             return None
+        if target.path is None and not await _has_schema(target):
+            return None
         return await SqlCheckpointStore.open(target, create=False)
     return await SqlCheckpointStore.open(db)
+
+
+async def _has_schema(target: DatabaseTarget) -> bool:
+    """Whether the database holds any ckptdb table yet (connecting creates nothing)."""
+    backend = open_backend(target)
+    await backend.connect(create=False)
+    try:
+        has_tables, revision = await backend.schema_revision()
+    finally:
+        await backend.close()
+    return has_tables or revision is not None
 
 
 async def run_import(

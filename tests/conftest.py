@@ -129,6 +129,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 # Skipped only when CKPTDB_SKIP_POSTGRES=1, and then the terminal summary says so loudly.
 
 import atexit  # noqa: E402
+import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
@@ -184,8 +185,9 @@ class _PgServer:
         parts = urlsplit(self.base_url())
         return urlunsplit(parts._replace(path="/" + database))
 
-    def acquire(self, *, migrated: bool) -> str:
-        """A database URL: empty (no ckptdb tables) or migrated to head with no rows."""
+    def acquire(self, *, migrated: bool, keep: bool = False) -> str:
+        """A database URL: empty (no ckptdb tables) or migrated to head with no rows. Released when
+        the test ends, unless `keep` (then `give_back` returns it to the pool)."""
         import psycopg
 
         base = self.base_url()
@@ -197,7 +199,8 @@ class _PgServer:
                 with psycopg.connect(base, autocommit=True) as admin:
                     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                     admin.execute(f'CREATE DATABASE "{name}"')
-            self.in_use.append((name, migrated))
+            if not keep:
+                self.in_use.append((name, migrated))
         url = self.url_for(name)
         self._reset(url, migrated)
         return url
@@ -222,6 +225,10 @@ class _PgServer:
         migrate.upgrade(url)
         with psycopg.connect(url, autocommit=True) as conn:
             self.fingerprint = _pg_fingerprint(conn)
+
+    def give_back(self, url: str, *, migrated: bool) -> None:
+        with self.lock:
+            self.free[migrated].append(urlsplit(url).path.lstrip("/"))
 
     def release_all(self) -> None:
         with self.lock:
@@ -302,7 +309,22 @@ def _pg_release_databases() -> Iterator[None]:
     PG.release_all()
 
 
+def _other_engine(item: pytest.Item) -> bool:
+    """A test marked `engine(name)` whose `engine` parameter is another engine."""
+    wanted = item.get_closest_marker("engine")
+    callspec = getattr(item, "callspec", None)
+    if wanted is None or callspec is None or "engine" not in callspec.params:
+        return False
+    return bool(callspec.params["engine"] != wanted.args[0])
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # `@pytest.mark.engine("sqlite")`: a test (or one parameter of it) meaningful on one engine
+    # only, e.g. SQLite-only SQL; it is not collected for the other engine at all.
+    other = [item for item in items if _other_engine(item)]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [item for item in items if not _other_engine(item)]
     if PG_SKIP:
         for item in items:
             if item.get_closest_marker("postgres") is not None:
@@ -344,17 +366,48 @@ def postgres_refuses(store: CheckpointStore, checkpoint: Any) -> bool:
     return any(isinstance(value, str) and "\x00" in value for value in fields)
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
-def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+ENGINES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+"""The SQL engines every command suite runs on (issue 5)."""
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """The SQL engine, "sqlite" or "postgres". Module-scoped, so module fixtures holding expensive
+    data (an imported fixtures database) are built once per engine, and tests run grouped by engine."""
+    if request.param == "postgres" and PG_SKIP:
+        pytest.skip(PG_SKIP_REASON)
+    return str(request.param)
+
+
+def new_db_target(engine: str, directory: Path, name: str = "checkpoints.db") -> str:
+    """One more database without ckptdb tables on this engine: an SQLite path under `directory`
+    that does not exist yet, or the URL of an empty PostgreSQL database of this test's own."""
+    if engine == "sqlite":
+        return str(directory / name)
+    return pg_database_url(migrated=False)
+
+
+@pytest.fixture
+def db_target(engine: str, tmp_path: Path) -> str:
     """A database that does not hold ckptdb tables yet, on each SQL engine: an SQLite path that
     does not exist, or the URL of an empty PostgreSQL database. Pass it as `--db` or to
     `open_store`; either creates the schema on first use. For tests of commands (import, export,
     inspection) that must work on both engines."""
-    if request.param == "sqlite":
-        return str(tmp_path / "checkpoints.db")
-    return pg_database_url(migrated=False)
+    return new_db_target(engine, tmp_path)
+
+
+@contextlib.contextmanager
+def module_db_target(engine: str, directory: Path) -> Iterator[str]:
+    """Like `db_target`, for a module-scoped fixture: the PostgreSQL database stays this module's
+    (it is not recycled after each test) until the fixture ends."""
+    if engine == "sqlite":
+        yield str(directory / "checkpoints.db")
+        return
+    url = PG.acquire(migrated=False, keep=True)
+    try:
+        yield url
+    finally:
+        PG.give_back(url, migrated=False)

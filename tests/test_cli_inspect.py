@@ -1,23 +1,29 @@
 """The inspection commands through click's test runner (exact output, exit status) and each once as
 a real `python -m ckptdb` subprocess, on a small hand-made database whose answers are known.
+
+Every test runs on SQLite and on PostgreSQL (`engine`, `db_target`) and expects the same output,
+except where a test says why an engine differs (its own SQL dialect and error messages in
+`ckptdb sql`, free space that PostgreSQL does not report).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import module_db_target, pg_database_url
+from helpers.db import fill, has_database, is_postgres
 
-from ckptdb import Checkpoint, InterruptType, Timestamp, open_store
+from ckptdb import Checkpoint, InterruptType, Timestamp
 from ckptdb.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,27 +84,24 @@ CHECKPOINTS = [
 
 
 @pytest.fixture(scope="module")
-def small_db_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cli") / "small.db"
-
-    async def fill() -> None:
-        async with await open_store(path) as store:
-            await store.save_many(CHECKPOINTS)
-
-    asyncio.run(fill())
-    return path
+def small_db_file(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[str]:
+    with module_db_target(engine, tmp_path_factory.mktemp("cli")) as target:
+        yield fill(target, CHECKPOINTS)
 
 
 @pytest.fixture
-def db(small_db_file: Path, tmp_path: Path) -> Path:
-    """A private copy of the small database (commands may delete from it)."""
+def db(small_db_file: str, tmp_path: Path) -> str:
+    """A private copy of the small database (commands may delete from it); on PostgreSQL a fresh
+    database filled the same way."""
+    if is_postgres(small_db_file):
+        return fill(pg_database_url(), CHECKPOINTS)
     copy = tmp_path / "small.db"
     shutil.copyfile(small_db_file, copy)
-    return copy
+    return str(copy)
 
 
-def ckptdb(db: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(main, ["--db", str(db), *args], input=input, env=env, catch_exceptions=False)
+def ckptdb(db: str, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, ["--db", db, *args], input=input, env=env, catch_exceptions=False)
 
 
 def ids_of(result: Result) -> list[str]:
@@ -124,12 +127,12 @@ cjk-1    数据流程    检索          afternode                0  2026-11-18T
 """
 
 
-def test_list_table(db: Path) -> None:
+def test_list_table(db: str) -> None:
     result = ckptdb(db, "list", "--format", "table")
     assert (result.exit_code, result.stdout, result.stderr) == (0, LIST_TABLE, "")
 
 
-def test_list_is_jsonl_when_piped(db: Path) -> None:
+def test_list_is_jsonl_when_piped(db: str) -> None:
     result = ckptdb(db, "list", "--limit", "2")
     assert result.exit_code == 0
     assert result.stdout == (
@@ -140,7 +143,7 @@ def test_list_is_jsonl_when_piped(db: Path) -> None:
     )
 
 
-def test_list_json_and_csv(db: Path) -> None:
+def test_list_json_and_csv(db: str) -> None:
     result = ckptdb(db, "list", "--graph", "数据流程", "-f", "json")
     assert result.stdout == (
         '[\n{"id": "cjk-1", "graph_name": "数据流程", "current_node": "检索", "interrupt_type": "afternode", '
@@ -174,12 +177,12 @@ def test_list_json_and_csv(db: Path) -> None:
         (["--limit", "0"], []),
     ],
 )
-def test_list_filters(db: Path, args: list[str], expected: list[str]) -> None:
+def test_list_filters(db: str, args: list[str], expected: list[str]) -> None:
     result = ckptdb(db, "list", *args)
     assert (result.exit_code, ids_of(result)) == (0, expected)
 
 
-def test_list_relative_times(db: Path) -> None:
+def test_list_relative_times(db: str) -> None:
     now = Timestamp.now().unix_nanos
     age = (now - at("2026-11-20T22:00:00Z").unix_nanos) // 1_000_000_000 // 60  # minutes back to then
     result = ckptdb(db, "list", "--since", f"{age}m")
@@ -189,7 +192,7 @@ def test_list_relative_times(db: Path) -> None:
 # -- show / latest -------------------------------------------------------------------------------
 
 
-def test_show(db: Path) -> None:
+def test_show(db: str) -> None:
     result = ckptdb(db, "show", "alpha-2")
     assert result.exit_code == 0
     assert result.stdout == CHECKPOINTS[1].to_json()  # byte for byte, no final newline (as echo)
@@ -203,7 +206,7 @@ def test_show(db: Path) -> None:
     assert ckptdb(db, "show", "cjk-1", "--field", "created_at").stdout == "2026-11-18T12:00:00+08:00\n"
 
 
-def test_latest(db: Path) -> None:
+def test_latest(db: str) -> None:
     result = ckptdb(db, "latest", "beta")
     assert (result.exit_code, result.stdout) == (0, CHECKPOINTS[3].to_json())
     assert ckptdb(db, "latest", "alpha", "--field", "id").stdout == "alpha-2\n"
@@ -216,7 +219,7 @@ def test_latest(db: Path) -> None:
 # -- graphs / stats / pending --------------------------------------------------------------------
 
 
-def test_graphs(db: Path) -> None:
+def test_graphs(db: str) -> None:
     result = ckptdb(db, "graphs", "-f", "table")
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == (
@@ -241,7 +244,7 @@ def test_graphs(db: Path) -> None:
     ]
 
 
-def test_stats(db: Path) -> None:
+def test_stats(db: str) -> None:
     result = ckptdb(db, "stats", "-f", "table")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
@@ -265,8 +268,8 @@ def test_stats(db: Path) -> None:
     document = json.loads(ckptdb(db, "stats").stdout)  # json when piped
     assert document.pop("database_bytes") > 0
     assert document == {
-        "database": str(db),
-        "free_bytes": 0,
+        "database": db,
+        "free_bytes": None if is_postgres(db) else 0,  # PostgreSQL cannot tell without a scan
         "checkpoints": 6,
         "graphs": 4,
         "oldest": "2026-11-18T04:00:00Z",
@@ -319,7 +322,7 @@ def test_stats(db: Path) -> None:
     assert bad.exit_code == 2 and "Invalid value for '--format' / '-f'" in bad.stderr
 
 
-def test_pending(db: Path) -> None:
+def test_pending(db: str) -> None:
     result = ckptdb(db, "pending", "-f", "table")
     assert result.exit_code == 0
     assert result.stdout == (
@@ -338,7 +341,7 @@ def test_pending(db: Path) -> None:
 # -- rm / prune / vacuum ---------------------------------------------------------------------------
 
 
-def test_rm(db: Path) -> None:
+def test_rm(db: str) -> None:
     error(ckptdb(db, "rm", "alpha-1", "nope"), "no checkpoint with id 'nope': nothing was deleted")
     assert len(ids_of(ckptdb(db, "list"))) == 6
     result = ckptdb(db, "rm", "alpha-1", "beta-1")
@@ -356,7 +359,7 @@ beta                  2       1     1   64 B
 """
 
 
-def test_prune_dry_run_and_confirmation(db: Path) -> None:
+def test_prune_dry_run_and_confirmation(db: str) -> None:
     result = ckptdb(db, "prune", "--keep-last", "1", "--dry-run")
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == PRUNE_PLAN + (
@@ -378,7 +381,7 @@ def test_prune_dry_run_and_confirmation(db: Path) -> None:
     assert ids_of(ckptdb(db, "list")) == ["beta-2", "alpha-2", "gamma-1", "cjk-1"]
 
 
-def test_prune_yes_older_than_graph_vacuum(db: Path) -> None:
+def test_prune_yes_older_than_graph_vacuum(db: str) -> None:
     result = ckptdb(
         db, "prune", "--older-than", "2026-11-21", "--graph", "alpha", "--graph", "gamma", "--yes"
     )
@@ -400,7 +403,7 @@ def test_prune_yes_older_than_graph_vacuum(db: Path) -> None:
     assert ids_of(ckptdb(db, "list")) == ["alpha-2", "cjk-1"]
 
 
-def test_prune_errors(db: Path) -> None:
+def test_prune_errors(db: str) -> None:
     error(ckptdb(db, "prune"), "say what to prune: --keep-last N, --older-than AGE, or both")
     error(
         ckptdb(db, "prune", "--keep-last", "1", "--graph", "delta"),
@@ -414,7 +417,7 @@ def test_prune_errors(db: Path) -> None:
     assert ckptdb(db, "prune", "--keep-last", "-1").exit_code == 2
 
 
-def test_vacuum(db: Path) -> None:
+def test_vacuum(db: str) -> None:
     result = ckptdb(db, "vacuum")
     assert result.exit_code == 0
     assert re.fullmatch(r"vacuumed: \d+\.\d KiB -> \d+\.\d KiB on disk\n", result.stdout)
@@ -423,9 +426,10 @@ def test_vacuum(db: Path) -> None:
 # -- sql -------------------------------------------------------------------------------------------
 
 
-def test_sql(db: Path) -> None:
+def test_sql(db: str) -> None:
     query = (
-        "SELECT graph_name, count(*) AS n, sum(message_count) AS messages FROM checkpoint_summary GROUP BY 1"
+        "SELECT graph_name, count(*) AS n, sum(message_count) AS messages FROM checkpoint_summary "
+        "GROUP BY 1 ORDER BY 1"
     )
     assert ckptdb(db, "sql", query, "-f", "table").stdout == (
         "graph_name  n  messages\n"
@@ -445,7 +449,23 @@ def test_sql(db: Path) -> None:
     assert ckptdb(db, "sql", "SELECT 1 AS one, NULL AS none_here, 'x' AS x").stdout == (
         '{"one": 1, "none_here": null, "x": "x"}\n'
     )
-    assert ckptdb(db, "sql", "SELECT 1 AS one WHERE 0", "-f", "json").stdout == "[]\n"
+    assert ckptdb(db, "sql", "SELECT 1 AS one WHERE 1 = 0", "-f", "json").stdout == "[]\n"
+
+
+def test_sql_values_json_has_no_type_for(db: str) -> None:
+    """sum() of a bigint is `numeric` on PostgreSQL (a Decimal to the driver): still a JSON number,
+    right-aligned in a table, as SQLite's integer sum is."""
+    query = "SELECT sum(step_count) AS steps, count(*) AS n FROM checkpoints"
+    assert ckptdb(db, "sql", query).stdout == '{"steps": 19, "n": 6}\n'
+    assert ckptdb(db, "sql", query, "-f", "table").stdout == "steps  n\n-----  -\n   19  6\n"
+    assert ckptdb(db, "sql", query, "-f", "csv").stdout == "steps,n\n19,6\n"
+
+
+READS_ONLY = {  # how each engine names what `sql` accepts
+    "sqlite": "Error: refused: `sql` only reads (SELECT, WITH, reporting PRAGMAs such as table_info); ",
+    "postgres": "Error: refused: `sql` only reads (one SELECT, WITH, VALUES or TABLE query, or SHOW or "
+    "EXPLAIN); ",
+}
 
 
 @pytest.mark.parametrize(
@@ -453,21 +473,25 @@ def test_sql(db: Path) -> None:
     [
         "DELETE FROM checkpoints",
         "DROP TABLE checkpoints",
-        "ATTACH 'x.db' AS x",
-        "PRAGMA journal_mode = DELETE",
+        pytest.param("ATTACH 'x.db' AS x", marks=pytest.mark.engine("sqlite")),
+        pytest.param("PRAGMA journal_mode = DELETE", marks=pytest.mark.engine("sqlite")),
+        pytest.param("COPY checkpoints TO '/tmp/x'", marks=pytest.mark.engine("postgres")),
+        pytest.param("SET default_transaction_read_only = off", marks=pytest.mark.engine("postgres")),
     ],
 )
-def test_sql_refuses_writes(db: Path, statement: str) -> None:
+def test_sql_refuses_writes(db: str, engine: str, statement: str) -> None:
     result = ckptdb(db, "sql", statement)
     assert (result.exit_code, result.stdout) == (1, "")
-    assert result.stderr.startswith("Error: refused: `sql` only reads (SELECT, WITH, reporting PRAGMAs")
+    assert result.stderr.startswith(READS_ONLY[engine])
     assert result.stderr.endswith("nothing was changed\n") and result.stderr.count("\n") == 1
     assert len(ids_of(ckptdb(db, "list"))) == 6
 
 
-def test_sql_errors(db: Path) -> None:
+def test_sql_errors(db: str) -> None:
     error(ckptdb(db, "sql", "SELECT 1; SELECT 2"), "refused: one SQL statement at a time (nothing was run)")
-    error(ckptdb(db, "sql", "SELECT nope FROM checkpoints"), "SQL error: no such column: nope")
+    # A mistake in the query: the engine's own message, after "SQL error: ".
+    unknown = 'column "nope" does not exist' if is_postgres(db) else "no such column: nope"
+    error(ckptdb(db, "sql", "SELECT nope FROM checkpoints"), f"SQL error: {unknown}")
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -497,7 +521,7 @@ def test_sql_errors(db: Path) -> None:
         (["list", "--where", "values.x < true"], "< compares numbers or strings, not true"),
     ],
 )
-def test_errors_are_one_line(db: Path, args: list[str], message: str | None) -> None:
+def test_errors_are_one_line(db: str, args: list[str], message: str | None) -> None:
     result = ckptdb(db, *args)
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
@@ -521,14 +545,19 @@ COMMANDS = [
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
-def test_a_missing_database_is_never_created(tmp_path: Path, args: list[str]) -> None:
-    missing = tmp_path / "nope.db"
-    error(ckptdb(missing, *args), f"no database at {missing}: check the path or --db (nothing was created)")
+def test_a_missing_database_is_never_created(tmp_path: Path, args: list[str], db_target: str) -> None:
+    if is_postgres(db_target):  # the database exists (ckptdb never creates one), its schema does not
+        message = f"{db_target} has no ckptdb schema: run `ckptdb --db {db_target} db upgrade`"
+    else:
+        message = f"no database at {db_target}: check the path or --db (nothing was created)"
+    error(ckptdb(db_target, *args), message)
     assert list(tmp_path.iterdir()) == []
+    assert not has_database(db_target)
 
 
-def test_ckptdb_url_from_the_environment(db: Path) -> None:
-    result = CliRunner().invoke(main, ["list", "--graph", "gamma"], env={"CKPTDB_URL": f"sqlite:///{db}"})
+def test_ckptdb_url_from_the_environment(db: str) -> None:
+    url = db if is_postgres(db) else f"sqlite:///{db}"
+    result = CliRunner().invoke(main, ["list", "--graph", "gamma"], env={"CKPTDB_URL": url})
     assert ids_of(result) == ["gamma-1"]
 
 
@@ -541,10 +570,10 @@ def test_every_inspection_command_has_help() -> None:
 # -- real subprocesses -----------------------------------------------------------------------------
 
 
-def run(db: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(db: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     return subprocess.run(
-        [sys.executable, "-m", "ckptdb", "--db", str(db), *args],
+        [sys.executable, "-m", "ckptdb", "--db", db, *args],
         capture_output=True,
         text=True,
         input=input,
@@ -554,7 +583,7 @@ def run(db: Path, *args: str, input: str | None = None) -> subprocess.CompletedP
     )
 
 
-def test_subprocess_read_commands(db: Path) -> None:
+def test_subprocess_read_commands(db: str) -> None:
     done = run(db, "list", "--format", "table")
     assert (done.returncode, done.stdout, done.stderr) == (0, LIST_TABLE, "")
     done = run(db, "show", "alpha-2")
@@ -577,7 +606,7 @@ def test_subprocess_read_commands(db: Path) -> None:
     assert (done.returncode, done.stdout) == (0, '{"n": 6}\n')
 
 
-def test_subprocess_errors(db: Path, tmp_path: Path) -> None:
+def test_subprocess_errors(db: str, tmp_path: Path) -> None:
     done = run(db, "show", "nope")
     assert (done.returncode, done.stdout, done.stderr) == (
         1,
@@ -594,7 +623,7 @@ def test_subprocess_errors(db: Path, tmp_path: Path) -> None:
         done.returncode == 1 and done.stderr.startswith("Error: refused: ") and "Traceback" not in done.stderr
     )
     missing = tmp_path / "missing.db"
-    done = run(missing, "graphs")
+    done = run(str(missing), "graphs")
     assert (done.returncode, done.stderr) == (
         1,
         f"Error: no database at {missing}: check the path or --db (nothing was created)\n",
@@ -602,7 +631,7 @@ def test_subprocess_errors(db: Path, tmp_path: Path) -> None:
     assert not missing.exists()
 
 
-def test_subprocess_write_commands(db: Path) -> None:
+def test_subprocess_write_commands(db: str) -> None:
     done = run(db, "prune", "--keep-last", "1")  # stdin is empty: the question is not answered
     assert (done.returncode, done.stderr) == (1, "Aborted!\n")
     done = run(db, "prune", "--keep-last", "1", "--yes")
@@ -618,18 +647,11 @@ def test_subprocess_write_commands(db: Path) -> None:
     assert run(db, "sql", "SELECT count(*) AS n FROM checkpoints").stdout == '{"n": 3}\n'
 
 
-def test_subprocess_stops_quietly_when_the_reader_goes(tmp_path: Path) -> None:
-    path = tmp_path / "many.db"
-
-    async def fill() -> None:
-        async with await open_store(path) as store:
-            await store.save_many(
-                cp(f"id-{i:05d}", "g", "n", "afternode", i, "2026-11-20T10:00:00Z") for i in range(20_000)
-            )
-
-    asyncio.run(fill())
+def test_subprocess_stops_quietly_when_the_reader_goes(db_target: str) -> None:
+    many = [cp(f"id-{i:05d}", "g", "n", "afternode", i, "2026-11-20T10:00:00Z") for i in range(20_000)]
+    fill(db_target, many)
     process = subprocess.Popen(
-        [sys.executable, "-m", "ckptdb", "--db", str(path), "list"],
+        [sys.executable, "-m", "ckptdb", "--db", db_target, "list"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=REPO,

@@ -1,7 +1,8 @@
 """The CLI end to end on a real PostgreSQL server: import, inspect, export, prune, sql.
 
-The command suites (test_import, test_export, test_cli_inspect) run on SQLite files; this walks
-the same commands over one PostgreSQL database, checking results against the shared fixtures.
+The command suites (test_import, test_export, test_inspect, test_cli_inspect) run each test on
+SQLite and on PostgreSQL; this walks the commands one after the other over one PostgreSQL
+database, as an operator would, checking results against the shared fixtures.
 """
 
 from __future__ import annotations

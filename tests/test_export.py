@@ -1,5 +1,7 @@
 """`ckptdb export`, and the lossless round trip files -> database -> files, on the shared fixtures
-(written by the real Rust serializers) and on hand-built edge cases."""
+(written by the real Rust serializers) and on hand-built edge cases. Every test that reads or writes a
+database runs on SQLite and on PostgreSQL (`engine`, `db_target`); where PostgreSQL must differ (it
+cannot store U+0000 in a text field) the test says so."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import canonical_sha256, pg_database_url
+from conftest import canonical_sha256, module_db_target, pg_database_url
+from helpers.db import display, fill, has_database, is_postgres
 from helpers.processes import descendants, wait_gone
 
 from ckptdb import Checkpoint, FileCheckpointStore, InterruptType, StoreError, Timestamp, open_store
@@ -40,12 +43,12 @@ def out(result: Result) -> str:
 
 
 @pytest.fixture(scope="module")
-def fixtures_db(tmp_path_factory: pytest.TempPathFactory, fixture_dir: Path) -> Path:
-    """The 300 shared fixtures imported once (tests copy it before writing to it)."""
-    db = tmp_path_factory.mktemp("db") / "fixtures.db"
-    result = cli("--db", str(db), "import", str(fixture_dir))
-    assert result.exit_code == 0, result.output
-    return db
+def fixtures_db(tmp_path_factory: pytest.TempPathFactory, fixture_dir: Path, engine: str) -> Iterator[str]:
+    """The 300 shared fixtures imported once per engine (tests only read it)."""
+    with module_db_target(engine, tmp_path_factory.mktemp("db")) as db:
+        result = cli("--db", db, "import", str(fixture_dir))
+        assert result.exit_code == 0, result.output
+        yield db
 
 
 def names(directory: Path) -> set[str]:
@@ -56,9 +59,9 @@ def names(directory: Path) -> set[str]:
 
 
 def test_all_300_fixtures_round_trip_byte_for_byte(
-    tmp_path: Path, fixtures_db: Path, fixture_dir: Path, manifest: dict[str, Any]
+    tmp_path: Path, fixtures_db: str, fixture_dir: Path, manifest: dict[str, Any]
 ) -> None:
-    result = cli("--db", str(fixtures_db), "export", str(tmp_path / "out"))
+    result = cli("--db", fixtures_db, "export", str(tmp_path / "out"))
     assert result.exit_code == 0
     assert (
         out(result)
@@ -72,8 +75,8 @@ def test_all_300_fixtures_round_trip_byte_for_byte(
         assert exported == (fixture_dir / entry["path"]).read_bytes(), entry["path"]
 
 
-def test_exported_directory_reads_back_with_the_file_store(tmp_path: Path, fixtures_db: Path) -> None:
-    assert cli("--db", str(fixtures_db), "export", str(tmp_path / "out")).exit_code == 0
+def test_exported_directory_reads_back_with_the_file_store(tmp_path: Path, fixtures_db: str) -> None:
+    assert cli("--db", fixtures_db, "export", str(tmp_path / "out")).exit_code == 0
 
     async def check() -> None:
         files = FileCheckpointStore(tmp_path / "out")
@@ -132,16 +135,27 @@ def _edge_cases() -> dict[str, Checkpoint]:
     }
 
 
-def test_edge_cases_round_trip_byte_for_byte(tmp_path: Path) -> None:
+def test_edge_cases_round_trip_byte_for_byte(tmp_path: Path, db_target: str) -> None:
     source = tmp_path / "src"
     source.mkdir()
     for name, checkpoint in _edge_cases().items():
         (source / f"{name}.json").write_bytes(checkpoint.to_json().encode("utf-8"))
-    imported = cli("--db", str(tmp_path / "c.db"), "import", str(source))
-    assert imported.exit_code == 0, imported.output
-    exported = cli("--db", str(tmp_path / "c.db"), "export", str(tmp_path / "out"))
+    imported = cli("--db", db_target, "import", str(source))
+    edges = _edge_cases()
+    if is_postgres(db_target):  # PostgreSQL text cannot hold U+0000: the NUL graph name is refused
+        assert imported.exit_code == 3, imported.output
+        assert (
+            out(imported)
+            .splitlines()[0]
+            .startswith(f"invalid   {source}/nul.json: field 'graph_name': contains U+0000 (NUL)")
+        )
+        del edges["nul"]
+    else:
+        assert imported.exit_code == 0, imported.output
+    exported = cli("--db", db_target, "export", str(tmp_path / "out"))
     assert exported.exit_code == 0
-    for name, checkpoint in _edge_cases().items():
+    assert names(tmp_path / "out") == {f"{checkpoint.id}.json" for checkpoint in edges.values()}
+    for name, checkpoint in edges.items():
         original = (source / f"{name}.json").read_bytes()
         written = (tmp_path / "out" / f"{checkpoint.id}.json").read_bytes()
         assert written == original, name
@@ -186,7 +200,7 @@ def _expected(manifest: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) 
 
 
 def test_filters_select_what_the_query_selects(
-    tmp_path: Path, fixtures_db: Path, manifest: dict[str, Any]
+    tmp_path: Path, fixtures_db: str, manifest: dict[str, Any]
 ) -> None:
     files = manifest["files"]
     graph = max({e["graph_name"] for e in files}, key=lambda g: sum(e["graph_name"] == g for e in files))
@@ -210,7 +224,7 @@ def test_filters_select_what_the_query_selects(
     ]
     for index, (flags, keep) in enumerate(cases):
         target = tmp_path / f"out{index}"
-        result = cli("--db", str(fixtures_db), "export", str(target), *flags)
+        result = cli("--db", fixtures_db, "export", str(target), *flags)
         assert result.exit_code == 0, flags
         expected = _expected(manifest, keep)
         assert expected, f"{flags} selects nothing: a useless test case"
@@ -221,11 +235,11 @@ def test_filters_select_what_the_query_selects(
     )
 
 
-def test_bad_filter_values_are_one_line_errors(tmp_path: Path, fixtures_db: Path) -> None:
-    bad_time = cli("--db", str(fixtures_db), "export", str(tmp_path / "o"), "--since", "yesterday")
+def test_bad_filter_values_are_one_line_errors(tmp_path: Path, fixtures_db: str) -> None:
+    bad_time = cli("--db", fixtures_db, "export", str(tmp_path / "o"), "--since", "yesterday")
     assert bad_time.exit_code == 1
     assert bad_time.stderr.startswith("Error: --since: cannot read 'yesterday' as a time: use a date")
-    bad_type = cli("--db", str(fixtures_db), "export", str(tmp_path / "o"), "--type", "Before")
+    bad_type = cli("--db", fixtures_db, "export", str(tmp_path / "o"), "--type", "Before")
     assert bad_type.exit_code == 1
     assert bad_type.stderr == (
         "Error: unknown interrupt type 'Before': use beforenode, afternode, toolapproval or userrequest\n"
@@ -236,9 +250,9 @@ def test_bad_filter_values_are_one_line_errors(tmp_path: Path, fixtures_db: Path
 # ── existing files, unsafe ids, durability ────────────────────────────────────────────────────────
 
 
-def test_existing_files_unchanged_conflict_and_overwrite(tmp_path: Path, fixtures_db: Path) -> None:
+def test_existing_files_unchanged_conflict_and_overwrite(tmp_path: Path, fixtures_db: str) -> None:
     target = tmp_path / "out"
-    assert cli("--db", str(fixtures_db), "export", str(target)).exit_code == 0
+    assert cli("--db", fixtures_db, "export", str(target)).exit_code == 0
     files = sorted(target.iterdir())
     edited, relaid, kept = files[0], files[1], files[2]
     original_edited = edited.read_bytes()
@@ -248,7 +262,7 @@ def test_existing_files_unchanged_conflict_and_overwrite(tmp_path: Path, fixture
     )  # same content, compact
     relaid_bytes, kept_mtime = relaid.read_bytes(), kept.stat().st_mtime_ns
 
-    again = cli("--db", str(fixtures_db), "export", str(target))
+    again = cli("--db", fixtures_db, "export", str(target))
     assert again.exit_code == 3
     assert out(again) == (
         f"conflict  {edited}: exists with different content: left as it is (--overwrite replaces it)\n"
@@ -258,7 +272,7 @@ def test_existing_files_unchanged_conflict_and_overwrite(tmp_path: Path, fixture
     assert relaid.read_bytes() == relaid_bytes  # same checkpoint in another layout: left alone
     assert kept.stat().st_mtime_ns == kept_mtime  # identical files are not rewritten
 
-    forced = cli("--db", str(fixtures_db), "export", str(target), "--overwrite")
+    forced = cli("--db", fixtures_db, "export", str(target), "--overwrite")
     assert forced.exit_code == 0
     assert (
         out(forced)
@@ -268,35 +282,40 @@ def test_existing_files_unchanged_conflict_and_overwrite(tmp_path: Path, fixture
     assert not [p for p in target.iterdir() if ".tmp" in p.name]
 
 
-def test_ids_unsafe_as_file_names_are_reported_not_written(tmp_path: Path) -> None:
+def test_ids_unsafe_as_file_names_are_reported_not_written(tmp_path: Path, db_target: str) -> None:
     ok = next(iter(_edge_cases().values()))
-    unsafe = [Checkpoint.from_json(ok.to_json()) for _ in range(3)]
-    for checkpoint, cid in zip(unsafe, ["../escape", "a/b", "nul\u0000id"], strict=True):
+    # PostgreSQL cannot store an id holding U+0000 at all (saving it is refused): one case fewer there.
+    ids = ["../escape", "a/b", "nul\u0000id", "tab\tid"]
+    if is_postgres(db_target):
+        ids.remove("nul\u0000id")
+    unsafe = [Checkpoint.from_json(ok.to_json()) for _ in ids]
+    for checkpoint, cid in zip(unsafe, ids, strict=True):
         checkpoint.id = cid
-
-    async def fill() -> None:
-        async with await open_store(tmp_path / "c.db") as store:
-            await store.save_many([ok, *unsafe])
-
-    asyncio.run(fill())
-    result = cli("--db", str(tmp_path / "c.db"), "export", str(tmp_path / "out"))
+    fill(db_target, [ok, *unsafe])
+    result = cli("--db", db_target, "export", str(tmp_path / "out"))
     assert result.exit_code == 3
     lines = out(result).splitlines()
-    assert sorted(lines[:3]) == [
-        "skipped   id '../escape': checkpoint id '../escape' contains a path separator: "
-        "it cannot be used as a file name",
-        "skipped   id 'a/b': checkpoint id 'a/b' contains a path separator: it cannot be used as a file name",
-        "skipped   id 'nul\\x00id': checkpoint id 'nul\\x00id' contains NUL or a control character: "
-        "it cannot be used as a file name",
-    ]
-    assert lines[3] == "4 checkpoints: 1 exported, 0 overwritten, 0 unchanged, 0 conflict, 3 skipped (T s)"
+    unusable = "it cannot be used as a file name"
+    separator, control = "contains a path separator", "contains NUL or a control character"
+    expected = {
+        "../escape": f"skipped   id '../escape': checkpoint id '../escape' {separator}: {unusable}",
+        "a/b": f"skipped   id 'a/b': checkpoint id 'a/b' {separator}: {unusable}",
+        "nul\u0000id": f"skipped   id 'nul\\x00id': checkpoint id 'nul\\x00id' {control}: {unusable}",
+        "tab\tid": f"skipped   id 'tab\\tid': checkpoint id 'tab\\tid' {control}: {unusable}",
+    }
+    assert sorted(lines[:-1]) == sorted(expected[cid] for cid in ids)
+    assert lines[-1] == (
+        f"{len(ids) + 1} checkpoints: 1 exported, 0 overwritten, 0 unchanged, 0 conflict, "
+        f"{len(ids)} skipped (T s)"
+    )
     assert names(tmp_path / "out") == {f"{ok.id}.json"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.db", "out"]
+    database_file = [] if is_postgres(db_target) else ["checkpoints.db"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [*database_file, "out"]
 
 
 @pytest.mark.parametrize("mode", ["syncfs", "fsync-each-file", "syncfs-unavailable"])
 async def test_durable_before_renamed_and_the_directory_synced_once_per_batch(
-    tmp_path: Path, fixtures_db: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+    tmp_path: Path, fixtures_db: str, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     if mode != "fsync-each-file" and exporter_module._SYNCFS is None:
         pytest.skip("no syncfs(2) here: every file is fsynced on its own")
@@ -343,22 +362,23 @@ async def test_durable_before_renamed_and_the_directory_synced_once_per_batch(
 
 
 @pytest.fixture(scope="module")
-def big_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def big_db(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[str]:
     """4,000 small generated checkpoints in a database: an export of it can be caught half-way."""
     root = tmp_path_factory.mktemp("big")
     gen_echo.generate(root / "ckpts", 4000, seed=11, state_bytes=200)
-    assert cli("--db", str(root / "big.db"), "import", str(root / "ckpts")).exit_code == 0
-    return root / "big.db"
+    with module_db_target(engine, root) as db:
+        assert cli("--db", db, "import", str(root / "ckpts")).exit_code == 0
+        yield db
 
 
-def test_killed_export_leaves_only_complete_files_and_a_rerun_finishes(tmp_path: Path, big_db: Path) -> None:
+def test_killed_export_leaves_only_complete_files_and_a_rerun_finishes(tmp_path: Path, big_db: str) -> None:
     target = tmp_path / "out"
     command = [
         sys.executable,
         "-m",
         "ckptdb",
         "--db",
-        str(big_db),
+        big_db,
         "export",
         str(target),
         "--batch-size",
@@ -384,7 +404,7 @@ def test_killed_export_leaves_only_complete_files_and_a_rerun_finishes(tmp_path:
     assert all(p.name.endswith(".json.tmp") for p in leftovers) and len(leftovers) <= 10
     for path in written:  # no final name ever points at a partial file
         assert Checkpoint.from_json(path.read_bytes()).id + ".json" == path.name
-    rerun = cli("--db", str(big_db), "export", str(target))
+    rerun = cli("--db", big_db, "export", str(target))
     assert rerun.exit_code == 0
     done = len(written)
     counts = f"{4000 - done} exported, 0 overwritten, {done} unchanged, 0 conflict, 0 skipped"
@@ -393,7 +413,7 @@ def test_killed_export_leaves_only_complete_files_and_a_rerun_finishes(tmp_path:
 
 
 def test_a_failed_write_renames_nothing_of_its_batch_and_leaves_no_temp_file(
-    tmp_path: Path, fixtures_db: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fixtures_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if exporter_module._SYNCFS is None:
         pytest.skip("no syncfs(2) here: files are written one by one with write_file_atomic")
@@ -408,22 +428,30 @@ def test_a_failed_write_renames_nothing_of_its_batch_and_leaves_no_temp_file(
         return real_write_temp(directory, name, data)
 
     monkeypatch.setattr(exporter_module, "_write_temp", disk_full_at_the_50th)
-    result = cli("--db", str(fixtures_db), "export", str(tmp_path / "out"), "--batch-size", "100")
+    result = cli("--db", fixtures_db, "export", str(tmp_path / "out"), "--batch-size", "100")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: cannot write {tmp_path}/out/")
     assert result.stderr.endswith(": No space left on device\n")
     assert names(tmp_path / "out") == set()  # the first batch failed as a whole: nothing renamed, no temp
 
 
-def test_missing_database_is_an_error_and_is_not_created(tmp_path: Path) -> None:
-    result = cli("--db", str(tmp_path / "none.db"), "export", str(tmp_path / "out"))
+def test_missing_database_is_an_error_and_is_not_created(tmp_path: Path, db_target: str) -> None:
+    result = cli("--db", db_target, "export", str(tmp_path / "out"))
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: no database at {tmp_path}/none.db")
+    if is_postgres(db_target):  # the database exists (ckptdb never creates one), its schema does not
+        assert result.stderr == (
+            f"Error: {db_target} has no ckptdb schema: run `ckptdb --db {db_target} db upgrade`\n"
+        )
+    else:
+        assert result.stderr == (
+            f"Error: no database at {display(db_target)}: check the path or --db (nothing was created)\n"
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert not has_database(db_target)
 
 
-def test_target_that_is_a_file_is_refused(tmp_path: Path, fixtures_db: Path) -> None:
+def test_target_that_is_a_file_is_refused(tmp_path: Path, fixtures_db: str) -> None:
     (tmp_path / "f").write_text("not a directory")
-    result = cli("--db", str(fixtures_db), "export", str(tmp_path / "f"))
+    result = cli("--db", fixtures_db, "export", str(tmp_path / "f"))
     assert result.exit_code == 1
     assert result.stderr == f"Error: {tmp_path}/f exists and is not a directory: pass a directory\n"

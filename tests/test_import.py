@@ -1,5 +1,7 @@
 """`ckptdb import` on real files: the shared fixtures, make_bad_dir's damaged directories, generated
-directories, and real subprocesses killed or interrupted in the middle and then resumed."""
+directories, and real subprocesses killed or interrupted in the middle and then resumed. Every test
+runs on SQLite and on PostgreSQL (`db_target`) and reads what was stored through the store API
+(helpers.db), so the assertions are the same on both."""
 
 from __future__ import annotations
 
@@ -19,6 +21,18 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import new_db_target
+from helpers.db import (
+    count_rows,
+    display,
+    has_database,
+    is_postgres,
+    stored,
+    stored_ids,
+    stored_rows_async,
+    write_marks,
+)
+from helpers.db import stored_rows as rows
 from helpers.processes import descendants, wait_gone
 
 from ckptdb import Checkpoint, open_store
@@ -45,15 +59,6 @@ def cli(*args: str) -> Result:
 def out(result: Result) -> str:
     """stdout with the elapsed time normalized."""
     return TIME.sub("(T s)", result.stdout)
-
-
-def rows(db: Path) -> list[tuple[Any, ...]]:
-    """Every stored row, all columns, by id."""
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("SELECT * FROM checkpoints ORDER BY id").fetchall()
-    finally:
-        conn.close()
 
 
 def file_sha(path: Path) -> str:
@@ -100,24 +105,24 @@ def bad(tmp_path: Path, fixture_dir: Path, monkeypatch: pytest.MonkeyPatch) -> d
 
 @pytest.mark.parametrize("recursive", [False, True], ids=["top-level", "recursive"])
 def test_every_file_gets_make_bad_dirs_expected_outcome(
-    tmp_path: Path, bad: dict[str, str], recursive: bool
+    tmp_path: Path, bad: dict[str, str], recursive: bool, db_target: str
 ) -> None:
     before = snapshot(tmp_path / "bad")
     flags = ["--recursive"] if recursive else []
-    result = cli("--db", "c.db", "import", "bad", *flags, "--report", "r.json")
+    result = cli("--db", db_target, "import", "bad", *flags, "--report", "r.json")
     expected = expected_for(bad, recursive=recursive)
     assert outcomes(tmp_path / "r.json") == expected
     assert list(outcomes(tmp_path / "r.json")) == list(expected)  # processing order too
     assert result.exit_code == 3
     assert snapshot(tmp_path / "bad") == before  # sources never modified
-    stored = {row[0] for row in rows(tmp_path / "c.db")}
+    stored = set(stored_ids(db_target))
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     imported = {entry["id"] for entry in report["files"] if entry["outcome"] == "imported"}
     assert stored == imported
 
 
-def test_exact_output_and_reasons(tmp_path: Path, bad: dict[str, str]) -> None:
-    result = cli("--db", "c.db", "import", "bad", "--report", "r.json")
+def test_exact_output_and_reasons(tmp_path: Path, bad: dict[str, str], db_target: str) -> None:
+    result = cli("--db", db_target, "import", "bad", "--report", "r.json")
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     reasons = {entry["relative"]: entry["reason"] for entry in report["files"]}
     assert reasons["empty.json"] == "empty file (a save cut short before its data reached disk?)"
@@ -139,11 +144,12 @@ def test_exact_output_and_reasons(tmp_path: Path, bad: dict[str, str]) -> None:
     assert result.exit_code == 3
 
 
-def test_report_json_content(tmp_path: Path, bad: dict[str, str]) -> None:
-    cli("--db", "c.db", "import", "-r", "bad", "--report", "r.json", "--batch-size", "4")
+def test_report_json_content(tmp_path: Path, bad: dict[str, str], db_target: str) -> None:
+    db = db_target if is_postgres(db_target) else os.path.relpath(db_target)  # cwd is tmp_path
+    cli("--db", db, "import", "-r", "bad", "--report", "r.json", "--batch-size", "4")
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert report["report"] == "ckptdb-import"
-    assert report["database"] == str(tmp_path / "c.db")
+    assert report["database"] == display(db_target)  # an SQLite path as an absolute path
     assert report["dirs"] == ["bad"]
     assert report["options"] == {
         "recursive": True,
@@ -175,9 +181,9 @@ def test_report_json_content(tmp_path: Path, bad: dict[str, str]) -> None:
     assert summary["not_processed"] == 0
 
 
-def test_rows_keep_their_source_and_lose_nothing(tmp_path: Path, bad: dict[str, str]) -> None:
-    cli("--db", "c.db", "import", "-r", "bad")
-    sources = {row[0]: row[-1] for row in rows(tmp_path / "c.db")}
+def test_rows_keep_their_source_and_lose_nothing(tmp_path: Path, bad: dict[str, str], db_target: str) -> None:
+    cli("--db", db_target, "import", "-r", "bad")
+    sources = {row[0]: row[-1] for row in rows(db_target)}
     first_of: dict[str, str] = {}
     for rel, outcome in bad.items():
         if outcome == "imported":
@@ -186,7 +192,7 @@ def test_rows_keep_their_source_and_lose_nothing(tmp_path: Path, bad: dict[str, 
     assert sources == {cid: str(tmp_path / "bad" / rel) for cid, rel in first_of.items()}
 
     async def check() -> None:
-        async with await open_store(tmp_path / "c.db") as store:
+        async with await open_store(db_target) as store:
             for cid, rel in first_of.items():
                 loaded = await store.load(cid)
                 assert loaded is not None
@@ -195,11 +201,11 @@ def test_rows_keep_their_source_and_lose_nothing(tmp_path: Path, bad: dict[str, 
     asyncio.run(check())
 
 
-def test_rerun_imports_nothing_new(tmp_path: Path, bad: dict[str, str]) -> None:
-    first = cli("--db", "c.db", "import", "-r", "bad")
-    before = rows(tmp_path / "c.db")
-    again = cli("--db", "c.db", "import", "-r", "bad", "--report", "r.json")
-    assert rows(tmp_path / "c.db") == before
+def test_rerun_imports_nothing_new(tmp_path: Path, bad: dict[str, str], db_target: str) -> None:
+    first = cli("--db", db_target, "import", "-r", "bad")
+    before = write_marks(db_target), rows(db_target)
+    again = cli("--db", db_target, "import", "-r", "bad", "--report", "r.json")
+    assert (write_marks(db_target), rows(db_target)) == before  # not even rewritten with equal values
     assert (
         out(first).splitlines()[-1]
         == "18 files: 5 imported, 2 unchanged, 1 conflict, 7 invalid, 3 skipped (T s)"
@@ -214,18 +220,18 @@ def test_rerun_imports_nothing_new(tmp_path: Path, bad: dict[str, str]) -> None:
     }
 
 
-def test_clean_directory_exits_zero(tmp_path: Path, fixture_dir: Path) -> None:
-    result = cli("--db", str(tmp_path / "c.db"), "import", str(fixture_dir))
+def test_clean_directory_exits_zero(fixture_dir: Path, db_target: str) -> None:
+    result = cli("--db", db_target, "import", str(fixture_dir))
     assert out(result) == "300 files: 300 imported, 0 unchanged, 0 conflict, 0 invalid, 0 skipped (T s)\n"
     assert result.exit_code == 0
-    assert len(rows(tmp_path / "c.db")) == 300
+    assert len(rows(db_target)) == 300
 
 
 # ── duplicates and conflicts ──────────────────────────────────────────────────────────────────────
 
 
 def test_duplicates_across_subdirectories_and_directories(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_target: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
     x = fresh("x")
@@ -237,7 +243,7 @@ def test_duplicates_across_subdirectories_and_directories(
     write_cp(tmp_path / "one" / "a", "same.json", x)
     write_cp(tmp_path / "two", "x.json", x)
     write_cp(tmp_path / "two", "y.json", edited)
-    result = cli("--db", "c.db", "import", "-r", "one", "two", "--report", "r.json", "--batch-size", "2")
+    result = cli("--db", db_target, "import", "-r", "one", "two", "--report", "r.json", "--batch-size", "2")
     assert outcomes(tmp_path / "r.json") == {
         "zz-top.json": "imported",
         "a/same.json": "unchanged",
@@ -256,13 +262,13 @@ def test_duplicates_across_subdirectories_and_directories(
         "two/y.json",
     ]
     assert result.exit_code == 3
-    (stored,) = rows(tmp_path / "c.db")
-    assert stored[-1] == str(tmp_path / "one" / "zz-top.json")
+    (row,) = rows(db_target)
+    assert row[-1] == str(tmp_path / "one" / "zz-top.json")
 
 
 @pytest.mark.parametrize("batch_size", ["1", "1000"])
 def test_later_copies_are_compared_with_and_name_the_first_occurrence(
-    tmp_path: Path, batch_size: str
+    tmp_path: Path, batch_size: str, db_target: str
 ) -> None:
     x = fresh("x")
     write_cp(tmp_path / "d", "a.json", x)
@@ -271,7 +277,7 @@ def test_later_copies_are_compared_with_and_name_the_first_occurrence(
     report_path = tmp_path / "r.json"
     cli(
         "--db",
-        str(tmp_path / "c.db"),
+        db_target,
         "import",
         str(tmp_path / "d"),
         "--batch-size",
@@ -294,71 +300,63 @@ def test_later_copies_are_compared_with_and_name_the_first_occurrence(
     ]
 
 
-def test_same_directory_twice_or_nested_is_refused(tmp_path: Path) -> None:
+def test_same_directory_twice_or_nested_is_refused(tmp_path: Path, db_target: str) -> None:
     (tmp_path / "d" / "sub").mkdir(parents=True)
-    twice = cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "d"), str(tmp_path / "d"))
+    twice = cli("--db", db_target, "import", str(tmp_path / "d"), str(tmp_path / "d"))
     assert twice.exit_code == 1
     assert "are the same directory: pass it once" in twice.stderr
-    nested = cli("--db", str(tmp_path / "c.db"), "import", "-r", str(tmp_path / "d"), str(tmp_path / "d/sub"))
+    nested = cli("--db", db_target, "import", "-r", str(tmp_path / "d"), str(tmp_path / "d/sub"))
     assert nested.exit_code == 1
     assert "is inside" in nested.stderr and "pass only the outer one" in nested.stderr
-    assert not (tmp_path / "c.db").exists()
+    assert not has_database(db_target)
 
 
-def _conflict_setup(tmp_path: Path) -> tuple[Checkpoint, Checkpoint, Checkpoint]:
-    """c.db holds X (v1); dir `new` has a.json = Y (new), b.json = X v2 (different), c.json = Z (new)."""
+def _conflict_setup(tmp_path: Path, db: str) -> tuple[Checkpoint, Checkpoint, Checkpoint]:
+    """db holds X (v1); dir `new` has a.json = Y (new), b.json = X v2 (different), c.json = Z (new)."""
     x1 = fresh("x")
     x2 = fresh("x", state_snapshot={"edited": True})
     y, z = fresh("y"), fresh("z")
     write_cp(tmp_path / "old", "x.json", x1)
-    assert cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "old")).exit_code == 0
+    assert cli("--db", db, "import", str(tmp_path / "old")).exit_code == 0
     write_cp(tmp_path / "new", "a.json", y)
     write_cp(tmp_path / "new", "b.json", x2)
     write_cp(tmp_path / "new", "c.json", z)
     return x1, x2, y
 
 
-def _stored(db: Path, checkpoint_id: str) -> Checkpoint:
-    async def load() -> Checkpoint:
-        async with await open_store(db) as store:
-            found = await store.load(checkpoint_id)
-            assert found is not None
-            return found
-
-    return asyncio.run(load())
-
-
-def test_on_conflict_skip_keeps_the_stored_row(tmp_path: Path) -> None:
-    x1, _, _ = _conflict_setup(tmp_path)
-    result = cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "new"))
+def test_on_conflict_skip_keeps_the_stored_row(tmp_path: Path, db_target: str) -> None:
+    x1, _, _ = _conflict_setup(tmp_path, db_target)
+    result = cli("--db", db_target, "import", str(tmp_path / "new"))
     assert result.exit_code == 3
     assert out(result) == (
         f"conflict  {tmp_path}/new/b.json: id {x1.id} is already stored (from {tmp_path}/old/x.json) with "
         "different content: kept the stored one (--on-conflict replace overwrites it)\n"
         "3 files: 2 imported, 0 unchanged, 1 conflict, 0 invalid, 0 skipped (T s)\n"
     )
-    assert _stored(tmp_path / "c.db", x1.id).to_json() == x1.to_json()
-    assert len(rows(tmp_path / "c.db")) == 3
+    assert stored(db_target, x1.id).to_json() == x1.to_json()
+    assert len(rows(db_target)) == 3
 
 
-def test_on_conflict_replace_overwrites_and_records_the_new_source(tmp_path: Path) -> None:
-    x1, x2, _ = _conflict_setup(tmp_path)
-    result = cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "new"), "--on-conflict", "replace")
+def test_on_conflict_replace_overwrites_and_records_the_new_source(tmp_path: Path, db_target: str) -> None:
+    x1, x2, _ = _conflict_setup(tmp_path, db_target)
+    result = cli("--db", db_target, "import", str(tmp_path / "new"), "--on-conflict", "replace")
     assert result.exit_code == 3  # a conflict was found, even if resolved as asked
     assert "replaced by this file" in result.stdout
-    assert _stored(tmp_path / "c.db", x1.id).to_json() == x2.to_json()
-    source = {row[0]: row[-1] for row in rows(tmp_path / "c.db")}[x1.id]
+    assert stored(db_target, x1.id).to_json() == x2.to_json()
+    source = {row[0]: row[-1] for row in rows(db_target)}[x1.id]
     assert source == str(tmp_path / "new" / "b.json")
-    again = cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "new"), "--on-conflict", "replace")
+    again = cli("--db", db_target, "import", str(tmp_path / "new"), "--on-conflict", "replace")
     assert again.exit_code == 0
     assert out(again) == "3 files: 0 imported, 3 unchanged, 0 conflict, 0 invalid, 0 skipped (T s)\n"
 
 
 @pytest.mark.parametrize("batch_size", ["1", "1000"])
-def test_on_conflict_fail_stops_before_writing_that_batch(tmp_path: Path, batch_size: str) -> None:
-    x1, _, y = _conflict_setup(tmp_path)
-    before = rows(tmp_path / "c.db")
-    db = str(tmp_path / "c.db")
+def test_on_conflict_fail_stops_before_writing_that_batch(
+    tmp_path: Path, batch_size: str, db_target: str
+) -> None:
+    x1, _, y = _conflict_setup(tmp_path, db_target)
+    before = rows(db_target)
+    db = db_target
     result = cli(
         "--db", db, "import", str(tmp_path / "new"), "--on-conflict", "fail", "--batch-size", batch_size
     )
@@ -366,7 +364,7 @@ def test_on_conflict_fail_stops_before_writing_that_batch(tmp_path: Path, batch_
     lines = out(result).splitlines()
     assert lines[0].startswith(f"conflict  {tmp_path}/new/b.json: id {x1.id} is already stored")
     assert lines[0].endswith("stopped here (--on-conflict fail); nothing of this batch was written")
-    after = rows(tmp_path / "c.db")
+    after = rows(db_target)
     if batch_size == "1":  # a.json's batch committed before the conflict
         assert lines[1] == "3 files: 1 imported, 0 unchanged, 1 conflict, 0 invalid, 0 skipped (T s)"
         assert [row[0] for row in after] == sorted([x1.id, y.id])
@@ -378,76 +376,81 @@ def test_on_conflict_fail_stops_before_writing_that_batch(tmp_path: Path, batch_
 
 
 @pytest.mark.parametrize("batch_size", ["1", "1000"])
-def test_replace_never_lets_a_later_copy_in_the_same_run_win(tmp_path: Path, batch_size: str) -> None:
+def test_replace_never_lets_a_later_copy_in_the_same_run_win(
+    tmp_path: Path, batch_size: str, db_target: str
+) -> None:
     x1, x2 = fresh("x"), fresh("x", state_snapshot={"v": 2})
     x3 = fresh("x", state_snapshot={"v": 3})
     write_cp(tmp_path / "old", "x.json", x1)
-    cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "old"))
+    cli("--db", db_target, "import", str(tmp_path / "old"))
     write_cp(tmp_path / "new", "a.json", x2)
     write_cp(tmp_path / "new", "b.json", x3)
     result = cli(
-        "--db", str(tmp_path / "c.db"), "import", str(tmp_path / "new"),
+        "--db", db_target, "import", str(tmp_path / "new"),
         "--on-conflict", "replace", "--batch-size", batch_size, "--report", str(tmp_path / "r.json"),
     )  # fmt: skip
     assert outcomes(tmp_path / "r.json") == {"a.json": "conflict", "b.json": "conflict"}
     assert "the first one is kept" in result.stdout
-    assert _stored(tmp_path / "c.db", x1.id).to_json() == x2.to_json()
+    assert stored(db_target, x1.id).to_json() == x2.to_json()
 
 
 # ── strict, dry run: the database is left untouched ───────────────────────────────────────────────
 
 
 def test_strict_with_invalid_files_writes_nothing_not_even_a_database(
-    tmp_path: Path, bad: dict[str, str]
+    tmp_path: Path, bad: dict[str, str], db_target: str
 ) -> None:
-    result = cli("--db", "c.db", "import", "bad", "--strict", "--report", "r.json")
+    result = cli("--db", db_target, "import", "bad", "--strict", "--report", "r.json")
     assert result.exit_code == 4
     assert out(result).splitlines()[-1] == (
         "--strict: invalid files found, nothing written; an import would give: "
         "15 files: 4 imported, 1 unchanged, 0 conflict, 7 invalid, 3 skipped (T s)"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "r.json"]
+    assert not has_database(db_target)  # not even the schema
     assert json.loads((tmp_path / "r.json").read_text())["summary"]["status"] == "strict-failed"
 
 
 def test_strict_and_dry_run_leave_an_existing_database_byte_for_byte(
-    tmp_path: Path, bad: dict[str, str]
+    tmp_path: Path, bad: dict[str, str], db_target: str
 ) -> None:
-    cli("--db", "c.db", "import", "bad")
+    cli("--db", db_target, "import", "bad")
     (tmp_path / "bad" / "extra.json").write_bytes(fresh("extra").to_json().encode())
-    before_rows, before_sha = rows(tmp_path / "c.db"), file_sha(tmp_path / "c.db")
-    strict = cli("--db", "c.db", "import", "bad", "--strict")
+    before_rows, before_marks = rows(db_target), write_marks(db_target)
+    strict = cli("--db", db_target, "import", "bad", "--strict")
     assert strict.exit_code == 4
-    dry = cli("--db", "c.db", "import", "-r", "bad", "--dry-run", "--report", "dry.json")
+    dry = cli("--db", db_target, "import", "-r", "bad", "--dry-run", "--report", "dry.json")
     assert dry.exit_code == 3
     assert out(dry).splitlines()[-1] == (
         "dry run, nothing written: 19 files: 2 imported, 6 unchanged, 1 conflict, 7 invalid, 3 skipped (T s)"
     )
-    assert rows(tmp_path / "c.db") == before_rows
-    assert file_sha(tmp_path / "c.db") == before_sha
-    assert not (tmp_path / "c.db-wal").exists()
+    assert rows(db_target) == before_rows
+    assert write_marks(db_target) == before_marks  # SQLite: the file's bytes; PostgreSQL: row versions
     # What the dry run predicted is exactly what the real run then does.
-    cli("--db", "c.db", "import", "-r", "bad", "--report", "real.json")
+    cli("--db", db_target, "import", "-r", "bad", "--report", "real.json")
     assert outcomes(tmp_path / "dry.json") == outcomes(tmp_path / "real.json")
 
 
-def test_dry_run_on_a_fresh_path_creates_nothing(tmp_path: Path, bad: dict[str, str]) -> None:
-    result = cli("--db", "new.db", "import", "-r", "bad", "--dry-run", "--report", "dry.json")
+def test_dry_run_on_a_fresh_path_creates_nothing(tmp_path: Path, bad: dict[str, str], db_target: str) -> None:
+    result = cli("--db", db_target, "import", "-r", "bad", "--dry-run", "--report", "dry.json")
     assert result.exit_code == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "dry.json"]
+    assert not has_database(db_target)
     assert outcomes(tmp_path / "dry.json") == bad  # same outcomes as a real import into an empty database
 
 
-def test_strict_with_only_valid_files_imports(tmp_path: Path, fixture_dir: Path) -> None:
-    result = cli("--db", str(tmp_path / "c.db"), "import", str(fixture_dir), "--strict")
+def test_strict_with_only_valid_files_imports(fixture_dir: Path, db_target: str) -> None:
+    result = cli("--db", db_target, "import", str(fixture_dir), "--strict")
     assert result.exit_code == 0
-    assert len(rows(tmp_path / "c.db")) == 300
+    assert len(rows(db_target)) == 300
 
 
 # ── file system corner cases ──────────────────────────────────────────────────────────────────────
 
 
-def test_symlinks_are_never_followed_out_of_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_symlinks_are_never_followed_out_of_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_target: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     inside, outside = fresh("inside"), fresh("outside")
     write_cp(tmp_path / "d", "inside.json", inside)
@@ -458,7 +461,7 @@ def test_symlinks_are_never_followed_out_of_dir(tmp_path: Path, monkeypatch: pyt
     (tmp_path / "d" / "linked-dir").symlink_to(tmp_path / "elsewhere")
     (tmp_path / "d" / "fifo.json").parent.mkdir(exist_ok=True)
     os.mkfifo(tmp_path / "d" / "fifo.json")
-    result = cli("--db", "c.db", "import", "-r", "d", "--report", "r.json")
+    result = cli("--db", db_target, "import", "-r", "d", "--report", "r.json")
     report = json.loads((tmp_path / "r.json").read_text())
     got = {entry["relative"]: (entry["outcome"], entry["reason"]) for entry in report["files"]}
     assert got == {
@@ -473,44 +476,42 @@ def test_symlinks_are_never_followed_out_of_dir(tmp_path: Path, monkeypatch: pyt
         "linked-dir": ("skipped", f"symlink to the directory {tmp_path}/elsewhere: not followed"),
     }
     assert result.exit_code == 3
-    assert [row[0] for row in rows(tmp_path / "c.db")] == [inside.id]
-    top_only = cli("--db", "c.db", "import", "d", "--report", "r2.json")
+    assert stored_ids(db_target) == [inside.id]
+    top_only = cli("--db", db_target, "import", "d", "--report", "r2.json")
     assert "linked-dir" not in outcomes(tmp_path / "r2.json")  # like a directory: not looked into
     assert top_only.exit_code == 3
 
 
-def test_undecodable_file_names_are_reported_readably(tmp_path: Path) -> None:
+def test_undecodable_file_names_are_reported_readably(tmp_path: Path, db_target: str) -> None:
     directory = tmp_path / "d"
     directory.mkdir()
     checkpoint = fresh("latin1-name")
     name = os.fsdecode(b"caf\xe9.json")
     (directory / name).write_bytes(checkpoint.to_json().encode())
-    result = cli(
-        "--db", str(tmp_path / "c.db"), "import", str(directory), "--report", str(tmp_path / "r.json")
-    )
+    result = cli("--db", db_target, "import", str(directory), "--report", str(tmp_path / "r.json"))
     assert result.exit_code == 0
     assert outcomes(tmp_path / "r.json") == {"caf\\xe9.json": "imported"}
-    assert rows(tmp_path / "c.db")[0][-1] == f"{directory}/caf\\xe9.json"
+    assert rows(db_target)[0][-1] == f"{directory}/caf\\xe9.json"
 
 
-def test_missing_directory_is_one_line_error(tmp_path: Path) -> None:
-    result = cli("--db", str(tmp_path / "c.db"), "import", str(tmp_path / "nope"))
+def test_missing_directory_is_one_line_error(tmp_path: Path, db_target: str) -> None:
+    result = cli("--db", db_target, "import", str(tmp_path / "nope"))
     assert result.exit_code == 1
     assert (
         result.stderr == f"Error: {tmp_path}/nope does not exist: pass a directory of echo checkpoint files\n"
     )
-    assert not (tmp_path / "c.db").exists()
+    assert not has_database(db_target)
 
 
 # ── the library API ───────────────────────────────────────────────────────────────────────────────
 
 
 async def test_library_import_reports_progress_and_each_outcome_in_order(
-    tmp_path: Path, fixture_dir: Path
+    fixture_dir: Path, db_target: str
 ) -> None:
     calls: list[tuple[str, int, int]] = []
     seen: list[FileOutcome] = []
-    async with await open_store(tmp_path / "c.db") as store:
+    async with await open_store(db_target) as store:
         report = await import_directories(
             store, [fixture_dir], ImportOptions(batch_size=128), lambda *a: calls.append(a), seen.append
         )
@@ -532,23 +533,12 @@ def _ckptdb(*args: str) -> list[str]:
     return [sys.executable, "-m", "ckptdb", *args]
 
 
-def _count(db: Path) -> int:
-    try:
-        conn = sqlite3.connect(db, timeout=5)
-        try:
-            return int(conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0  # not created or not migrated yet
-
-
-def _wait_for_rows(db: Path, proc: subprocess.Popen[bytes], at_least: int) -> int:
+def _wait_for_rows(db: str, proc: subprocess.Popen[Any], at_least: int) -> int:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"the import ended (status {proc.returncode}) before it could be stopped")
-        found = _count(db) if db.exists() else 0
+        found = count_rows(db) if is_postgres(db) or Path(db).exists() else 0
         if found >= at_least:
             return found
         time.sleep(0.005)
@@ -564,7 +554,7 @@ def big_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def test_parsing_in_a_helper_process_changes_nothing(
-    tmp_path: Path, big_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, big_dir: Path, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
     """4,000 files take the helper-process path (`parallel`); the result must be the in-process one."""
     pools: list[object] = []
@@ -573,18 +563,19 @@ async def test_parsing_in_a_helper_process_changes_nothing(
     results = []
     for parallel in (True, False):
         seen: list[FileOutcome] = []
-        async with await open_store(tmp_path / f"{parallel}.db") as store:
+        db = new_db_target(engine, tmp_path, f"{parallel}.db")
+        async with await open_store(db) as store:
             options = ImportOptions(batch_size=300, parallel=parallel)
             report = await import_directories(store, [big_dir], options, on_file=seen.append)
-        results.append((report.counts, seen, rows(tmp_path / f"{parallel}.db")))
+        results.append((report.counts, seen, await stored_rows_async(db)))
     assert results[0] == results[1]
     assert results[0][0][Outcome.IMPORTED] == 4000
     assert pools[0] is not None and pools[1] is None  # the helper really parsed the first run
 
 
-def test_subprocess_import_prints_the_summary(tmp_path: Path, fixture_dir: Path) -> None:
+def test_subprocess_import_prints_the_summary(fixture_dir: Path, db_target: str) -> None:
     done = subprocess.run(
-        _ckptdb("--db", str(tmp_path / "c.db"), "import", str(fixture_dir)), capture_output=True, text=True
+        _ckptdb("--db", db_target, "import", str(fixture_dir)), capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     assert TIME.sub("(T s)", done.stdout) == (
@@ -593,10 +584,12 @@ def test_subprocess_import_prints_the_summary(tmp_path: Path, fixture_dir: Path)
     assert done.stderr == ""  # stderr is a pipe, not a terminal: no progress bar
 
 
-def test_killed_import_resumes_to_exactly_the_uninterrupted_rows(tmp_path: Path, big_dir: Path) -> None:
-    db = tmp_path / "killed.db"
+def test_killed_import_resumes_to_exactly_the_uninterrupted_rows(
+    tmp_path: Path, big_dir: Path, db_target: str, engine: str
+) -> None:
+    db = db_target
     proc = subprocess.Popen(
-        _ckptdb("--db", str(db), "import", str(big_dir), "--batch-size", "5", "-q"),
+        _ckptdb("--db", db, "import", str(big_dir), "--batch-size", "5", "-q"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -609,23 +602,27 @@ def test_killed_import_resumes_to_exactly_the_uninterrupted_rows(tmp_path: Path,
     assert proc.returncode == -signal.SIGKILL
     assert helpers, "a 4,000-file import should parse in a helper process"
     assert not wait_gone(helpers), "helpers outlived the import"
-    committed = _count(db)
+    committed = count_rows(db)
     assert 0 < committed < 4000, "killed too late to prove anything: make the directory bigger"
     assert committed % 5 == 0  # batches commit whole
-    resumed = cli("--db", str(db), "import", str(big_dir))
+    resumed = cli("--db", db, "import", str(big_dir))
     counts = f"{4000 - committed} imported, {committed} unchanged, 0 conflict, 0 invalid, 0 skipped"
     assert out(resumed) == f"4000 files: {counts} (T s)\n"
-    cli("--db", str(tmp_path / "straight.db"), "import", str(big_dir))
-    assert rows(db) == rows(tmp_path / "straight.db")
-    conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    conn.close()
+    straight = new_db_target(engine, tmp_path, "straight.db")
+    cli("--db", straight, "import", str(big_dir))
+    assert rows(db) == rows(straight)
+    if engine == "sqlite":  # the file itself; a PostgreSQL server rolls a dead client's transaction back
+        conn = sqlite3.connect(db)
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        conn.close()
 
 
-def test_ctrl_c_finishes_the_batch_reports_the_truth_and_resumes(tmp_path: Path, big_dir: Path) -> None:
-    db, report_path = tmp_path / "c.db", tmp_path / "r.json"
+def test_ctrl_c_finishes_the_batch_reports_the_truth_and_resumes(
+    tmp_path: Path, big_dir: Path, db_target: str
+) -> None:
+    db, report_path = db_target, tmp_path / "r.json"
     proc = subprocess.Popen(
-        _ckptdb("--db", str(db), "import", str(big_dir), "--batch-size", "2", "--report", str(report_path)),
+        _ckptdb("--db", db, "import", str(big_dir), "--batch-size", "2", "--report", str(report_path)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -644,11 +641,11 @@ def test_ctrl_c_finishes_the_batch_reports_the_truth_and_resumes(tmp_path: Path,
     assert stderr == "interrupted: the batches committed so far are kept; run the same command again\n"
     report = json.loads(report_path.read_text())  # complete, valid JSON
     assert report["summary"]["status"] == "interrupted"
-    stored = {row[0] for row in rows(db)}
-    assert 0 < len(stored) < 4000
-    assert {e["id"] for e in report["files"] if e["outcome"] == "imported"} == stored  # tells the truth
-    assert report["summary"]["not_processed"] == 4000 - len(stored)
-    resumed = cli("--db", str(db), "import", str(big_dir))
+    found = set(stored_ids(db))
+    assert 0 < len(found) < 4000
+    assert {e["id"] for e in report["files"] if e["outcome"] == "imported"} == found  # tells the truth
+    assert report["summary"]["not_processed"] == 4000 - len(found)
+    resumed = cli("--db", db, "import", str(big_dir))
     assert resumed.exit_code == 0
     assert len(rows(db)) == 4000
 
@@ -674,14 +671,17 @@ def _run_on_terminal(args: list[str]) -> tuple[int, str]:
     return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
 
 
-def test_progress_bar_on_a_terminal_only(tmp_path: Path, fixture_dir: Path) -> None:
+def test_progress_bar_on_a_terminal_only(
+    tmp_path: Path, fixture_dir: Path, db_target: str, engine: str
+) -> None:
     status, text = _run_on_terminal(
-        _ckptdb("--db", str(tmp_path / "c.db"), "import", str(fixture_dir), "--batch-size", "50")
+        _ckptdb("--db", db_target, "import", str(fixture_dir), "--batch-size", "50")
     )
     assert status == 0
     assert "Importing" in text and "files/s" in text and "300/300" in text
     assert "300 files: 300 imported" in text
-    status, text = _run_on_terminal(_ckptdb("--db", str(tmp_path / "q.db"), "import", str(fixture_dir), "-q"))
+    quiet = new_db_target(engine, tmp_path, "q.db")
+    status, text = _run_on_terminal(_ckptdb("--db", quiet, "import", str(fixture_dir), "-q"))
     assert status == 0
     assert (
         TIME.sub("(T s)", text)

@@ -120,15 +120,42 @@ def _text(value: Any, kind: str) -> str:
     return str(value)
 
 
+_JSON_NATIVE = (str, int, float, bool, list, dict, type(None))
+
+
 def _json_value(value: Any, kind: str) -> Any:
-    """A value of an ad-hoc query for JSON: BLOBs as base64 (as sqlite-utils does), NaN as null."""
+    """A value of an ad-hoc query for JSON: BLOBs as base64 (as sqlite-utils does), NaN as null.
+
+    PostgreSQL also returns types JSON has no spelling for: `numeric` (what sum(bigint) gives) as
+    a number (an integer when it is one), times as ISO 8601 text, anything else (uuid, interval,
+    inet, ...) as its text."""
+    if isinstance(value, _JSON_NATIVE):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None  # JSON has no NaN or infinity
+        return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         import base64
 
         return {"$base64": True, "encoded": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN or infinity
-    return value
+    import datetime
+    import decimal
+
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_json_value(item, kind) for item in value]
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    """int, float, or a PostgreSQL `numeric` (decimal.Decimal), and not a bool."""
+    if isinstance(value, (int, float)):
+        return not isinstance(value, bool)
+    return type(value).__name__ == "Decimal"
 
 
 def display_width(text: str) -> int:
@@ -247,7 +274,7 @@ class TableWriter(RowWriter):
             self._emit(cells)
             return
         for index, value in enumerate(row):
-            if self.auto[index] and value is not None and not isinstance(value, (int, float)):
+            if self.auto[index] and value is not None and not _is_number(value):
                 self.auto[index] = False  # a text value: this column is not numeric
         self.pending.append(cells)
         if len(self.pending) >= LAYOUT_ROWS:

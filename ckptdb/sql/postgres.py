@@ -539,8 +539,10 @@ class PostgresBackend(Backend):
         """The statement becomes a cursor (`DECLARE ... CURSOR FOR`, which the server accepts only
         for a query, and never with a data-modifying WITH) in a READ ONLY transaction that is rolled
         back at the end (undoing even a set_config); sent with the extended protocol, which refuses
-        a second statement. Server functions with side effects (pg_terminate_backend, lo_export)
-        are up to the role's privileges: point `ckptdb sql` at a read-only role for untrusted use.
+        a second statement. SHOW and EXPLAIN, which report but cannot be a cursor, run as they are
+        in the same read-only transaction; any other statement is refused before it runs. Server
+        functions with side effects (pg_terminate_backend, lo_export) are up to the role's
+        privileges: point `ckptdb sql` at a read-only role for untrusted use.
         """
         text = sql.strip().rstrip(";").rstrip()
         if not text:
@@ -559,7 +561,29 @@ class PostgresBackend(Backend):
         try:
             transaction = conn.transaction(readonly=True)
             await transaction.start()
-            await conn.fetch(_DECLARE + text)
+            reporting = None
+            try:
+                await conn.fetch(_DECLARE + text)
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) != "42601" or "multiple commands" in str(exc):
+                    raise
+                # The cursor takes only a query. Another statement, or no SQL at all? Parsing the
+                # text alone tells (a Parse message runs nothing), in a new read-only transaction.
+                await transaction.rollback()
+                transaction = conn.transaction(readonly=True)
+                await transaction.start()
+                try:
+                    reporting = await conn.prepare(text)
+                except Exception as parse_exc:
+                    if getattr(parse_exc, "sqlstate", None) == "42601":
+                        raise parse_exc from None  # a syntax error (or several statements)
+                if reporting is None or text.split(None, 1)[0].upper() not in _REPORTING:
+                    raise _refused(None) from None
+            if reporting is not None:  # SHOW, EXPLAIN: rows from a statement that is not a query
+                yield tuple(attribute.name for attribute in reporting.get_attributes())
+                for record in await reporting.fetch():
+                    yield tuple(record)
+                return
             fetch = await conn.prepare(f"FETCH FORWARD {int(batch)} FROM ckptdb_sql")
             yield tuple(attribute.name for attribute in fetch.get_attributes())
             while records := await fetch.fetch():
@@ -600,6 +624,18 @@ class PostgresBackend(Backend):
 
 
 _DECLARE = "DECLARE ckptdb_sql NO SCROLL CURSOR FOR "
+_REPORTING = ("SHOW", "EXPLAIN")
+"""Statements that only report (like SQLite's reporting PRAGMAs) but cannot be a cursor; they run in
+the same read-only transaction, which refuses what EXPLAIN ANALYZE of a write would do."""
+
+
+def _refused(server_message: str | None) -> CkptdbError:
+    """The same wording as on SQLite: `sql` only reads, and nothing was changed."""
+    why = "is not a query" if server_message is None else f"would write ({server_message})"
+    return CkptdbError(
+        "refused: `sql` only reads (one SELECT, WITH, VALUES or TABLE query, or SHOW or EXPLAIN); "
+        f"this statement {why}: nothing was changed"
+    )
 
 
 def _read_only_error(exc: BaseException, target: DatabaseTarget, text: str) -> CkptdbError:
@@ -607,19 +643,8 @@ def _read_only_error(exc: BaseException, target: DatabaseTarget, text: str) -> C
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "multiple commands" in message:
         return CkptdbError("refused: one SQL statement at a time (nothing was run)")
-    if state == "25006":
-        return CkptdbError(
-            f"refused: `sql` only reads; this statement would write ({message}): nothing was changed"
-        )
-    if state == "42601" and str(getattr(exc, "position", "")) == str(len(_DECLARE) + 1):
-        # A syntax error at the statement's first word: the cursor around it takes only queries.
-        first = text.split(None, 1)[0]
-        return CkptdbError(
-            f"refused: `sql` runs one query (SELECT, WITH, VALUES or TABLE), and {first!r} does not start "
-            "one: nothing was run"
-        )
-    if state == "0A000" and "data-modifying" in message:
-        return CkptdbError(f"refused: `sql` only reads; a WITH that modifies data cannot run ({message})")
+    if state == "25006" or (state == "0A000" and "data-modifying" in message):
+        return _refused(message)
     if state is not None and state.startswith(("42", "22", "0A", "2B", "3F")):
         return CkptdbError(f"SQL error: {message}")
     return translate_error(exc, target)
