@@ -54,7 +54,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from ckptdb import Checkpoint, CheckpointQuery, InterruptType, SqlCheckpointStore, Timestamp, open_store
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.revision import HEAD
-from ckptdb.sql.sqlite import SqliteBackend
+from ckptdb.sql.sqlite import SqliteBackend, WriterThread
 
 SCENARIO = "core"
 TASKS = 16
@@ -292,7 +292,8 @@ class Workload:
 # -- opening both stores identically --------------------------------------------------------------
 
 
-async def pragmas(conn: aiosqlite.Connection) -> tuple[str, int]:
+async def pragmas(conn: aiosqlite.Connection | WriterThread) -> tuple[str, int]:
+    """journal_mode and synchronous of a live connection: the peer's, or ckptdb's writer thread."""
     mode = next(iter(await conn.execute_fetchall("PRAGMA journal_mode")))[0]
     sync = next(iter(await conn.execute_fetchall("PRAGMA synchronous")))[0]
     return str(mode).lower(), int(sync)

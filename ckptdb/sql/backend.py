@@ -5,7 +5,7 @@ SQL spellings. The store above it writes one set of SQL (with `?` placeholders) 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,6 +144,12 @@ class Backend(ABC):
     @abstractmethod
     async def vacuum(self) -> None:
         """Give the space freed by deletes back (SQLite: VACUUM and truncate the WAL)."""
+
+    def group_writer(self) -> Callable[[str, Sequence[Row]], Awaitable[None]] | None:
+        """For a backend that commits concurrent row writes together itself (SQLite: its writer
+        thread), the function that queues rows and returns what to await for their commit; None
+        (the default): the store groups them and calls `write_rows`."""
+        return None
 
     async def write_bulk(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         """`write()` for a transaction that touches many pages (a prune window); engines that need

@@ -77,7 +77,7 @@ def to_row(checkpoint: Checkpoint, source: str | None = None) -> tuple[Any, ...]
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise InvalidCheckpointError(
-                    f"contains a lone surrogate ({exc.object[exc.start:exc.end]!r}) that UTF-8 cannot hold",
+                    f"contains a lone surrogate ({exc.object[exc.start : exc.end]!r}) that UTF-8 cannot hold",
                     source=checkpoint.id if isinstance(checkpoint.id, str) else None,
                 ) from None
     return row

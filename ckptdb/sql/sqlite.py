@@ -1,18 +1,23 @@
-"""SQLite through aiosqlite: WAL, a busy timeout, BEGIN IMMEDIATE for write transactions.
+"""SQLite: WAL, a busy timeout, BEGIN IMMEDIATE for write transactions, group commit.
 
-Two connections: one writer (autocommit mode, so a single upsert is one statement and one round
-trip, and multi-row writes take the write lock up front with BEGIN IMMEDIATE, which is what keeps
-"database is locked" away under contention) and one reader, so reads never wait behind writes.
+Three connections. The writer lives on a thread of its own (`WriterThread`): every write is one job
+on it, in order, so a whole transaction is one trip to that thread, and saves that queue up while
+a transaction runs are committed together in the next one. The reader (aiosqlite) serves reads, so
+they never wait behind writes. The checkpointer (`Checkpointer`, a thread and connection of its
+own) copies the WAL back into the database file off the commit path; the writer's own
+auto-checkpoint stays on, at a higher mark, as the bound on the WAL's length.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import sqlite3
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+import threading
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import aiosqlite
@@ -29,17 +34,23 @@ SYNCHRONOUS = ("NORMAL", "FULL")
 
 T = TypeVar("T")
 
-
-async def on_connection_thread(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    """Run `work(db)` on the connection's own worker thread, queued in order with its other calls.
-
-    A whole write transaction then costs one round trip to that thread (each is a thread hop and an
-    event-loop wake-up, tens of microseconds) instead of one per statement, and nothing else can run
-    on the connection between its statements. aiosqlite has no public hook for this: `_execute` is
-    the method every public call goes through (same shape from aiosqlite 0.17 to 0.22).
-    """
-    execute: Callable[..., Awaitable[Any]] = conn._execute
-    return cast(T, await execute(lambda: work(conn._conn)))
+CHECKPOINT_PAGES = 1000
+"""About this many WAL pages written (estimated from the rows) wake the checkpointer thread, which runs
+`PRAGMA wal_checkpoint(PASSIVE)` on its own connection while the writer keeps committing (SQLite's
+default auto-checkpoint mark is the same 1,000 pages, but there it runs inside a commit)."""
+WAL_LIMIT_PAGES = 4 * CHECKPOINT_PAGES
+"""The bound on the WAL. A checkpoint that runs beside the writer cannot finish while new frames
+keep arriving, and SQLite starts the WAL over from its beginning only once every frame is back in
+the database; so after about this many pages the writer thread finishes the checkpoint itself,
+between two transactions (short: the checkpointer has already copied most frames)."""
+WAL_BACKSTOP_PAGES = 4 * WAL_LIMIT_PAGES
+"""The writer connection's own `wal_autocheckpoint`, in case the estimate above falls far short (a
+huge prune transaction) or the checkpointer cannot open its connection."""
+ESTIMATED_PAGES_PER_ROW = 4
+"""Pages a saved row dirties besides its own text: the table leaf and three index leaves, fewer
+when rows share a transaction (an overestimate only makes checkpoints a little more frequent)."""
+MAX_GROUP_ROWS = 1000
+"""At most this many rows of queued saves share one transaction."""
 
 
 @contextmanager
@@ -56,11 +67,6 @@ def _immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
             with suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
         raise
-
-
-def _executemany_in_transaction(db: sqlite3.Connection, sql: str, rows: Sequence[Row]) -> None:
-    with _immediate_transaction(db):
-        db.executemany(sql, rows)
 
 
 def _execute_in_transaction(
@@ -100,6 +106,291 @@ def json_path(path: Sequence[PathStep]) -> str:
     return out
 
 
+class _Rows:
+    """Queued saves: one statement over parameter rows, all or nothing."""
+
+    __slots__ = ("future", "rows", "sql")
+
+    def __init__(self, sql: str, rows: Sequence[Row], future: asyncio.Future[None]) -> None:
+        self.sql = sql
+        self.rows = rows
+        self.future = future
+
+
+class _Call:
+    """Any other work on the writer connection: `work(db)` runs alone, in queue order."""
+
+    __slots__ = ("future", "work")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]) -> None:
+        self.work = work
+        self.future = future
+
+
+def _settle_rows(batch: list[_Rows], errors: list[BaseException | None] | None) -> None:
+    """On the event loop: every request of a committed (or failed) transaction learns its outcome."""
+    if errors is None:
+        for request in batch:
+            if not request.future.done():  # a caller cancelled meanwhile: nobody is waiting
+                request.future.set_result(None)
+        return
+    for request, error in zip(batch, errors, strict=True):
+        if request.future.done():
+            continue
+        if error is None:
+            request.future.set_result(None)
+        else:
+            request.future.set_exception(error)
+
+
+def _settle_call(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+def _deliver(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    with suppress(RuntimeError):  # the loop is closed: nobody is left to tell
+        loop.call_soon_threadsafe(callback, *args)
+
+
+class Checkpointer:
+    """A thread with its own connection that runs `PRAGMA wal_checkpoint(PASSIVE)` when poked.
+
+    PASSIVE never waits for readers or the writer and never blocks them; SQLite makes a checkpoint
+    safe against a crash at any point (it syncs the WAL before copying and the database after, by
+    this connection's `synchronous`, set to the writer's). A failure here only leaves the work to
+    the writer's own auto-checkpoint, so errors are kept (`last_error`) and not raised.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._wake = threading.Event()
+        self.lock = threading.Lock()
+        """Held while a checkpoint runs here: the writer takes it to finish one without racing."""
+        self._stopping = False
+        self.runs = 0
+        self.last_result: tuple[int, int, int] | None = None
+        self.last_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ckptdb-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        db: sqlite3.Connection | None = None
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                try:
+                    if db is None:
+                        db = self._connect()
+                    with self.lock:
+                        row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.last_result = (int(row[0]), int(row[1]), int(row[2]))
+                except Exception as exc:  # the writer's auto-checkpoint remains
+                    self.last_error = exc
+                self.runs += 1
+        finally:
+            if db is not None:
+                with suppress(sqlite3.Error):
+                    db.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Ask the thread to end and wait for it (a checkpoint under way finishes first)."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+
+class WriterThread:
+    """The writer connection and the one thread that uses it.
+
+    Jobs run in the order they were queued. Queued saves (`submit_rows`) that are next to each other
+    in the queue are committed in one transaction: while a transaction runs, new saves queue up, and
+    the next transaction takes all of them, so concurrent saves share commits without any waiting
+    on purpose. Each save's future is settled only after the transaction holding its rows has
+    committed; if a shared transaction fails, each request is retried alone, so one bad request
+    cannot fail another. Results go back to the event loop with one call per transaction.
+
+    The SQLite work releases the GIL, so the event loop encodes the next saves while a commit runs.
+    """
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        where: str,
+        checkpointer: Checkpointer | None = None,
+    ) -> None:
+        self._conn: sqlite3.Connection = db
+        self._where = where
+        self._checkpointer = checkpointer
+        self._jobs: queue.SimpleQueue[_Rows | _Call | None] = queue.SimpleQueue()
+        self._pages = 0  # estimated WAL pages since the checkpointer was last woken
+        self._wal_pages = 0  # since the writer last finished a checkpoint itself
+        self.finished_checkpoints = 0
+        self.transactions = 0
+        """Write transactions of queued saves committed (for tests: group commit at work)."""
+        self.rows = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="ckptdb-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    # -- on the event loop -----------------------------------------------------------------------
+
+    def submit_rows(self, sql: str, rows: Sequence[Row]) -> asyncio.Future[None]:
+        """Queue rows for the next group commit; the future is done once they are committed."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._jobs.put(_Rows(sql, rows, future))
+        return future
+
+    async def call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(db)` on the writer thread, after everything queued before it."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put(_Call(work, future))
+        return await future
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return await self.call(lambda db: db.execute(sql, params).fetchall())
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    async def close(self) -> None:
+        """Finish every queued job, then close the connection and end the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._jobs.put(_Call(lambda db: db.close(), future))
+        self._jobs.put(None)
+        try:
+            await future
+        finally:
+            await asyncio.to_thread(self._thread.join)
+
+    # -- on the writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        get, get_nowait = self._jobs.get, self._jobs.get_nowait
+        carry: _Rows | _Call | None = None
+        while True:
+            job = carry if carry is not None else get()
+            carry = None
+            if job is None:
+                return
+            if type(job) is _Call:
+                try:
+                    result, error = job.work(self._conn), None
+                except BaseException as exc:  # handed to the caller
+                    result, error = None, self._translate(exc)
+                _deliver(job.future.get_loop(), _settle_call, job.future, result, error)
+                continue
+            assert type(job) is _Rows
+            batch = [job]
+            count = len(job.rows)
+            while count < MAX_GROUP_ROWS:
+                try:
+                    following = get_nowait()
+                except queue.Empty:
+                    break
+                if type(following) is not _Rows:
+                    carry = following
+                    break
+                batch.append(following)
+                count += len(following.rows)
+            errors = self._commit(batch)
+            self.transactions += 1
+            self.rows += count
+            self._deliver_rows(batch, errors)
+            if self._checkpointer is not None:
+                self._after_rows(batch, count)
+
+    def _after_rows(self, batch: list[_Rows], count: int) -> None:
+        """Wake the checkpointer now and then, and keep the WAL under WAL_LIMIT_PAGES."""
+        checkpointer = self._checkpointer
+        assert checkpointer is not None
+        size = 0
+        for request in batch:
+            for row in request.rows:
+                size += sum(len(value) for value in row if type(value) is str)
+        pages = count * ESTIMATED_PAGES_PER_ROW + size // 4096
+        self._pages += pages
+        self._wal_pages += pages
+        if self._wal_pages >= WAL_LIMIT_PAGES:
+            # Nothing is written while this runs, so the checkpoint finishes (unless a reader
+            # elsewhere still needs old pages, as with any SQLite checkpoint) and the next write
+            # starts the WAL over. The lock waits for a checkpoint under way beside us.
+            with checkpointer.lock, suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self.finished_checkpoints += 1
+            self._pages = self._wal_pages = 0
+        elif self._pages >= CHECKPOINT_PAGES:
+            self._pages = 0
+            checkpointer.poke()
+
+    @staticmethod
+    def _deliver_rows(batch: list[_Rows], errors: list[BaseException | None] | None) -> None:
+        loop = batch[0].future.get_loop()
+        if all(request.future.get_loop() is loop for request in batch):
+            _deliver(loop, _settle_rows, batch, errors)
+            return
+        for index, request in enumerate(batch):  # one store used from several event loops
+            error = None if errors is None else errors[index]
+            _deliver(request.future.get_loop(), _settle_rows, [request], None if error is None else [error])
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        return translate_error(exc, self._where) if isinstance(exc, sqlite3.Error) else exc
+
+    def _commit(self, batch: list[_Rows]) -> list[BaseException | None] | None:
+        """None when every request committed, else each request's outcome (retried one by one)."""
+        db = self._conn
+        try:
+            if len(batch) == 1 and len(batch[0].rows) == 1:
+                # One statement in autocommit mode is its own transaction and takes the write lock
+                # when it starts (no read-then-upgrade), so the busy timeout applies.
+                db.execute(batch[0].sql, batch[0].rows[0])
+            else:
+                with _immediate_transaction(db):
+                    for request in batch:
+                        if len(request.rows) == 1:
+                            db.execute(request.sql, request.rows[0])
+                        else:
+                            db.executemany(request.sql, request.rows)
+            return None
+        except BaseException as exc:  # not only sqlite3.Error: a row it cannot bind
+            if db.in_transaction:
+                with suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            if len(batch) == 1:
+                return [self._translate(exc)]
+        outcomes: list[BaseException | None] = []
+        for request in batch:  # isolate: one request's failure must not fail the others
+            single = self._commit([request])
+            outcomes.append(None if single is None else single[0])
+        return outcomes
+
+
 async def _connect(uri: str) -> aiosqlite.Connection:
     """An autocommit aiosqlite connection whose worker thread cannot keep the process alive.
 
@@ -126,12 +417,9 @@ class SqliteBackend(Backend):
             raise CkptdbError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: WriterThread | None = None
         self._reader: aiosqlite.Connection | None = None
-        # One transaction at a time on the writer: the group-commit drain, delete_many and clear
-        # run as separate coroutines, and without this a save could land inside (and be rolled
-        # back with) another coroutine's transaction after being acknowledged.
-        self._write_lock = asyncio.Lock()
+        self._checkpointer: Checkpointer | None = None
 
     def _where(self) -> str:
         return str(self.path)
@@ -147,32 +435,73 @@ class SqliteBackend(Backend):
             raise
         return conn
 
+    def _driver_connection(self, mode: str) -> sqlite3.Connection:
+        """A plain sqlite3 connection (autocommit, usable from any one thread at a time)."""
+        db = sqlite3.connect(
+            f"file:{quote(str(self.path))}?mode={mode}",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            db.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_writer(self, create: bool) -> sqlite3.Connection:
+        db = self._driver_connection("rwc" if create else "rw")
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
     async def connect(self, *, create: bool) -> None:
         if not create and not self.path.exists():
             raise StoreError(f"no database at {self.path}: check the path or --db (nothing was created)")
         if create and not self.path.parent.is_dir():
             raise StoreError(f"cannot create {self.path}: directory {self.path.parent} does not exist")
         try:
-            self._writer = await self._open(create=create)
-            mode = await self._writer.execute_fetchall("PRAGMA journal_mode")
-            if next(iter(mode))[0].lower() != "wal":
-                await self._writer.execute_fetchall("PRAGMA journal_mode = WAL")
+            db = await asyncio.to_thread(self._open_writer, create)
+            self._checkpointer = Checkpointer(lambda: self._driver_connection("rw"))
+            self._writer = WriterThread(db, self._where(), self._checkpointer)
             self._reader = await self._open(create=False)
         except sqlite3.Error as exc:
             await self.close()
             raise translate_error(exc, self._where()) from None
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                with suppress(sqlite3.Error, ValueError):
-                    await conn.close()
+        # The checkpointer first: the last connection to close checkpoints and removes the WAL,
+        # and that should be the writer or the reader, which know nothing of a checkpoint under way.
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await asyncio.to_thread(checkpointer.stop)
+        reader, writer = self._reader, self._writer
         self._reader = self._writer = None
+        if reader is not None:
+            with suppress(sqlite3.Error, ValueError):
+                await reader.close()
+        if writer is not None:
+            with suppress(CkptdbError, sqlite3.Error):
+                await writer.close()
 
-    def _conns(self) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
+    def _conns(self) -> tuple[WriterThread, aiosqlite.Connection]:
         if self._writer is None or self._reader is None:
             raise StoreError("the store is closed")
         return self._writer, self._reader
+
+    def group_writer(self) -> Callable[[str, Sequence[Row]], asyncio.Future[None]] | None:
+        writer, _ = self._conns()
+        return writer.submit_rows
 
     async def schema_revision(self) -> tuple[bool, str | None]:
         _, reader = self._conns()
@@ -215,47 +544,15 @@ class SqliteBackend(Backend):
         except sqlite3.Error as exc:
             raise translate_error(exc, self._where()) from None
 
-    async def _rollback(self, writer: aiosqlite.Connection) -> None:
-        if writer.in_transaction:
-            with suppress(sqlite3.Error):
-                await writer.execute_fetchall("ROLLBACK")
-
     async def write_rows(self, sql: str, rows: Sequence[Row]) -> None:
         writer, _ = self._conns()
-        async with self._write_lock:
-            try:
-                if len(rows) == 1:
-                    # One statement in autocommit mode is its own transaction and takes the write
-                    # lock when it starts (no read-then-upgrade), so the busy timeout applies.
-                    await writer.execute_fetchall(sql, rows[0])
-                    return
-                # BEGIN IMMEDIATE, executemany, COMMIT (or ROLLBACK) in one trip to the writer thread.
-                await on_connection_thread(writer, lambda db: _executemany_in_transaction(db, sql, rows))
-            except sqlite3.Error as exc:
-                await self._rollback(writer)
-                raise translate_error(exc, self._where()) from None
-            except BaseException:
-                # Not only sqlite3.Error: a parameter the driver cannot bind (a lone surrogate in a
-                # raw importer row) or a cancellation must not leave the transaction open, or every
-                # later autocommit save would run inside it and never commit.
-                await self._rollback(writer)
-                raise
+        if rows:
+            await writer.submit_rows(sql, rows)
 
     async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         writer, _ = self._conns()
-        async with self._write_lock:
-            try:
-                # The whole transaction in one trip to the writer thread (see write_rows).
-                counts = await on_connection_thread(
-                    writer, lambda db: _execute_in_transaction(db, statements)
-                )
-            except sqlite3.Error as exc:
-                await self._rollback(writer)
-                raise translate_error(exc, self._where()) from None
-            except BaseException:
-                await self._rollback(writer)
-                raise
-        return counts
+        # BEGIN IMMEDIATE, the statements, COMMIT (or ROLLBACK) in one trip to the writer thread.
+        return await writer.call(lambda db: _execute_in_transaction(db, statements))
 
     def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
         path = json_path(condition.path)
@@ -344,25 +641,17 @@ class SqliteBackend(Backend):
         dirty pages to the WAL again and again (3-4x the time, mostly system time); a 64 MiB cache
         for that one transaction writes each page once. The cache shrinks back afterwards."""
         writer, _ = self._conns()
-        async with self._write_lock:
-            try:
-                return await on_connection_thread(writer, lambda db: _with_big_cache(db, statements))
-            except sqlite3.Error as exc:
-                await self._rollback(writer)
-                raise translate_error(exc, self._where()) from None
-            except BaseException:
-                await self._rollback(writer)
-                raise
+        return await writer.call(lambda db: _with_big_cache(db, statements))
 
     async def vacuum(self) -> None:
         writer, _ = self._conns()
-        async with self._write_lock:
-            try:
-                await writer.execute_fetchall("VACUUM")
-                # The rewrite went through the WAL, which keeps its largest size until truncated.
-                await writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as exc:
-                raise translate_error(exc, self._where()) from None
+        # The rewrite goes through the WAL, which keeps its largest size until truncated.
+        await writer.call(_vacuum)
+
+
+def _vacuum(db: sqlite3.Connection) -> None:
+    db.execute("VACUUM")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 BULK_CACHE_KIB = 65_536

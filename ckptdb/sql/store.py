@@ -58,6 +58,8 @@ class SqlCheckpointStore(CheckpointStore):
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
+        # SQLite groups concurrent writes on its writer thread; otherwise the store does (_drain).
+        self._group_writer = backend.group_writer()
         self._queue: list[_WriteRequest] = []
         self._writer_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -115,6 +117,9 @@ class SqlCheckpointStore(CheckpointStore):
         if self._closed:
             raise StoreError("the store is closed")
         if not rows:
+            return
+        if self._group_writer is not None:
+            await self._group_writer(sql, rows)
             return
         request = _WriteRequest(rows, sql)
         self._queue.append(request)
