@@ -32,3 +32,16 @@ class SchemaError(CkptdbError):
 
 class StoreError(CkptdbError):
     """The database could not do what was asked (not a database, read-only, disk full, missing)."""
+
+
+class DamagedRowError(StoreError):
+    """A stored row ckptdb did not write that way (a damaged file, or a hand edit in SQL): it
+    cannot be read back as a checkpoint. `ckptdb db check` lists every such row."""
+
+    def __init__(self, checkpoint_id: object, reason: str):
+        self.checkpoint_id = checkpoint_id
+        self.reason = reason
+        super().__init__(
+            f"checkpoint {checkpoint_id!r}: the stored row is damaged ({reason}); "
+            "`ckptdb db check` lists every damaged row; fix or delete it, or restore a backup"
+        )

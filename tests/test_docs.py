@@ -59,7 +59,7 @@ def mentions(text: str, path: tuple[str, ...]) -> bool:
 
 def test_the_walk_finds_the_known_commands() -> None:
     names = set(COMMAND_IDS)
-    assert {"db", "db upgrade", "db downgrade", "db current", *INSPECTION_COMMANDS} <= names
+    assert {"db", "db upgrade", "db downgrade", "db current", "db check", *INSPECTION_COMMANDS} <= names
 
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=COMMAND_IDS)

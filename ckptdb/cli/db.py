@@ -1,4 +1,4 @@
-"""`ckptdb db ...`: schema migrations."""
+"""`ckptdb db ...`: schema migrations and the database check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ckptdb.cli.common import db_url, library_errors
 
 @click.group()
 def db() -> None:
-    """Create or migrate the database schema (Alembic, run from inside ckptdb)."""
+    """Create, migrate or check the database (migrations: Alembic, run from inside ckptdb)."""
 
 
 @db.command()
@@ -66,3 +66,49 @@ def current() -> None:
     else:
         state = "unknown to this ckptdb (newer?): upgrade ckptdb"
     click.echo(f"{revision or 'none'} ({state})")
+
+
+EXIT_PROBLEMS = 3
+"""`db check` found problems (as `import` uses 3 for files it could not take)."""
+
+
+@db.command()
+@click.option("--quick", is_flag=True, help="SQLite: PRAGMA quick_check (skips index contents; faster).")
+@click.pass_context
+def check(ctx: click.Context, quick: bool) -> None:
+    """Check the database: the engine's own consistency check, then every row read back.
+
+    Lists every checkpoint that cannot be read (a damaged file, or a hand edit in SQL), where
+    loading or exporting would stop at the first. Exit status 0 when all is well, 3 when
+    problems were found, 1 when the check could not run.
+    """
+    from ckptdb.check import check_database
+    from ckptdb.cli.common import run
+
+    report = run(check_database(db_url(), quick=quick))
+    click.echo(f"database     {report.database} (schema {report.revision}, up to date)")
+    if not report.engine_checked:
+        click.echo("engine       no client-side check on this engine (PostgreSQL: the amcheck extension)")
+    elif report.engine_problems:
+        for problem in report.engine_problems:
+            for line in problem.splitlines():
+                click.echo(f"engine       {line}")
+    else:
+        click.echo(f"engine       ok ({'quick_check' if quick else 'integrity_check'})")
+    for row in report.damaged:
+        click.echo(f"damaged      {row.checkpoint_id}: {row.reason}")
+    if report.damaged_count > len(report.damaged):
+        click.echo(f"damaged      ... and {report.damaged_count - len(report.damaged):,} more")
+    readable, damaged = report.checkpoints - report.damaged_count, report.damaged_count
+    counted = f"{report.checkpoints:,}" + ("" if report.read_all else " read before the damage")
+    click.echo(f"checkpoints  {counted}: {readable:,} readable, {damaged:,} damaged")
+    if report.engine_problems:
+        click.echo(
+            "the database file is damaged: restore a backup "
+            "(SQLite: `sqlite3 DB .recover` saves what still reads)",
+            err=True,
+        )
+    elif report.damaged_count:
+        click.echo("damaged rows: delete one (`ckptdb rm ID`), fix it in SQL, or restore a backup", err=True)
+    if not report.ok:
+        ctx.exit(EXIT_PROBLEMS)

@@ -151,6 +151,12 @@ class Backend(ABC):
         (the default): the store groups them and calls `write_rows`."""
         return None
 
+    @abstractmethod
+    async def integrity_problems(self, *, quick: bool) -> list[str] | None:
+        """What the engine's own consistency check finds wrong with the database (empty when it is
+        sound; None when the engine has no check a client can run); `quick` skips the slow parts
+        (SQLite: index contents)."""
+
     async def write_bulk(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         """`write()` for a transaction that touches many pages (a prune window); engines that need
         different settings for it (SQLite: a bigger page cache) override this."""

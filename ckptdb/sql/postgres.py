@@ -601,6 +601,11 @@ class PostgresBackend(Backend):
         """None: PostgreSQL cannot say cheaply (pgstattuple scans the table and is an extension)."""
         return None
 
+    async def integrity_problems(self, *, quick: bool) -> list[str] | None:
+        """None: the server keeps its own files consistent (WAL; page checksums when enabled), and
+        deeper checks are the amcheck extension's, run by the server's operator."""
+        return None
+
     async def vacuum(self) -> None:
         """VACUUM FULL rewrites the table and hands the space back; it locks the table for the
         whole rewrite, so it gives up after `lock_timeout` (5 s) instead of queueing behind long

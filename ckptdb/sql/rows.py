@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ckptdb.echo_json import dumps_compact, loads_trusted
-from ckptdb.errors import InvalidCheckpointError, StoreError
+from ckptdb.errors import DamagedRowError, InvalidCheckpointError
 from ckptdb.model import (
     FIELD_ORDER,
     MAX_NANOS,
@@ -87,14 +87,10 @@ def _timestamp(utc_text: str, original: str | None) -> Timestamp:
     return Timestamp.parse(original) if original is not None else Timestamp.from_utc_text(utc_text)
 
 
-def _damaged(row: tuple[Any, ...], exc: Exception) -> StoreError:
+def _damaged(row: tuple[Any, ...], exc: Exception) -> DamagedRowError:
     """A row the database returned but ckptdb did not write that way: a damaged file (SQLite keeps
     no page checksums, so a file cut short inside a page reads back zero-filled) or a hand edit."""
-    cid = row[0] if row else None
-    return StoreError(
-        f"checkpoint {cid!r}: the stored row is damaged ({type(exc).__name__}: {exc}); "
-        "check the database (PRAGMA integrity_check) or restore a backup"
-    )
+    return DamagedRowError(row[0] if row else None, f"{type(exc).__name__}: {exc}")
 
 
 def from_row(row: tuple[Any, ...]) -> Checkpoint:

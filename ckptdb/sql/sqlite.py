@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import aclosing, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -642,6 +642,17 @@ class SqliteBackend(Backend):
         for that one transaction writes each page once. The cache shrinks back afterwards."""
         writer, _ = self._conns()
         return await writer.call(lambda db: _with_big_cache(db, statements))
+
+    async def integrity_problems(self, *, quick: bool) -> list[str] | None:
+        pragma = "quick_check" if quick else "integrity_check"
+        found: list[str] = []
+        try:  # a row at a time: what the check found before it tripped over the damage is kept
+            async with aclosing(self.stream(f"PRAGMA {pragma}(100)", batch=1)) as rows:
+                async for row in rows:
+                    found.append(str(row[0]))
+        except StoreError as exc:  # damaged beyond what the check can walk
+            found.append(str(exc))
+        return [line for line in found if line != "ok"]
 
     async def vacuum(self) -> None:
         writer, _ = self._conns()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,6 +284,15 @@ class SqlCheckpointStore(CheckpointStore):
         async with aclosing(self._backend.stream(sql, params)) as rows:
             async for row in rows:
                 yield sqlrows.from_row(row)
+
+    async def integrity_problems(self, *, quick: bool = False) -> list[str] | None:
+        """What the engine's own check finds wrong with the database (for `ckptdb db check`)."""
+        return await self._backend.integrity_problems(quick=quick)
+
+    def stream_rows(self) -> AsyncGenerator[tuple[Any, ...], None]:
+        """Every stored row undecoded (`rows.from_row` decodes one), by id, streamed: a check can
+        then report each damaged row and go on, where `iter_checkpoints` stops at the first."""
+        return self._backend.stream(f"SELECT {sqlrows._SELECT_FULL} FROM checkpoints ORDER BY id")
 
     async def count(self, query: CheckpointQuery | None = None) -> int:
         where, params = self.where_clause(query or CheckpointQuery())

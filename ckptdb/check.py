@@ -1,0 +1,96 @@
+"""`ckptdb db check`: is the database sound, and can every stored checkpoint be read back?
+
+Loading a damaged row fails at that row (a store never returns half a checkpoint), and an export
+stops there. Before a backup, a copy to PostgreSQL or an export, an operator wants the whole list
+instead: this walks every row once, streamed (memory stays flat), reports each one that cannot be
+read back as a valid echo checkpoint, and adds what the engine's own consistency check finds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ckptdb.echo_json import MAX_DEPTH, check_json_value
+from ckptdb.errors import DamagedRowError, InvalidCheckpointError, StoreError
+from ckptdb.model import check_fields
+from ckptdb.sql import rows as sqlrows
+from ckptdb.sql.revision import HEAD
+from ckptdb.sql.store import open_store
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as (rows checked, rows in total)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DamagedRow:
+    checkpoint_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class CheckReport:
+    database: str
+    revision: str
+    checkpoints: int = 0
+    engine_checked: bool = True
+    """False when the engine has no consistency check a client can run (PostgreSQL)."""
+    engine_problems: list[str] = field(default_factory=list)
+    damaged: list[DamagedRow] = field(default_factory=list)
+    """The first `max_listed` damaged rows, by id; `damaged_count` counts them all."""
+    damaged_count: int = 0
+    read_all: bool = True
+    """False when damage to the file stopped the walk over the rows part-way."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.engine_problems and not self.damaged_count
+
+
+def damage(row: tuple[object, ...]) -> str | None:
+    """Why a stored row cannot be read back as a valid checkpoint, or None when it can."""
+    try:
+        checkpoint = sqlrows.from_row(row)
+        check_fields(checkpoint)
+        check_json_value(checkpoint.state_snapshot, MAX_DEPTH)
+    except DamagedRowError as exc:
+        return exc.reason
+    except InvalidCheckpointError as exc:
+        return str(exc)
+    return None
+
+
+async def check_database(
+    target: str | Path,
+    *,
+    quick: bool = False,
+    max_listed: int = 100,
+    progress: ProgressCallback | None = None,
+) -> CheckReport:
+    """Check an existing database (never creates one; refuses a schema this ckptdb cannot read)."""
+    async with await open_store(target, create=False) as store:
+        report = CheckReport(store.target.display(), HEAD)
+        problems = await store.integrity_problems(quick=quick)
+        report.engine_checked = problems is not None
+        report.engine_problems = problems or []
+        total = 0
+        try:
+            total = await store.count()
+            async with aclosing(store.stream_rows()) as rows:
+                async for row in rows:
+                    report.checkpoints += 1
+                    reason = damage(row)
+                    if reason is not None:
+                        report.damaged_count += 1
+                        if len(report.damaged) < max_listed:
+                            report.damaged.append(DamagedRow(str(row[0]), reason))
+                    if progress is not None and report.checkpoints % 1000 == 0:
+                        progress(report.checkpoints, total)
+        except StoreError as exc:  # the file is damaged past the rows read so far
+            report.read_all = False
+            report.engine_problems.append(f"reading stopped after {report.checkpoints} rows: {exc}")
+        if progress is not None:
+            progress(report.checkpoints, total)
+    return report
