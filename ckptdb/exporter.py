@@ -34,7 +34,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
-from ckptdb.errors import CkptdbError, InvalidIdError, StoreError
+from ckptdb.errors import CkptdbError, DamagedRowError, InvalidIdError, StoreError
 from ckptdb.files import check_file_id, fsync_directory, write_file_atomic
 from ckptdb.importer import canonical_json, helper_pool, printable
 from ckptdb.model import Checkpoint
@@ -410,7 +410,16 @@ async def _export(
 
     try:
         batch: list[Checkpoint] = []
-        async for checkpoint in store.iter_checkpoints(query):
+        damaged: list[ExportedFile] = []
+
+        def skip_damaged(exc: DamagedRowError) -> None:
+            reason = printable(f"damaged row, not exported ({exc.reason}): `ckptdb db check` lists every one")
+            damaged.append(ExportedFile(str(exc.checkpoint_id), None, ExportOutcome.SKIPPED, reason))
+
+        async for checkpoint in store.iter_checkpoints(query, on_damaged=skip_damaged):
+            if damaged:
+                emit(damaged)
+                damaged.clear()
             batch.append(checkpoint)
             if len(batch) >= options.batch_size:
                 await flush(batch)
@@ -419,6 +428,7 @@ async def _export(
             await flush(batch)
         if pending is not None:
             await finish()
+        emit(damaged)
     except asyncio.CancelledError:
         report.interrupted = True
         if pending is not None:  # finish the batch being written: its files are then durable

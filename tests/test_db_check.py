@@ -4,6 +4,7 @@ check on SQLite, one-line errors when it cannot run; on both engines."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from pathlib import Path
 
@@ -146,3 +147,19 @@ def test_a_missing_or_old_database_is_one_line(tmp_path: Path) -> None:
     assert missing.exit_code == 1
     assert missing.stderr.startswith("Error: ") and missing.stderr.count("\n") == 1
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_export_skips_a_damaged_row_and_writes_the_rest(fixtures_target: str, tmp_path: Path) -> None:
+    sql(fixtures_target, f"UPDATE checkpoints SET created_at = 'yesterday' WHERE id = '{SECOND}'")
+    result = cli("--db", fixtures_target, "export", str(tmp_path / "out"))
+    assert result.exit_code == 3
+    lines = [re.sub(r"\(\d+\.\d s\)", "(T s)", line) for line in result.stdout.splitlines()]
+    assert (
+        lines[-1] == "300 checkpoints: 299 exported, 0 overwritten, 0 unchanged, 0 conflict, 1 skipped (T s)"
+    )
+    assert lines[:-1] == [
+        f"skipped   id '{SECOND}': damaged row, not exported (ValueError: 'yesterday' is not an RFC 3339 "
+        "time like 2026-11-03T09:50:52.350Z): `ckptdb db check` lists every one"
+    ]
+    assert len(list((tmp_path / "out").iterdir())) == 299
+    assert not (tmp_path / "out" / f"{SECOND}.json").exists()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ckptdb.errors import CkptdbError, InvalidIdError, StoreError
+from ckptdb.errors import CkptdbError, DamagedRowError, InvalidIdError, StoreError
 from ckptdb.model import Checkpoint, CheckpointInfo
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import Backend, DatabaseTarget, check_revision, open_backend, parse_target
@@ -274,8 +274,15 @@ class SqlCheckpointStore(CheckpointStore):
             async for row in rows:
                 yield sqlrows.info_from_row(row)
 
-    async def iter_checkpoints(self, query: CheckpointQuery | None = None) -> AsyncIterator[Checkpoint]:
-        """Full checkpoints matching a query, newest first, streamed (for export and copy)."""
+    async def iter_checkpoints(
+        self,
+        query: CheckpointQuery | None = None,
+        on_damaged: Callable[[DamagedRowError], None] | None = None,
+    ) -> AsyncIterator[Checkpoint]:
+        """Full checkpoints matching a query, newest first, streamed (for export and copy).
+
+        A row that cannot be read back raises DamagedRowError, unless `on_damaged` is given: it
+        then gets the error and the stream goes on with the next row (export reports and skips)."""
         where, params = self.where_clause(query or CheckpointQuery(limit=None))
         sql = f"SELECT {sqlrows._SELECT_FULL} FROM checkpoints{where} ORDER BY created_at DESC, id DESC"
         if query is not None and query.limit is not None:
@@ -283,7 +290,14 @@ class SqlCheckpointStore(CheckpointStore):
             params.append(query.limit)
         async with aclosing(self._backend.stream(sql, params)) as rows:
             async for row in rows:
-                yield sqlrows.from_row(row)
+                try:
+                    checkpoint = sqlrows.from_row(row)
+                except DamagedRowError as exc:
+                    if on_damaged is None:
+                        raise
+                    on_damaged(exc)
+                    continue
+                yield checkpoint
 
     async def integrity_problems(self, *, quick: bool = False) -> list[str] | None:
         """What the engine's own check finds wrong with the database (for `ckptdb db check`)."""
