@@ -31,6 +31,14 @@ async def test_wal_busy_timeout_and_synchronous_setting(tmp_path: Path, mode: st
         assert await _pragma(store, "journal_mode") == "wal"
         assert await _pragma(store, "synchronous") == value
         assert await _pragma(store, "busy_timeout") == 30_000
+        # The checkpointer writes the database file too: at FULL its syncs are what make the WAL's
+        # reuse safe after a power cut, so it must run at the writer's level, not the default.
+        checkpointer_db = store.backend._checkpointer._connect()  # type: ignore[attr-defined]
+        try:
+            assert checkpointer_db.execute("PRAGMA synchronous").fetchone()[0] == value
+            assert checkpointer_db.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+        finally:
+            checkpointer_db.close()
 
 
 async def test_bad_synchronous_value_is_refused(tmp_path: Path) -> None:
