@@ -61,6 +61,8 @@ SPREAD_NS = 30 * 86_400 * NS
 U63 = 2**63
 U64_MAX = 2**64 - 1
 
+# Word lists, kept dense on purpose (one item per line would bury them).
+# fmt: off
 GRAPH_NAMES = (
     "travel_booking", "release_manager", "translation_pipeline", "code_review_pipeline",
     "k8s_deploy_guard", "onboarding_flow", "data_quality_check", "customer_refund",
@@ -130,6 +132,7 @@ _INTERRUPTS = (InterruptType.AFTER_NODE, InterruptType.BEFORE_NODE, InterruptTyp
 _INTERRUPT_WEIGHTS = (30, 27, 27, 16)
 _DIGIT_CLASSES = (0, 3, 6, 9)
 _DIGIT_WEIGHTS = (7, 8, 7, 78)
+# fmt: on
 
 
 def make_rng(seed: int | str = 0) -> random.Random:
@@ -195,24 +198,43 @@ def _text(rng: random.Random, unicode_heavy: bool, sentences: int) -> str:
 
 def _tool_arguments(rng: random.Random, tool: str, unicode_heavy: bool) -> dict[str, Any]:
     if tool == "shell_exec":
-        command = rng.choice(("find / -name '*.log' -mtime +7 -delete", 'echo "你好" > /tmp/out.txt',
-                              "kubectl rollout restart deploy/api", "rm -rf ./build && make release"))
+        command = rng.choice(
+            (
+                "find / -name '*.log' -mtime +7 -delete",
+                'echo "你好" > /tmp/out.txt',
+                "kubectl rollout restart deploy/api",
+                "rm -rf ./build && make release",
+            )
+        )
         return {"command": command, "cwd": "/srv/app", "timeout_secs": rng.randrange(10, 900)}
     if tool == "http_request":
-        return {"body": None, "headers": {"Content-Type": "application/json", "X-Request-Id": new_id(rng)},
-                "method": rng.choice(("GET", "POST", "PUT", "DELETE")),
-                "url": f"https://api.example.com/v2/orders/{rng.randrange(10**6)}"}
+        return {
+            "body": None,
+            "headers": {"Content-Type": "application/json", "X-Request-Id": new_id(rng)},
+            "method": rng.choice(("GET", "POST", "PUT", "DELETE")),
+            "url": f"https://api.example.com/v2/orders/{rng.randrange(10**6)}",
+        }
     if tool == "transfer_funds":
-        return {"amount": round(rng.uniform(1, 99_999), 2), "currency": rng.choice(("CNY", "USD", "EUR")),
-                "from_account": str(rng.randrange(10**16, 10**17)),
-                "memo": _sentence(rng, unicode_heavy), "to_account": f"DE{rng.randrange(10**15, 10**16)}"}
+        return {
+            "amount": round(rng.uniform(1, 99_999), 2),
+            "currency": rng.choice(("CNY", "USD", "EUR")),
+            "from_account": str(rng.randrange(10**16, 10**17)),
+            "memo": _sentence(rng, unicode_heavy),
+            "to_account": f"DE{rng.randrange(10**15, 10**16)}",
+        }
     if tool == "deploy_service":
-        return {"environment": rng.choice(("production", "staging")), "replicas": rng.randrange(1, 12),
-                "service": rng.choice(("worker", "api", "gateway")),
-                "version": "sha256:" + rng.randbytes(32).hex()}
+        return {
+            "environment": rng.choice(("production", "staging")),
+            "replicas": rng.randrange(1, 12),
+            "service": rng.choice(("worker", "api", "gateway")),
+            "version": "sha256:" + rng.randbytes(32).hex(),
+        }
     if tool == "send_email":
-        return {"body": _text(rng, unicode_heavy, 2), "subject": _sentence(rng, unicode_heavy),
-                "to": [f"user{rng.randrange(1000)}@example.com"]}
+        return {
+            "body": _text(rng, unicode_heavy, 2),
+            "subject": _sentence(rng, unicode_heavy),
+            "to": [f"user{rng.randrange(1000)}@example.com"],
+        }
     if tool == "execute_sql":
         return {"query": f"SELECT * FROM orders WHERE customer_id = {rng.randrange(10**6)} LIMIT 50"}
     return {"query": _sentence(rng, unicode_heavy), "top_k": rng.randrange(1, 20)}
@@ -221,8 +243,9 @@ def _tool_arguments(rng: random.Random, tool: str, unicode_heavy: bool) -> dict[
 def _tool_call(rng: random.Random, unicode_heavy: bool) -> dict[str, Any]:
     """A tool call in OpenAI's message shape (arguments as a compact JSON string)."""
     tool = rng.choice(TOOLS)
-    arguments = json.dumps(_tool_arguments(rng, tool, unicode_heavy), ensure_ascii=False,
-                           sort_keys=True, separators=(",", ":"))
+    arguments = json.dumps(
+        _tool_arguments(rng, tool, unicode_heavy), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    )
     return {"function": {"arguments": arguments, "name": tool}, "id": _call_id(rng), "type": "function"}
 
 
@@ -230,9 +253,14 @@ def _pending_action(rng: random.Random, node: str, unicode_heavy: bool) -> dict[
     if rng.random() < 0.75:
         return _tool_call(rng, unicode_heavy)
     tool = rng.choice(TOOLS)
-    return {"arguments": _tool_arguments(rng, tool, unicode_heavy), "reason": _sentence(rng, unicode_heavy),
-            "requested_by": node, "risk_level": rng.choice(("low", "medium", "high")),
-            "tool_call_id": _call_id(rng), "tool_name": tool}
+    return {
+        "arguments": _tool_arguments(rng, tool, unicode_heavy),
+        "reason": _sentence(rng, unicode_heavy),
+        "requested_by": node,
+        "risk_level": rng.choice(("low", "medium", "high")),
+        "tool_call_id": _call_id(rng),
+        "tool_name": tool,
+    }
 
 
 def _value(rng: random.Random, unicode_heavy: bool) -> Any:
@@ -287,8 +315,12 @@ def _messages(rng: random.Random, budget: int, unicode_heavy: bool, graph: str) 
         roll = rng.random()
         if pending_calls and roll < 0.5:
             text = _text(rng, unicode_heavy, rng.randrange(1, 4))
-            message: dict[str, Any] = {"content": text, "name": rng.choice(TOOLS), "role": "tool",
-                                       "tool_call_id": pending_calls.pop()}
+            message: dict[str, Any] = {
+                "content": text,
+                "name": rng.choice(TOOLS),
+                "role": "tool",
+                "tool_call_id": pending_calls.pop(),
+            }
             size = 170 + len(text.encode())
         elif roll < 0.25:
             call = _tool_call(rng, unicode_heavy)
@@ -328,9 +360,11 @@ def build_checkpoint(
 
     path = [rng.choice(START_NODES)] if rng.random() < 0.4 else []
     path += rng.choices(NODE_NAMES, k=rng.randrange(1, 9) - len(path) or 1)
-    if interrupt is InterruptType.AFTER_NODE or (
-        interrupt is InterruptType.TOOL_APPROVAL and rng.random() < 0.55
-    ) or rng.random() < 0.08:
+    if (
+        interrupt is InterruptType.AFTER_NODE
+        or (interrupt is InterruptType.TOOL_APPROVAL and rng.random() < 0.55)
+        or rng.random() < 0.08
+    ):
         current_node = path[-1]
     else:
         current_node = "__end__" if rng.random() < 0.02 else rng.choice(NODE_NAMES)
@@ -402,7 +436,7 @@ def iter_generate(
         fd = os.open(os.path.join(base, checkpoint.id + ".json"), _WRITE_FLAGS, 0o644)
         try:
             while data:
-                data = data[os.write(fd, data):]
+                data = data[os.write(fd, data) :]
         finally:
             os.close(fd)
         yield checkpoint.id
@@ -432,8 +466,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--state-bytes", type=int, default=2000, help="typical state_snapshot size (median)")
-    parser.add_argument("--now", default=None,
-                        help="end of the 30-day window: RFC 3339 or 'now' (default 2026-11-24T02:01:04Z)")
+    parser.add_argument(
+        "--now",
+        default=None,
+        help="end of the 30-day window: RFC 3339 or 'now' (default 2026-11-24T02:01:04Z)",
+    )
     args = parser.parse_args(argv)
     if args.count < 0 or args.state_bytes < 0:
         parser.error("--count and --state-bytes must be >= 0")

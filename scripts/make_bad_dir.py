@@ -117,9 +117,9 @@ def _replace_top_level(text: str, key: str, value_json: str | None) -> str:
         raise ValueError(f"no top-level {key!r} line")
     if value_json is None:
         if match.group(3):  # not the last field: drop the line
-            return text[: match.start()] + "\n" + text[match.end():]
+            return text[: match.start()] + "\n" + text[match.end() :]
         raise ValueError(f"cannot remove the last field {key!r}")
-    return text[: match.start()] + match.group(1) + value_json + match.group(3) + "\n" + text[match.end():]
+    return text[: match.start()] + match.group(1) + value_json + match.group(3) + "\n" + text[match.end() :]
 
 
 def _source_checkpoints(valid_source: Path, count: int) -> list[tuple[str, bytes, Checkpoint]]:
@@ -203,8 +203,11 @@ def _build_entries(valid_source: Path | None, seed: int) -> dict[str, _Entry]:
     latin = fresh()
     latin.graph_name = "résumé-screening"
     add("not-utf8.json", encoded(latin).replace("é".encode(), b"\xe9"), "invalid")
-    add("notes.txt", b"2026-11-20 moved old runs to archive/ -- ops\nresume run-42 after the deploy freeze\n",
-        "skipped")
+    add(
+        "notes.txt",
+        b"2026-11-20 moved old runs to archive/ -- ops\nresume run-42 after the deploy freeze\n",
+        "skipped",
+    )
 
     add(f"{ARCHIVE}/{name_d}", data_d, "checkpoint", cp_d.id)
     add(f"{ARCHIVE}/{name_b}", data_b, "checkpoint", cp_b.id)
@@ -239,8 +242,12 @@ def make_bad_dir(root: Path, valid_source: Path | None = None, *, seed: int = 0)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build a realistically damaged echo checkpoint directory.")
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--valid-source", type=Path, default=None,
-                        help="copy the valid checkpoints from this directory (e.g. real fixtures)")
+    parser.add_argument(
+        "--valid-source",
+        type=Path,
+        default=None,
+        help="copy the valid checkpoints from this directory (e.g. real fixtures)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     expected = make_bad_dir(args.out_dir, args.valid_source, seed=args.seed)

@@ -439,9 +439,7 @@ def _parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     sub = parser.add_subparsers(dest="action", required=True)
     p_start = sub.add_parser("start", help="start a cluster and print its URL")
     p_start.add_argument("--dir", required=True, help="directory to create (must be empty)")
-    p_start.add_argument(
-        "--fast", action="store_true", help="fsync/synchronous_commit/full_page_writes off"
-    )
+    p_start.add_argument("--fast", action="store_true", help="fsync/synchronous_commit/full_page_writes off")
     p_stop = sub.add_parser("stop", help="stop the cluster and remove its directory")
     p_stop.add_argument("--dir", required=True)
     p_run = sub.add_parser(

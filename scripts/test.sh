@@ -15,6 +15,7 @@ fi
 
 echo "== ruff"
 .venv/bin/ruff check ckptdb tests scripts migrations
+.venv/bin/ruff format --check ckptdb tests scripts migrations
 echo "== mypy --strict"
 .venv/bin/mypy --strict ckptdb
 echo "== pytest (with a throwaway PostgreSQL server)"
