@@ -112,6 +112,22 @@ async def test_rows_postgres_cannot_hold_are_refused_by_name_and_the_rest_copied
     assert (again.copied, again.unchanged, again.refused) == (0, 10, 1)
 
 
+@pytest.mark.postgres
+async def test_a_damaged_source_row_is_refused_by_name_and_the_rest_copied(tmp_path: Path) -> None:
+    """Rows move as stored: a hand-broken JSON text in an SQLite source reaches PostgreSQL's json
+    column, which refuses it; that row alone is reported, the copy goes on."""
+    src = str(tmp_path / "src.db")
+    checkpoints = [_cp(i) for i in range(1, 11)]
+    await _fill(src, checkpoints)
+    with sqlite3.connect(src) as conn:
+        conn.execute("UPDATE checkpoints SET state_snapshot = '{broken' WHERE id = ?", (checkpoints[4].id,))
+    report = await copy_checkpoints(src, pg_database_url(), batch_size=4)
+    assert (report.read, report.copied, report.refused) == (10, 9, 1)
+    assert report.refused_ids[0][0] == checkpoints[4].id
+    assert report.refused_ids[0][1].startswith("a JSON column's text is not valid JSON (invalid input syntax")
+    assert not report.complete
+
+
 async def test_an_interrupted_copy_leaves_whole_batches_and_a_rerun_finishes(tmp_path: Path) -> None:
     src, dst = str(tmp_path / "src.db"), str(tmp_path / "dst.db")
     rows = [_cp(i) for i in range(30)]

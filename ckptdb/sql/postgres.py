@@ -161,6 +161,11 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
         return InvalidCheckpointError(
             f"an id or graph_name is too long for PostgreSQL's indexes ({text}); nothing was written"
         )
+    if state == "22P02" and "type json" in lowered:  # a damaged source row, moved as stored (copy)
+        return InvalidCheckpointError(
+            f"a JSON column's text is not valid JSON ({text}); nothing was written: "
+            "`ckptdb db check` on the source lists such rows"
+        )
     if state == "54001":
         return InvalidCheckpointError(f"JSON nested too deeply for PostgreSQL ({text}); nothing was written")
     lost = type(exc).__name__ in ("ConnectionDoesNotExistError", "ConnectionResetError")
