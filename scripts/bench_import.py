@@ -234,13 +234,34 @@ def empty_schema(db: Path) -> None:
     subprocess.run(ckptdb_command("--db", str(db), "db", "upgrade"), check=True, capture_output=True)
 
 
-def import_runs(directory: Path, work: Path, tag: str) -> tuple[Run, Run, Path]:
-    """(ckptdb, baseline) imports of `directory`; returns the ckptdb database for the export runs."""
+def warm_cache(directory: Path) -> None:
+    """Read every file once, untimed: otherwise whichever side runs first pays the disk reads and
+    the other gets the page cache it filled."""
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            with open(entry.path, "rb") as handle:
+                handle.read()
+
+
+def import_runs(directory: Path, work: Path, tag: str, baseline_first: bool = False) -> tuple[Run, Run, Path]:
+    """(ckptdb, baseline) imports of `directory`; returns the ckptdb database for the export runs.
+    `baseline_first` swaps the order (rounds alternate it, so neither side always goes first)."""
     ours, theirs = work / f"ckptdb-{tag}.db", work / f"baseline-{tag}.db"
     remove_db(ours)
-    ours_run = measure(ckptdb_command("--db", str(ours), "import", str(directory), "--quiet"))
     empty_schema(theirs)
-    theirs_run = measure([sys.executable, __file__, "baseline-import", str(directory), str(theirs)])
+
+    def run_ours() -> Run:
+        return measure(ckptdb_command("--db", str(ours), "import", str(directory), "--quiet"))
+
+    def run_theirs() -> Run:
+        return measure([sys.executable, __file__, "baseline-import", str(directory), str(theirs)])
+
+    if baseline_first:
+        theirs_run = run_theirs()
+        ours_run = run_ours()
+    else:
+        ours_run = run_ours()
+        theirs_run = run_theirs()
     remove_db(theirs)
     return ours_run, theirs_run, ours
 
@@ -289,8 +310,10 @@ def run(args: argparse.Namespace) -> list[object]:
     exports: list[tuple[Run, Run]] = []
     smalls: list[tuple[Run, Run]] = []
     try:
+        warm_cache(big_dir)
+        warm_cache(small_dir)
         for round_ in range(1, repeat + 1):
-            ours, theirs, db = import_runs(big_dir, work, "big")
+            ours, theirs, db = import_runs(big_dir, work, "big", baseline_first=round_ % 2 == 1)
             print(
                 f"   round {round_}: import {n:,}: ckptdb {n / ours.seconds:,.0f} files/s "
                 f"(RSS {ours.max_rss_mb:.0f} MB, tree PSS {ours.tree_pss_mb:.0f} MB), "
