@@ -129,3 +129,38 @@ async def test_other_writes_keep_their_place_in_the_queue(tmp_path: Path) -> Non
             *(store.save(cp) for cp in later),
         )
         assert {info.id for info in await store.list()} == {cp.id for cp in later}
+
+
+async def test_a_failing_checkpoint_step_is_kept_and_saves_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: object, batch: object, count: int) -> None:
+        raise RuntimeError("bookkeeping bug")
+
+    monkeypatch.setattr(sqlite_backend.WriterThread, "_after_rows", broken)
+    async with await open_store(tmp_path / "c.db") as store:
+        for i in range(3):
+            await store.save(_cp(i))
+        writer = store.backend._writer  # type: ignore[attr-defined]
+        assert isinstance(writer.last_error, RuntimeError)
+        assert writer.alive
+        assert await store.count() == 3
+
+
+async def test_a_writer_thread_that_dies_fails_its_saves_instead_of_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(batch: object, errors: object) -> None:
+        raise RuntimeError("delivery bug")
+
+    monkeypatch.setattr(sqlite_backend.WriterThread, "_deliver_rows", staticmethod(broken))
+    store = await open_store(tmp_path / "c.db")
+    try:
+        # wait_for only turns a hang (the bug this guards against) into a failure; no timing is asserted
+        with pytest.raises(StoreError, match=r"writer thread stopped .*RuntimeError: delivery bug"):
+            await asyncio.wait_for(store.save(_cp(1)), 30)
+        with pytest.raises(StoreError, match="the store is closed"):
+            await asyncio.wait_for(store.save(_cp(2)), 30)
+        assert isinstance(store.backend._writer.last_error, RuntimeError)  # type: ignore[attr-defined]
+    finally:
+        await asyncio.wait_for(store.close(), 30)

@@ -237,6 +237,11 @@ class WriterThread:
         self._where = where
         self._checkpointer = checkpointer
         self._jobs: queue.SimpleQueue[_Rows | _Call | None] = queue.SimpleQueue()
+        self._state_lock = threading.Lock()  # `_closed` and the queue change together
+        self._current: Sequence[_Rows | _Call] = ()  # the jobs being run: failed too if the thread dies
+        self.last_error: BaseException | None = None
+        """An error of the checkpoint bookkeeping after a commit, or what stopped the thread (kept,
+        not raised: the callers waiting on it get a StoreError)."""
         self._pages = 0  # estimated WAL pages since the checkpointer was last woken
         self._wal_pages = 0  # since the writer last finished a checkpoint itself
         self.finished_checkpoints = 0
@@ -251,18 +256,20 @@ class WriterThread:
 
     def submit_rows(self, sql: str, rows: Sequence[Row]) -> asyncio.Future[None]:
         """Queue rows for the next group commit; the future is done once they are committed."""
-        if self._closed:
-            raise StoreError("the store is closed")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._jobs.put(_Rows(sql, rows, future))
+        with self._state_lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            self._jobs.put(_Rows(sql, rows, future))
         return future
 
     async def call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work(db)` on the writer thread, after everything queued before it."""
-        if self._closed:
-            raise StoreError("the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put(_Call(work, future))
+        with self._state_lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            self._jobs.put(_Call(work, future))
         return await future
 
     async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -278,12 +285,17 @@ class WriterThread:
 
     async def close(self) -> None:
         """Finish every queued job, then close the connection and end the thread."""
-        if self._closed:
-            return
-        self._closed = True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._jobs.put(_Call(lambda db: db.close(), future))
-        self._jobs.put(None)
+        with self._state_lock:
+            if self._closed:  # closed before, or the thread stopped (and failed what it held)
+                stopped = not self._thread.is_alive()
+                if stopped:
+                    with suppress(sqlite3.Error):
+                        self._conn.close()
+                return
+            self._closed = True
+            self._jobs.put(_Call(lambda db: db.close(), future))
+            self._jobs.put(None)
         try:
             await future
         finally:
@@ -292,6 +304,36 @@ class WriterThread:
     # -- on the writer thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # a bug in here must not leave saves waiting forever
+            self.last_error = exc  # every waiting caller gets it as a StoreError
+            self._stopped(exc)
+
+    def _stopped(self, exc: BaseException) -> None:
+        """The thread is dying: refuse new jobs and fail every job it will never finish."""
+        error = StoreError(
+            f"the SQLite writer thread stopped ({type(exc).__name__}: {exc}); the saves in flight may "
+            "or may not be committed: reopen the store and check"
+        )
+        with self._state_lock:
+            self._closed = True
+            pending: list[_Rows | _Call] = list(self._current)
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    pending.append(job)
+        for job in pending:
+            if type(job) is _Call:
+                _deliver(job.future.get_loop(), _settle_call, job.future, None, error)
+            else:
+                assert type(job) is _Rows
+                _deliver(job.future.get_loop(), _settle_rows, [job], [error])
+
+    def _serve(self) -> None:
         get, get_nowait = self._jobs.get, self._jobs.get_nowait
         carry: _Rows | _Call | None = None
         while True:
@@ -300,11 +342,13 @@ class WriterThread:
             if job is None:
                 return
             if type(job) is _Call:
+                self._current = [job]
                 try:
                     result, error = job.work(self._conn), None
                 except BaseException as exc:  # handed to the caller
                     result, error = None, self._translate(exc)
                 _deliver(job.future.get_loop(), _settle_call, job.future, result, error)
+                self._current = ()
                 continue
             assert type(job) is _Rows
             batch = [job]
@@ -319,12 +363,17 @@ class WriterThread:
                     break
                 batch.append(following)
                 count += len(following.rows)
+            self._current = batch
             errors = self._commit(batch)
             self.transactions += 1
             self.rows += count
             self._deliver_rows(batch, errors)
+            self._current = ()
             if self._checkpointer is not None:
-                self._after_rows(batch, count)
+                try:
+                    self._after_rows(batch, count)
+                except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
+                    self.last_error = exc
 
     def _after_rows(self, batch: list[_Rows], count: int) -> None:
         """Wake the checkpointer now and then, and keep the WAL under WAL_LIMIT_PAGES."""
