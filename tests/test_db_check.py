@@ -163,3 +163,20 @@ def test_export_skips_a_damaged_row_and_writes_the_rest(fixtures_target: str, tm
     ]
     assert len(list((tmp_path / "out").iterdir())) == 299
     assert not (tmp_path / "out" / f"{SECOND}.json").exists()
+
+
+def test_a_row_that_decodes_but_echo_cannot_hold_is_named_by_show_and_skipped_by_export(
+    fixtures_target: str, tmp_path: Path
+) -> None:
+    sql(fixtures_target, f"UPDATE checkpoints SET step_count = -5 WHERE id = '{FIRST}'")
+    shown = cli("--db", fixtures_target, "show", FIRST)
+    assert shown.exit_code == 1
+    assert shown.stderr == (
+        f"Error: checkpoint '{FIRST}': the stored row is damaged (field 'step_count': expected an unsigned "
+        "integer up to 2^64-1, got -5); `ckptdb db check` lists every damaged row; fix or delete it, or "
+        "restore a backup\n"
+    )
+    exported = cli("--db", fixtures_target, "export", str(tmp_path / "out"))
+    assert exported.exit_code == 3
+    assert f"skipped   id '{FIRST}': damaged row, not exported (field 'step_count'" in exported.stdout
+    assert len(list((tmp_path / "out").iterdir())) == 299

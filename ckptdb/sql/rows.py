@@ -90,13 +90,18 @@ def _timestamp(utc_text: str, original: str | None) -> Timestamp:
 def _damaged(row: tuple[Any, ...], exc: Exception) -> DamagedRowError:
     """A row the database returned but ckptdb did not write that way: a damaged file (SQLite keeps
     no page checksums, so a file cut short inside a page reads back zero-filled) or a hand edit."""
-    return DamagedRowError(row[0] if row else None, f"{type(exc).__name__}: {exc}")
+    reason = str(exc) if isinstance(exc, InvalidCheckpointError) else f"{type(exc).__name__}: {exc}"
+    return DamagedRowError(row[0] if row else None, reason)
 
 
 def from_row(row: tuple[Any, ...]) -> Checkpoint:
+    """Decode a stored row; one that decodes to something echo cannot hold (a hand edit such as a
+    negative step_count) is damaged too, so that no caller gets a checkpoint it cannot write out."""
     try:
-        return _from_row(row)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        checkpoint = _from_row(row)
+        check_fields(checkpoint)
+        return checkpoint
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:  # InvalidCheckpointError included
         raise _damaged(row, exc) from None
 
 
