@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ckptdb.echo_json import MAX_DEPTH, check_json_value
 from ckptdb.errors import DamagedRowError, InvalidCheckpointError, StoreError
-from ckptdb.model import check_fields
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.revision import HEAD
 from ckptdb.sql.store import open_store
@@ -52,9 +51,9 @@ class CheckReport:
 def damage(row: tuple[object, ...]) -> str | None:
     """Why a stored row cannot be read back as a valid checkpoint, or None when it can."""
     try:
-        checkpoint = sqlrows.from_row(row)
-        check_fields(checkpoint)
-        check_json_value(checkpoint.state_snapshot, MAX_DEPTH)
+        checkpoint = sqlrows.from_row(row)  # decodes and checks the typed fields
+        check_json_value(checkpoint.state_snapshot, MAX_DEPTH)  # what saving would refuse: too deep
+        check_json_value(checkpoint.pending_action, MAX_DEPTH)
     except DamagedRowError as exc:
         return exc.reason
     except InvalidCheckpointError as exc:
