@@ -15,6 +15,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import aclosing, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -51,6 +52,28 @@ ESTIMATED_PAGES_PER_ROW = 4
 when rows share a transaction (an overestimate only makes checkpoints a little more frequent)."""
 MAX_GROUP_ROWS = 1000
 """At most this many rows of queued saves share one transaction."""
+
+
+def ensure_wal(db: sqlite3.Connection, busy_timeout_ms: float) -> None:
+    """Switch a database to WAL (once, when it is created), waiting for other connections.
+
+    Changing the journal mode needs the database to itself, and SQLite answers "database is
+    locked" at once when another connection has it open (a `ckptdb list` polling a database that
+    an import is creating): the busy handler is not consulted for this. So retry, with a short
+    backoff, for as long as the busy timeout would have waited.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.005
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 @contextmanager
@@ -503,8 +526,7 @@ class SqliteBackend(Backend):
     def _open_writer(self, create: bool) -> sqlite3.Connection:
         db = self._driver_connection("rwc" if create else "rw")
         try:
-            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                db.execute("PRAGMA journal_mode = WAL")
+            ensure_wal(db, self.busy_timeout_ms)
             db.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
         except BaseException:
             db.close()
@@ -633,7 +655,7 @@ class SqliteBackend(Backend):
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # let the "begin" hook below decide how to begin
             dbapi_conn.execute(f"PRAGMA busy_timeout = {busy}")
-            dbapi_conn.execute("PRAGMA journal_mode = WAL")
+            ensure_wal(dbapi_conn, busy)
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
