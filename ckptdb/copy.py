@@ -226,27 +226,14 @@ async def _copy_batch(dst: SqlCheckpointStore, batch: list[tuple[Any, ...]], rep
 async def _write(
     dst: SqlCheckpointStore, rows: list[tuple[Any, ...]], *, replace: bool, report: CopyReport
 ) -> int:
-    """Write rows in one transaction; when the destination refuses one, find and report it alone."""
-    if not rows:
-        return 0
-    try:
-        await dst.save_rows(rows, replace=replace)
-        return len(rows)
-    except InvalidCheckpointError as exc:
-        if len(rows) == 1:
-            _refuse(report, rows[0], exc)
-            return 0
-    written = 0
-    for row in rows:
-        try:
-            await dst.save_rows([row], replace=replace)
-            written += 1
-        except InvalidCheckpointError as exc:
-            _refuse(report, row, exc)
-    return written
+    """Write rows in one transaction; a row the destination refuses is reported by id, not fatal."""
+    refused = await dst.save_rows_refusing(rows, replace=replace)
+    for checkpoint_id, exc in refused.items():
+        _refuse(report, checkpoint_id, exc)
+    return len(rows) - len(refused)
 
 
-def _refuse(report: CopyReport, row: tuple[Any, ...], exc: InvalidCheckpointError) -> None:
+def _refuse(report: CopyReport, checkpoint_id: str, exc: InvalidCheckpointError) -> None:
     report.refused += 1
     if len(report.refused_ids) < MAX_LISTED:
-        report.refused_ids.append((str(row[0]), exc.reason))
+        report.refused_ids.append((str(checkpoint_id), exc.reason))

@@ -686,24 +686,12 @@ class _Importer:
         return rows, None
 
     async def _write(self, rows: list[tuple[Any, ...]]) -> _Written:
-        """Write a batch's rows in one transaction. A database that refuses a row before the
-        transaction starts (PostgreSQL: U+0000 in an id or name) refuses the whole batch; then each
-        row is written alone, as `copy` does, and the refused ones are returned (id -> why)."""
+        """Write a batch's rows in one transaction; a row the database cannot hold (PostgreSQL:
+        U+0000 in an id or name) is left out, and the refused ones come back (id -> why)."""
         assert self.store is not None
-        replace_rows = self.options.on_conflict == "replace"
-        try:
-            await self.store.save_rows(rows, replace=replace_rows)
-            return len(rows), {}
-        except InvalidCheckpointError:
-            pass
-        written, refused = 0, {}
-        for row in rows:
-            try:
-                await self.store.save_rows([row], replace=replace_rows)
-                written += 1
-            except InvalidCheckpointError as exc:
-                refused[row[0]] = printable(_reason(exc))
-        return written, refused
+        refused = await self.store.save_rows_refusing(rows, replace=self.options.on_conflict == "replace")
+        why = {cid: printable(_reason(exc)) for cid, exc in refused.items()}
+        return len(rows) - len(refused), why
 
     async def _finish(self, pending: _Pending) -> None:
         """Wait for a batch's transaction, then make its outcomes final. The write is shielded: a

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ckptdb.errors import CkptdbError, DamagedRowError, InvalidIdError, StoreError
+from ckptdb.errors import CkptdbError, DamagedRowError, InvalidCheckpointError, InvalidIdError, StoreError
 from ckptdb.model import Checkpoint, CheckpointInfo
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import Backend, DatabaseTarget, check_revision, open_backend, parse_target
@@ -172,6 +172,29 @@ class SqlCheckpointStore(CheckpointStore):
     async def save_rows(self, rows: Sequence[tuple[Any, ...]], *, replace: bool = True) -> None:
         """Write pre-encoded rows (see `ckptdb.sql.rows.to_row`) in one transaction; for importers."""
         await self._submit(sqlrows.UPSERT if replace else sqlrows.INSERT_IF_ABSENT, list(rows))
+
+    async def save_rows_refusing(
+        self, rows: Sequence[tuple[Any, ...]], *, replace: bool = True
+    ) -> dict[str, InvalidCheckpointError]:
+        """`save_rows`, except that a row this database cannot hold (PostgreSQL: U+0000 in an id,
+        invalid JSON text from a damaged source) is left out instead of failing its batch: the
+        batch is then written row by row, and the refused rows come back (id -> why). For the
+        importer and `copy`, which report such rows and go on."""
+        if not rows:
+            return {}
+        try:
+            await self.save_rows(rows, replace=replace)
+            return {}
+        except InvalidCheckpointError as exc:
+            if len(rows) == 1:
+                return {rows[0][0]: exc}
+        refused: dict[str, InvalidCheckpointError] = {}
+        for row in rows:
+            try:
+                await self.save_rows([row], replace=replace)
+            except InvalidCheckpointError as exc:
+                refused[row[0]] = exc
+        return refused
 
     async def delete(self, checkpoint_id: str) -> None:
         await self.delete_many([checkpoint_id])
