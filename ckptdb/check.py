@@ -16,6 +16,7 @@ from pathlib import Path
 from ckptdb.echo_json import MAX_DEPTH, check_json_value
 from ckptdb.errors import DamagedRowError, InvalidCheckpointError, StoreError
 from ckptdb.sql import rows as sqlrows
+from ckptdb.sql.backend import IntegrityCheck
 from ckptdb.sql.revision import HEAD
 from ckptdb.sql.store import open_store
 
@@ -33,10 +34,10 @@ class DamagedRow:
 class CheckReport:
     database: str
     revision: str
+    engine: IntegrityCheck
     checkpoints: int = 0
-    engine_checked: bool = True
-    """False when the engine has no consistency check a client can run (PostgreSQL)."""
     engine_problems: list[str] = field(default_factory=list)
+    """The engine check's problems, and damage that stopped reading the rows."""
     damaged: list[DamagedRow] = field(default_factory=list)
     """The first `max_listed` damaged rows, by id; `damaged_count` counts them all."""
     damaged_count: int = 0
@@ -70,10 +71,8 @@ async def check_database(
 ) -> CheckReport:
     """Check an existing database (never creates one; refuses a schema this ckptdb cannot read)."""
     async with await open_store(target, create=False) as store:
-        report = CheckReport(store.target.display(), HEAD)
-        problems = await store.integrity_problems(quick=quick)
-        report.engine_checked = problems is not None
-        report.engine_problems = problems or []
+        engine = await store.integrity_check(quick=quick)
+        report = CheckReport(store.target.display(), HEAD, engine, engine_problems=list(engine.problems))
         total = 0
         try:
             total = await store.count()

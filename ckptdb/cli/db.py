@@ -87,14 +87,14 @@ def check(ctx: click.Context, quick: bool) -> None:
 
     report = run(check_database(db_url(), quick=quick))
     click.echo(f"database     {report.database} (schema {report.revision}, up to date)")
-    if not report.engine_checked:
-        click.echo("engine       no client-side check on this engine (PostgreSQL: the amcheck extension)")
-    elif report.engine_problems:
+    if report.engine_problems:
         for problem in report.engine_problems:
             for line in problem.splitlines():
                 click.echo(f"engine       {line}")
+    elif report.engine.ran:
+        click.echo(f"engine       ok ({report.engine.method})")
     else:
-        click.echo(f"engine       ok ({'quick_check' if quick else 'integrity_check'})")
+        click.echo(f"engine       {report.engine.method}")
     for row in report.damaged:
         click.echo(f"damaged      {row.checkpoint_id}: {row.reason}")
     if report.damaged_count > len(report.damaged):
@@ -103,11 +103,7 @@ def check(ctx: click.Context, quick: bool) -> None:
     counted = f"{report.checkpoints:,}" + ("" if report.read_all else " read before the damage")
     click.echo(f"checkpoints  {counted}: {readable:,} readable, {damaged:,} damaged")
     if report.engine_problems:
-        click.echo(
-            "the database file is damaged: restore a backup "
-            "(SQLite: `sqlite3 DB .recover` saves what still reads)",
-            err=True,
-        )
+        click.echo(f"the database file is damaged: {report.engine.remedy}", err=True)
     elif report.damaged_count:
         click.echo("damaged rows: delete one (`ckptdb rm ID`), fix it in SQL, or restore a backup", err=True)
     if not report.ok:

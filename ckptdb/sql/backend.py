@@ -76,6 +76,18 @@ def check_revision(revision: str | None, where: str) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class IntegrityCheck:
+    """What the engine's own consistency check found, in words for `ckptdb db check`."""
+
+    method: str
+    """What ran (`integrity_check`), or, when `ran` is False, why nothing could."""
+    problems: tuple[str, ...] = ()
+    ran: bool = True
+    remedy: str = "restore a backup"
+    """What to do about the problems."""
+
+
 class Backend(ABC):
     """One connection set to one database; each method is one round trip where the engine allows."""
 
@@ -152,9 +164,8 @@ class Backend(ABC):
         return None
 
     @abstractmethod
-    async def integrity_problems(self, *, quick: bool) -> list[str] | None:
-        """What the engine's own consistency check finds wrong with the database (empty when it is
-        sound; None when the engine has no check a client can run); `quick` skips the slow parts
+    async def integrity_check(self, *, quick: bool) -> IntegrityCheck:
+        """The engine's own consistency check of the database; `quick` skips the slow parts
         (SQLite: index contents)."""
 
     async def write_bulk(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ckptdb.errors import CkptdbError, InvalidCheckpointError, StoreError
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import Backend, DatabaseTarget, Row
+from ckptdb.sql.backend import Backend, DatabaseTarget, IntegrityCheck, Row
 from ckptdb.sql.revision import VERSION_TABLE
 from ckptdb.state_filter import PathStep, StateFilter
 
@@ -606,10 +606,12 @@ class PostgresBackend(Backend):
         """None: PostgreSQL cannot say cheaply (pgstattuple scans the table and is an extension)."""
         return None
 
-    async def integrity_problems(self, *, quick: bool) -> list[str] | None:
-        """None: the server keeps its own files consistent (WAL; page checksums when enabled), and
-        deeper checks are the amcheck extension's, run by the server's operator."""
-        return None
+    async def integrity_check(self, *, quick: bool) -> IntegrityCheck:
+        """None runs: the server keeps its own files consistent (WAL; page checksums when enabled),
+        and deeper checks are the amcheck extension's, run by the server's operator."""
+        return IntegrityCheck(
+            "no client-side check on this engine (PostgreSQL: the amcheck extension)", ran=False
+        )
 
     async def vacuum(self) -> None:
         """VACUUM FULL rewrites the table and hands the space back; it locks the table for the

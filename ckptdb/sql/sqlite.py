@@ -24,7 +24,7 @@ from urllib.parse import quote
 import aiosqlite
 
 from ckptdb.errors import CkptdbError, StoreError
-from ckptdb.sql.backend import Backend, DatabaseTarget, Row
+from ckptdb.sql.backend import Backend, DatabaseTarget, IntegrityCheck, Row
 from ckptdb.sql.revision import VERSION_TABLE
 from ckptdb.state_filter import PathStep, StateFilter
 
@@ -714,7 +714,7 @@ class SqliteBackend(Backend):
         writer, _ = self._conns()
         return await writer.call(lambda db: _with_big_cache(db, statements))
 
-    async def integrity_problems(self, *, quick: bool) -> list[str] | None:
+    async def integrity_check(self, *, quick: bool) -> IntegrityCheck:
         pragma = "quick_check" if quick else "integrity_check"
         found: list[str] = []
         try:  # a row at a time: what the check found before it tripped over the damage is kept
@@ -723,7 +723,11 @@ class SqliteBackend(Backend):
                     found.append(str(row[0]))
         except StoreError as exc:  # damaged beyond what the check can walk
             found.append(str(exc))
-        return [line for line in found if line != "ok"]
+        return IntegrityCheck(
+            pragma,
+            tuple(line for line in found if line != "ok"),
+            remedy="restore a backup (SQLite: `sqlite3 DB .recover` saves what still reads)",
+        )
 
     async def vacuum(self) -> None:
         writer, _ = self._conns()

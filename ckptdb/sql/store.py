@@ -12,7 +12,14 @@ from typing import Any
 from ckptdb.errors import CkptdbError, DamagedRowError, InvalidCheckpointError, InvalidIdError, StoreError
 from ckptdb.model import Checkpoint, CheckpointInfo
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import Backend, DatabaseTarget, check_revision, open_backend, parse_target
+from ckptdb.sql.backend import (
+    Backend,
+    DatabaseTarget,
+    IntegrityCheck,
+    check_revision,
+    open_backend,
+    parse_target,
+)
 from ckptdb.store import (
     CheckpointPage,
     CheckpointQuery,
@@ -322,9 +329,9 @@ class SqlCheckpointStore(CheckpointStore):
                     continue
                 yield checkpoint
 
-    async def integrity_problems(self, *, quick: bool = False) -> list[str] | None:
-        """What the engine's own check finds wrong with the database (for `ckptdb db check`)."""
-        return await self._backend.integrity_problems(quick=quick)
+    async def integrity_check(self, *, quick: bool = False) -> IntegrityCheck:
+        """The engine's own consistency check of the database (for `ckptdb db check`)."""
+        return await self._backend.integrity_check(quick=quick)
 
     def stream_rows(self) -> AsyncGenerator[tuple[Any, ...], None]:
         """Every stored row undecoded (`rows.from_row` decodes one), by id, streamed: a check can
