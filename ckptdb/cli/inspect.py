@@ -20,6 +20,7 @@ from ckptdb.cli.output import (
     Estimate,
     format_option,
     human_bytes,
+    plural,
     resolve_format,
     row_writer,
     stdout_guard,
@@ -58,7 +59,7 @@ TYPE_NAMES = ("beforenode", "afternode", "toolapproval", "userrequest")
 
 
 def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+    return f"{count:,} {plural(count, noun)}"
 
 
 # -- list ----------------------------------------------------------------------------------------

@@ -346,3 +346,8 @@ def stdout_guard() -> Iterator[None]:
         except (AttributeError, OSError, ValueError):
             pass  # not a real file (a test runner's buffer): nothing will flush into a closed pipe
         raise click.exceptions.Exit(0) from None
+
+
+def plural(count: int, noun: str) -> str:
+    """`noun` as English counts it: 1 file, 2 files."""
+    return noun if count == 1 else f"{noun}s"

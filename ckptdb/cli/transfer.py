@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from ckptdb.cli.common import db_url, filter_options, run
+from ckptdb.cli.output import plural
 
 if TYPE_CHECKING:
     from ckptdb.exporter import ExportReport
@@ -104,8 +105,8 @@ def _print_import(report: ImportReport, quiet: bool) -> None:
     prefix = "dry run, nothing written: " if report.dry_run else ""
     if report.status is Status.STRICT_FAILED:
         prefix = "--strict: invalid files found, nothing written; an import would give: "
-    files = "file" if report.total == 1 else "files"
-    click.echo(f"{prefix}{report.total} {files}: {_counts(report.counts)} ({report.elapsed:.1f} s)")
+    total = f"{report.total} {plural(report.total, 'file')}"
+    click.echo(f"{prefix}{total}: {_counts(report.counts)} ({report.elapsed:.1f} s)")
     if report.status is Status.STOPPED_ON_CONFLICT and report.stopped_at is not None:
         click.echo(
             f"stopped at {report.stopped_at.path} (--on-conflict fail): earlier batches are committed, "
@@ -179,8 +180,8 @@ def _print_export(report: ExportReport, quiet: bool) -> None:
     if not quiet:
         problems = [(p.outcome.value, p.path or f"id {p.checkpoint_id!r}", p.reason) for p in report.problems]
         _print_problems(problems, report.problems_omitted)
-    checkpoints = "checkpoint" if report.total == 1 else "checkpoints"
-    click.echo(f"{report.total} {checkpoints}: {_counts(report.counts)} ({report.elapsed:.1f} s)")
+    total = f"{report.total} {plural(report.total, 'checkpoint')}"
+    click.echo(f"{total}: {_counts(report.counts)} ({report.elapsed:.1f} s)")
 
 
 @click.command("export", epilog=EXPORT_EPILOG)
