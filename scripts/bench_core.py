@@ -340,7 +340,7 @@ async def count_rows(conn: aiosqlite.Connection) -> int:
 # -- 1 and 2: saves -------------------------------------------------------------------------------
 
 
-async def _gather_chunks(chunks: Sequence[Sequence[Any]], save: Callable[[Any], Awaitable[Any]]) -> None:
+async def gather_chunks(chunks: Sequence[Sequence[Any]], save: Callable[[Any], Awaitable[Any]]) -> None:
     async def worker(chunk: Sequence[Any]) -> None:
         for item in chunk:
             await save(item)
@@ -356,7 +356,7 @@ BLOCK = 384
 alternating), so a burst of load from elsewhere on the machine hits both alike."""
 
 
-def _order(block: int) -> tuple[str, str]:
+def block_order(block: int) -> tuple[str, str]:
     return ("ours", "peer") if block % 2 == 0 else ("peer", "ours")
 
 
@@ -375,12 +375,12 @@ async def bench_saves(cfg: Config, level: str, tasks: int) -> tuple[list[float],
             conn, saver = await open_peer(Path(tmp) / "peer.db", level)
             put = peer_saver(saver)
             try:
-                await _gather_chunks(warm.ours, store.save)
-                await _gather_chunks(warm.peer, put)
+                await gather_chunks(warm.ours, store.save)
+                await gather_chunks(warm.peer, put)
                 spent = {"ours": 0.0, "peer": 0.0}
                 longest = max(len(chunk) for chunk in work.ours)
                 for block, first in enumerate(range(0, longest, per_block)):
-                    for side in _order(block):
+                    for side in block_order(block):
                         if side == "ours":
                             chunks: list[list[Any]] = [c[first : first + per_block] for c in work.ours]
                             save: Callable[[Any], Awaitable[Any]] = store.save
@@ -388,7 +388,7 @@ async def bench_saves(cfg: Config, level: str, tasks: int) -> tuple[list[float],
                             chunks = [c[first : first + per_block] for c in work.peer]
                             save = put
                         start = time.perf_counter()
-                        await _gather_chunks(chunks, save)
+                        await gather_chunks(chunks, save)
                         spent[side] += time.perf_counter() - start
                 expected = warm.count + work.count
                 stored = (await store.count(CheckpointQuery(limit=None)), await count_rows(conn))
@@ -451,7 +451,7 @@ async def bench_loads(cfg: Config, level: str) -> tuple[list[float], list[float]
                 spent = {"ours": 0.0, "peer": 0.0}
                 for block, first in enumerate(range(0, len(picks), BLOCK)):
                     chosen = picks[first : first + BLOCK]
-                    for side in _order(block):
+                    for side in block_order(block):
                         if side == "ours":
                             ids = [ours_ids[i] for i in chosen]
                             start = time.perf_counter()

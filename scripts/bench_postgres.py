@@ -19,13 +19,12 @@ figures are the median of --postgres-repeats runs.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pg_cluster
 import psycopg
 from bench import Result
-from bench_core import TASKS, PeerPut, Workload
+from bench_core import TASKS, PeerPut, Workload, block_order, gather_chunks
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg.rows import dict_row
@@ -159,21 +158,6 @@ def peer_put(saver: AsyncPostgresSaver) -> Callable[[PeerPut], Awaitable[Any]]:
     return put
 
 
-def _order(block: int) -> tuple[str, str]:
-    return ("ours", "peer") if block % 2 == 0 else ("peer", "ours")
-
-
-async def _gather_chunks(chunks: Sequence[Sequence[Any]], save: Callable[[Any], Awaitable[Any]]) -> None:
-    async def worker(chunk: Sequence[Any]) -> None:
-        for item in chunk:
-            await save(item)
-
-    if len(chunks) == 1:
-        await worker(chunks[0])
-    else:
-        await asyncio.gather(*(worker(chunk) for chunk in chunks))
-
-
 # -- 1 and 2: saves -------------------------------------------------------------------------------
 
 
@@ -200,18 +184,18 @@ async def bench_saves(
         put = peer_put(saver)
         try:
             await floor_conn.execute("CREATE TABLE bench_floor (x int)")
-            await _gather_chunks(warm.ours, store.save)
-            await _gather_chunks(warm.peer, put)
+            await gather_chunks(warm.ours, store.save)
+            await gather_chunks(warm.peer, put)
             spent = {"ours": 0.0, "peer": 0.0, "floor": 0.0}
             floor_count = 0
             longest = max(len(chunk) for chunk in work.ours)
             for block, first in enumerate(range(0, longest, per_block)):
-                for side in _order(block + rep):
+                for side in block_order(block + rep):
                     source = work.ours if side == "ours" else work.peer
                     chunks: list[list[Any]] = [c[first : first + per_block] for c in source]
                     save: Callable[[Any], Awaitable[Any]] = store.save if side == "ours" else put
                     start = time.perf_counter()
-                    await _gather_chunks(chunks, save)
+                    await gather_chunks(chunks, save)
                     spent[side] += time.perf_counter() - start
                 start = time.perf_counter()
                 for _ in range(max(1, per_block // FLOOR_SHARE)):
@@ -346,7 +330,7 @@ async def _interleaved(
     spent = {"ours": 0.0, "peer": 0.0}
     for block, first in enumerate(range(0, len(picks), BLOCK)):
         chosen = picks[first : first + BLOCK]
-        for side in _order(block + rep):
+        for side in block_order(block + rep):
             run = ours if side == "ours" else peer
             start = time.perf_counter()
             for pick in chosen:
