@@ -12,6 +12,8 @@ import json
 import math
 from typing import Any
 
+import orjson
+
 from ckptdb.errors import InvalidCheckpointError
 
 _escape: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
@@ -176,6 +178,9 @@ def write_pretty_value(value: Any, indent: str, out: list[str]) -> None:
         raise InvalidCheckpointError(DEPTH_MESSAGE) from None
 
 
+_orjson_dumps = orjson.dumps
+_OrjsonError = orjson.JSONEncodeError
+
 # One encoder for every column value: building one per call (what json.dumps with options does) costs
 # about as much as encoding a small value. check_circular is off because check_json_value has already
 # refused anything nested deeper than MAX_DEPTH, which a cycle always is.
@@ -184,8 +189,54 @@ _compact = json.JSONEncoder(
 ).encode
 
 
+def _plain(node: Any, depth: int) -> bool:
+    """True when `node` holds only exact built-in JSON types, string keys and finite floats, no
+    deeper than _INLINE_DEPTH: values orjson writes as the stdlib encoder would (same values back)."""
+    if depth >= _INLINE_DEPTH:
+        return False
+    if type(node) is dict:
+        for key in node:
+            if type(key) is not str:
+                return False
+        children: Any = node.values()
+    else:
+        children = node
+    for child in children:
+        kind = type(child)
+        if kind is str or kind is int or kind is bool or child is None:
+            continue
+        if kind is float:
+            if child - child != 0.0:  # NaN or infinity (orjson would write null)
+                return False
+        elif kind is dict or kind is list or kind is tuple:
+            if not _plain(child, depth + 1):
+                return False
+        else:  # subclasses, enums, datetimes...: orjson would write some of them, the stdlib refuses
+            return False
+    return True
+
+
 def dumps_compact(value: Any) -> str:
-    """Compact JSON text for database columns: key order kept, NaN refused, non-ASCII raw."""
+    """Compact JSON text for database columns: key order kept, NaN refused, non-ASCII raw.
+
+    orjson writes the common case in a tenth of the stdlib's time (this is the hot path of every
+    save). It runs only on values `_plain` vouches for; everything else, and whatever orjson still
+    refuses (integers past 64 bits, lone surrogates), goes the stdlib way, which raises the
+    precise error or writes the value exactly. Both spell the same values (floats may differ in
+    spelling only, `1e-7` vs `1e-07`).
+    """
+    kind = type(value)
+    if kind is dict or kind is list or kind is tuple:
+        if _plain(value, 1):
+            try:
+                return _orjson_dumps(value).decode()
+            except _OrjsonError:
+                pass
+    elif kind is str or kind is int or kind is bool or value is None:
+        try:
+            return _orjson_dumps(value).decode()
+        except _OrjsonError:
+            pass
     check_json_value(value)
     try:
         return _compact(value)

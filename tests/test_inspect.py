@@ -24,6 +24,7 @@ from conftest import module_db_target, pg_database_url
 from helpers.db import fill, is_postgres, write_marks
 
 from ckptdb import Checkpoint, CkptdbError, InterruptType, Timestamp, inspect, open_store
+from ckptdb.echo_json import dumps_compact
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.store import SqlCheckpointStore
 
@@ -786,7 +787,8 @@ def _messages(cp: Checkpoint) -> Any:
 
 
 def _compact(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """SQLite's json_extract hands back a part of the stored text as written, numbers included."""
+    return None if value is None else dumps_compact(value)
 
 
 def _expected_queries(fixtures: list[Checkpoint]) -> dict[str, Callable[[], list[tuple[Any, ...]]]]:

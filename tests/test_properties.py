@@ -13,10 +13,13 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import sys
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -146,6 +149,16 @@ class Opaque:
     """Not a JSON value."""
 
 
+class Colour(enum.Enum):
+    RED = "red"
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
+
+
 POISONS = {
     "lone surrogate in a state string": lambda cp: setattr(cp, "state_snapshot", {"t": "a\ud800b"}),
     "lone surrogate in a state key": lambda cp: setattr(cp, "state_snapshot", {"\udfff": 1}),
@@ -158,6 +171,11 @@ POISONS = {
     "a set in the state": lambda cp: setattr(cp, "state_snapshot", {"s": {1, 2}}),
     "bytes in the state": lambda cp: setattr(cp, "state_snapshot", [b"raw"]),
     "an object in the state": lambda cp: setattr(cp, "state_snapshot", {"o": Opaque()}),
+    # orjson, which writes most column text, would turn these into strings or numbers silently.
+    "a datetime in the state": lambda cp: setattr(cp, "state_snapshot", {"at": datetime.now(UTC)}),
+    "a UUID in the state": lambda cp: setattr(cp, "state_snapshot", [uuid.uuid4()]),
+    "an Enum member in the state": lambda cp: setattr(cp, "state_snapshot", {"kind": Colour.RED}),
+    "a dataclass in the state": lambda cp: setattr(cp, "state_snapshot", {"at": Point(1, 2)}),
     "an int too long to print": lambda cp: setattr(
         cp, "state_snapshot", 10 ** (sys.get_int_max_str_digits() + 1)
     ),
