@@ -4,6 +4,7 @@ coming, checkpoints run off the writer's connection, and both threads end with t
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sqlite3
 from pathlib import Path
@@ -134,17 +135,21 @@ async def test_other_writes_keep_their_place_in_the_queue(tmp_path: Path) -> Non
 async def test_a_failing_checkpoint_step_is_kept_and_saves_go_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(self: object, batch: object, count: int) -> None:
+    def broken(self: object, batch: object) -> bool:
         raise RuntimeError("bookkeeping bug")
 
-    monkeypatch.setattr(sqlite_backend.WriterThread, "_after_rows", broken)
-    async with await open_store(tmp_path / "c.db") as store:
-        for i in range(3):
-            await store.save(_cp(i))
-        writer = store.backend._writer  # type: ignore[attr-defined]
-        assert isinstance(writer.last_error, RuntimeError)
-        assert writer.alive
-        assert await store.count() == 3
+    monkeypatch.setattr(sqlite_backend.WriterThread, "_count_pages", broken)
+    for commit_on_loop in (True, False):
+        async with await open_store(
+            tmp_path / f"c{commit_on_loop}.db", commit_on_loop=commit_on_loop
+        ) as store:
+            for i in range(3):
+                await store.save(_cp(i))
+            writer = store.backend._writer  # type: ignore[attr-defined]
+            assert writer.loop_transactions == (3 if commit_on_loop else 0)
+            assert isinstance(writer.last_error, RuntimeError)
+            assert writer.alive
+            assert await store.count() == 3
 
 
 async def test_a_writer_thread_that_dies_fails_its_saves_instead_of_hanging(
@@ -154,7 +159,7 @@ async def test_a_writer_thread_that_dies_fails_its_saves_instead_of_hanging(
         raise RuntimeError("delivery bug")
 
     monkeypatch.setattr(sqlite_backend.WriterThread, "_deliver_rows", staticmethod(broken))
-    store = await open_store(tmp_path / "c.db")
+    store = await open_store(tmp_path / "c.db", commit_on_loop=False)  # saves on the thread
     try:
         # wait_for only turns a hang (the bug this guards against) into a failure; no timing is asserted
         with pytest.raises(StoreError, match=r"writer thread stopped .*RuntimeError: delivery bug"):
@@ -164,3 +169,87 @@ async def test_a_writer_thread_that_dies_fails_its_saves_instead_of_hanging(
         assert isinstance(store.backend._writer.last_error, RuntimeError)  # type: ignore[attr-defined]
     finally:
         await asyncio.wait_for(store.close(), 30)
+
+
+async def test_after_the_thread_dies_saves_fail_instead_of_committing_on_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: object, jobs: int) -> None:
+        raise RuntimeError("bookkeeping bug")
+
+    monkeypatch.setattr(sqlite_backend.WriterThread, "_finished", broken)
+    store = await open_store(tmp_path / "c.db")
+    writer = store.backend._writer  # type: ignore[attr-defined]
+    try:
+        await store.save(_cp(1))  # on the loop: the thread is not involved
+        await store.clear()  # on the thread, which dies after answering
+        await asyncio.wait_for(asyncio.to_thread(writer._thread.join), 30)
+        with pytest.raises(StoreError):
+            await asyncio.wait_for(store.save(_cp(2)), 30)
+        assert writer.loop_transactions == 1
+    finally:
+        await asyncio.wait_for(store.close(), 30)
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 0
+
+
+async def test_saves_of_one_loop_turn_commit_together_on_the_loop(tmp_path: Path) -> None:
+    async with await open_store(tmp_path / "loop.db") as store:
+        writer = store.backend._writer  # type: ignore[attr-defined]
+        for i in range(5):
+            await store.save(_cp(i))
+        assert (writer.transactions, writer.loop_transactions) == (5, 5)
+        await asyncio.gather(*(store.save(_cp(100 + i, graph=f"g{i}")) for i in range(16)))
+        assert (writer.transactions, writer.loop_transactions) == (6, 6)
+        # More rows than a loop commit takes: the thread commits them, in one transaction.
+        many = sqlite_backend.LOOP_COMMIT_ROWS + 1
+        await store.save_many([_cp(200 + i) for i in range(many)])
+        assert (writer.transactions, writer.loop_transactions) == (7, 6)
+        assert await store.count() == 5 + 16 + many
+
+
+@pytest.mark.parametrize("options", [{"commit_on_loop": False}, {"synchronous": "FULL"}])
+async def test_commits_stay_off_the_loop_when_asked_or_at_full(
+    tmp_path: Path, options: dict[str, object]
+) -> None:
+    async with await open_store(tmp_path / "thread.db", **options) as store:
+        writer = store.backend._writer  # type: ignore[attr-defined]
+        for i in range(3):
+            await store.save(_cp(i))
+        await asyncio.gather(*(store.save(_cp(100 + i)) for i in range(8)))
+        assert writer.loop_transactions == 0
+        assert writer.transactions >= 4
+        assert await store.count() == 11
+
+
+async def test_a_locked_database_sends_saves_to_the_thread_and_the_loop_runs_on(tmp_path: Path) -> None:
+    """Another connection holds the write lock: the save must neither fail nor hold up the event
+    loop. Were the loop to wait for the lock itself, it would stop for the whole busy timeout (a
+    minute here) and only this connection, on the same loop, could end the wait: the largest gap
+    between two turns of the loop would be a minute instead of milliseconds. The check allows
+    half of that, so machine noise cannot fail it."""
+    db = tmp_path / "locked.db"
+    busy_timeout_s = 60
+    async with await open_store(db, busy_timeout_ms=busy_timeout_s * 1000) as store:
+        writer = store.backend._writer  # type: ignore[attr-defined]
+        await store.save(_cp(0))
+        other = sqlite3.connect(db, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # the write lock, until COMMIT
+            save = asyncio.ensure_future(store.save(_cp(1)))
+            loop = asyncio.get_running_loop()
+            turns = [loop.time()]
+            for _ in range(20):
+                await asyncio.sleep(0.005)
+                turns.append(loop.time())
+            assert not save.done()
+            other.execute("COMMIT")
+        finally:
+            other.close()
+        await asyncio.wait_for(save, 2 * busy_timeout_s)
+        assert max(b - a for a, b in itertools.pairwise(turns)) < busy_timeout_s / 2
+        assert writer.loop_transactions == 1  # the first save only; the second waited on the thread
+        assert writer.transactions == 2
+        assert await store.count() == 2
+        # The loop's attempt turned the busy timeout off for that moment only.
+        assert (await writer.execute_fetchall("PRAGMA busy_timeout"))[0][0] == busy_timeout_s * 1000

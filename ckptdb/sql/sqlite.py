@@ -1,8 +1,12 @@
 """SQLite: WAL, a busy timeout, BEGIN IMMEDIATE for write transactions, group commit.
 
-Three connections. The writer lives on a thread of its own (`WriterThread`): every write is one job
-on it, in order, so a whole transaction is one trip to that thread, and saves that queue up while
-a transaction runs are committed together in the next one. The reader (aiosqlite) serves reads, so
+Three connections. The writer connection belongs to `WriterThread`: every write is one job on its
+thread, in order, and saves that queue up while a transaction runs are committed together in the
+next one. At synchronous=NORMAL a commit only appends to the WAL (no fsync), and handing it to a
+thread costs more than the commit itself (two thread wake-ups, 140-170 us on a VM), so the saves
+gathered in one event-loop turn commit right there on the loop's thread instead, when that cannot
+wait: the writer thread is idle and no other connection holds the write lock (tried without the
+busy timeout; if locked, the thread takes them and waits). The reader (aiosqlite) serves reads, so
 they never wait behind writes. The checkpointer (`Checkpointer`, a thread and connection of its
 own) copies the WAL back into the database file off the commit path; the writer's own
 auto-checkpoint stays on, at a higher mark, as the bound on the WAL's length.
@@ -50,6 +54,9 @@ huge prune transaction) or the checkpointer cannot open its connection."""
 ESTIMATED_PAGES_PER_ROW = 4
 """Pages a saved row dirties besides its own text: the table leaf and three index leaves, fewer
 when rows share a transaction (an overestimate only makes checkpoints a little more frequent)."""
+LOOP_COMMIT_ROWS = 32
+"""Saves gathered in one event-loop turn commit on the loop's thread up to this many rows (about a
+millisecond of SQLite work); bigger batches, an import's say, go to the writer thread."""
 MAX_GROUP_ROWS = 1000
 """At most this many rows of queued saves share one transaction."""
 
@@ -238,7 +245,7 @@ class Checkpointer:
 
 
 class WriterThread:
-    """The writer connection and the one thread that uses it.
+    """The writer connection, and the one thread that uses it for everything that may wait.
 
     Jobs run in the order they were queued. Queued saves (`submit_rows`) that are next to each other
     in the queue are committed in one transaction: while a transaction runs, new saves queue up, and
@@ -247,7 +254,11 @@ class WriterThread:
     committed; if a shared transaction fails, each request is retried alone, so one bad request
     cannot fail another. Results go back to the event loop with one call per transaction.
 
-    The SQLite work releases the GIL, so the event loop encodes the next saves while a commit runs.
+    With `commit_on_loop`, saves take a shorter way when nothing makes them wait: those submitted in
+    one event-loop turn are gathered and committed together at the end of the turn, on the loop's
+    thread (`_flush`), with the busy timeout off. If the thread is running a job, the rows are too
+    many, or another connection holds the write lock, they join the thread's queue instead. A WAL
+    checkpoint that the writer must finish itself always runs on the thread.
     """
 
     def __init__(
@@ -255,13 +266,23 @@ class WriterThread:
         db: sqlite3.Connection,
         where: str,
         checkpointer: Checkpointer | None = None,
+        *,
+        commit_on_loop: bool = False,
+        busy_timeout_ms: int = 30_000,
     ) -> None:
         self._conn: sqlite3.Connection = db
         self._where = where
         self._checkpointer = checkpointer
+        self._commit_on_loop = commit_on_loop
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._conn_lock = threading.Lock()  # held by whichever thread runs SQL on the connection
+        self._gathered: list[_Rows] = []  # saves of this event-loop turn, for _flush
+        self._gathered_rows = 0
+        self._gather_loop: asyncio.AbstractEventLoop | None = None  # the loop that will run _flush
         self._jobs: queue.SimpleQueue[_Rows | _Call | None] = queue.SimpleQueue()
         self._state_lock = threading.Lock()  # `_closed` and the queue change together
         self._current: Sequence[_Rows | _Call] = ()  # the jobs being run: failed too if the thread dies
+        self._failure: StoreError | None = None  # why the thread stopped, for requests that come later
         self.last_error: BaseException | None = None
         """An error of the checkpoint bookkeeping after a commit, or what stopped the thread (kept,
         not raised: the callers waiting on it get a StoreError)."""
@@ -269,8 +290,11 @@ class WriterThread:
         self._wal_pages = 0  # since the writer last finished a checkpoint itself
         self.finished_checkpoints = 0
         self.transactions = 0
-        """Write transactions of queued saves committed (for tests: group commit at work)."""
+        """Write transactions of saves committed, on the thread or the loop (for tests: group commit)."""
+        self.loop_transactions = 0
+        """Of those, committed on the event loop's thread."""
         self.rows = 0
+        self._unfinished = 0  # jobs queued or running on the thread; saves commit on the loop only at 0
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="ckptdb-sqlite-writer", daemon=True)
         self._thread.start()
@@ -279,12 +303,96 @@ class WriterThread:
 
     def submit_rows(self, sql: str, rows: Sequence[Row]) -> asyncio.Future[None]:
         """Queue rows for the next group commit; the future is done once they are committed."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            raise StoreError("the store is closed")
+        loop = asyncio.get_running_loop()
+        request = _Rows(sql, rows, loop.create_future())
+        if self._commit_on_loop and len(rows) <= LOOP_COMMIT_ROWS and self._gather_loop in (None, loop):
+            if self._gather_loop is None:
+                self._gather_loop = loop
+                loop.call_soon(self._flush)
+            self._gathered.append(request)
+            self._gathered_rows += len(rows)
+        else:
+            self._hand_over([request])
+        return request.future
+
+    def _hand_over(self, requests: Sequence[_Rows | _Call]) -> None:
+        """Queue requests for the thread, in order; fail them if it has stopped."""
         with self._state_lock:
-            if self._closed:
-                raise StoreError("the store is closed")
-            self._jobs.put(_Rows(sql, rows, future))
-        return future
+            if not self._closed:
+                self._put(requests)
+                return
+        failure = self._failure or StoreError("the store is closed")
+        for request in requests:
+            if not request.future.done():
+                request.future.set_exception(failure)
+
+    def _put(self, requests: Sequence[_Rows | _Call]) -> None:
+        """With `_state_lock` held. Saves gathered in this turn go first: jobs keep the order in
+        which they were asked for (a clear() between saves runs between them)."""
+        gathered = self._take_gathered()
+        self._unfinished += len(gathered) + len(requests)
+        for request in (*gathered, *requests):
+            self._jobs.put(request)
+
+    def _take_gathered(self) -> list[_Rows]:
+        batch, self._gathered, self._gathered_rows, self._gather_loop = self._gathered, [], 0, None
+        return batch
+
+    def _flush(self) -> None:
+        """At the end of the event-loop turn that gathered saves: commit them here if nothing makes
+        that wait, else hand them to the thread."""
+        rows = self._gathered_rows
+        batch = self._take_gathered()
+        if not batch:  # close() took them
+            return
+        if rows > LOOP_COMMIT_ROWS or self._unfinished or not self._conn_lock.acquire(blocking=False):
+            self._hand_over(batch)  # the thread has work: they go after it
+            return
+        try:
+            locked = batch if self._closed else self._commit_here(batch)
+        finally:
+            self._conn_lock.release()
+        if locked:
+            self._hand_over(locked)
+
+    def _commit_here(self, batch: list[_Rows]) -> list[_Rows]:
+        """Commit on the calling thread with the busy timeout off, and settle each request; returns
+        the requests that found the write lock taken (nothing of them was written)."""
+        db = self._conn
+        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            errors = self._commit(batch, translate=False)
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        if errors is not None and all(error is not None and _is_busy(error) for error in errors):
+            return batch
+        self.transactions += 1
+        self.loop_transactions += 1
+        locked: list[_Rows] = []
+        for index, request in enumerate(batch):
+            error = None if errors is None else errors[index]
+            if error is not None and _is_busy(error):
+                locked.append(request)
+                continue
+            self.rows += len(request.rows)
+            if request.future.done():  # the caller was cancelled: nobody is waiting
+                continue
+            if error is None:
+                request.future.set_result(None)
+            else:
+                request.future.set_exception(self._translate(error))
+        if self._checkpointer is not None:
+            try:
+                finish = self._count_pages([request for request in batch if request not in locked])
+            except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
+                self.last_error = exc
+            else:
+                if finish:  # never here: it may wait for the disk
+                    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    self._hand_over([_Call(self._finish_checkpoint, future)])
+        return locked
 
     async def call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work(db)` on the writer thread, after everything queued before it."""
@@ -292,7 +400,7 @@ class WriterThread:
         with self._state_lock:
             if self._closed:
                 raise StoreError("the store is closed")
-            self._jobs.put(_Call(work, future))
+            self._put([_Call(work, future)])
         return await future
 
     async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -316,8 +424,8 @@ class WriterThread:
                     with suppress(sqlite3.Error):
                         self._conn.close()
                 return
+            self._put([_Call(lambda db: db.close(), future)])
             self._closed = True
-            self._jobs.put(_Call(lambda db: db.close(), future))
             self._jobs.put(None)
         try:
             await future
@@ -340,6 +448,7 @@ class WriterThread:
             "or may not be committed: reopen the store and check"
         )
         with self._state_lock:
+            self._failure = error
             self._closed = True
             pending: list[_Rows | _Call] = list(self._current)
             while True:
@@ -367,11 +476,13 @@ class WriterThread:
             if type(job) is _Call:
                 self._current = [job]
                 try:
-                    result, error = job.work(self._conn), None
+                    with self._conn_lock:
+                        result, error = job.work(self._conn), None
                 except BaseException as exc:  # handed to the caller
                     result, error = None, self._translate(exc)
                 _deliver(job.future.get_loop(), _settle_call, job.future, result, error)
                 self._current = ()
+                self._finished(1)
                 continue
             assert type(job) is _Rows
             batch = [job]
@@ -387,39 +498,60 @@ class WriterThread:
                 batch.append(following)
                 count += len(following.rows)
             self._current = batch
-            errors = self._commit(batch)
-            self.transactions += 1
-            self.rows += count
+            with self._conn_lock:
+                errors = self._commit(batch)
+                self.transactions += 1
+                self.rows += count
+                finish = False
+                if self._checkpointer is not None:
+                    try:
+                        finish = self._count_pages(batch)
+                    except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
+                        self.last_error = exc
             self._deliver_rows(batch, errors)
             self._current = ()
-            if self._checkpointer is not None:
-                try:
-                    self._after_rows(batch, count)
-                except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
-                    self.last_error = exc
+            if finish:
+                with self._conn_lock:
+                    self._finish_checkpoint(self._conn)
+            self._finished(len(batch))
 
-    def _after_rows(self, batch: list[_Rows], count: int) -> None:
-        """Wake the checkpointer now and then, and keep the WAL under WAL_LIMIT_PAGES."""
+    def _finished(self, jobs: int) -> None:
+        with self._state_lock:
+            self._unfinished -= jobs
+
+    def _count_pages(self, batch: list[_Rows]) -> bool:
+        """Count committed rows' WAL pages: wake the checkpointer now and then, and say when the
+        WAL has reached WAL_LIMIT_PAGES and the writer must finish a checkpoint itself."""
         checkpointer = self._checkpointer
         assert checkpointer is not None
-        size = 0
+        count = size = 0
         for request in batch:
+            count += len(request.rows)
             for row in request.rows:
                 size += sum(len(value) for value in row if type(value) is str)
         pages = count * ESTIMATED_PAGES_PER_ROW + size // 4096
         self._pages += pages
         self._wal_pages += pages
         if self._wal_pages >= WAL_LIMIT_PAGES:
-            # Nothing is written while this runs, so the checkpoint finishes (unless a reader
-            # elsewhere still needs old pages, as with any SQLite checkpoint) and the next write
-            # starts the WAL over. The lock waits for a checkpoint under way beside us.
-            with checkpointer.lock, suppress(sqlite3.Error):
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            self.finished_checkpoints += 1
             self._pages = self._wal_pages = 0
-        elif self._pages >= CHECKPOINT_PAGES:
+            return True
+        if self._pages >= CHECKPOINT_PAGES:
             self._pages = 0
             checkpointer.poke()
+        return False
+
+    def _finish_checkpoint(self, db: sqlite3.Connection) -> None:
+        """Nothing is written while this runs, so the checkpoint finishes (unless a reader elsewhere
+        still needs old pages, as with any SQLite checkpoint) and the next write starts the WAL
+        over. The lock waits for a checkpoint under way beside us. Errors are kept, not raised:
+        SQLite's own auto-checkpoint remains."""
+        assert self._checkpointer is not None
+        try:
+            with self._checkpointer.lock:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except Exception as exc:
+            self.last_error = exc
+        self.finished_checkpoints += 1
 
     @staticmethod
     def _deliver_rows(batch: list[_Rows], errors: list[BaseException | None] | None) -> None:
@@ -434,7 +566,7 @@ class WriterThread:
     def _translate(self, exc: BaseException) -> BaseException:
         return translate_error(exc, self._where) if isinstance(exc, sqlite3.Error) else exc
 
-    def _commit(self, batch: list[_Rows]) -> list[BaseException | None] | None:
+    def _commit(self, batch: list[_Rows], *, translate: bool = True) -> list[BaseException | None] | None:
         """None when every request committed, else each request's outcome (retried one by one)."""
         db = self._conn
         try:
@@ -454,13 +586,21 @@ class WriterThread:
             if db.in_transaction:
                 with suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
-            if len(batch) == 1:
-                return [self._translate(exc)]
+            if len(batch) == 1 or _is_busy(exc):  # locked: so would each request be, alone
+                return [self._translate(exc) if translate else exc] * len(batch)
         outcomes: list[BaseException | None] = []
         for request in batch:  # isolate: one request's failure must not fail the others
-            single = self._commit([request])
+            single = self._commit([request], translate=translate)
             outcomes.append(None if single is None else single[0])
         return outcomes
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED, extended codes included: another connection has the lock."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.OperationalError) or code is None:
+        return False
+    return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 async def _connect(uri: str) -> aiosqlite.Connection:
@@ -479,8 +619,15 @@ async def _connect(uri: str) -> aiosqlite.Connection:
 
 class SqliteBackend(Backend):
     def __init__(
-        self, target: DatabaseTarget, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 30_000
+        self,
+        target: DatabaseTarget,
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout_ms: int = 30_000,
+        commit_on_loop: bool = True,
     ) -> None:
+        """`commit_on_loop=False` keeps every SQLite write off the event loop's thread, at about
+        twice the time per sequential save; at synchronous=FULL (an fsync per commit) it is off."""
         assert target.path is not None
         self.target = target
         self.path = target.path
@@ -489,6 +636,7 @@ class SqliteBackend(Backend):
             raise CkptdbError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
+        self.commit_on_loop = bool(commit_on_loop) and synchronous == "NORMAL"
         self._writer: WriterThread | None = None
         self._reader: aiosqlite.Connection | None = None
         self._checkpointer: Checkpointer | None = None
@@ -541,7 +689,13 @@ class SqliteBackend(Backend):
         try:
             db = await asyncio.to_thread(self._open_writer, create)
             self._checkpointer = Checkpointer(lambda: self._driver_connection("rw"))
-            self._writer = WriterThread(db, self._where(), self._checkpointer)
+            self._writer = WriterThread(
+                db,
+                self._where(),
+                self._checkpointer,
+                commit_on_loop=self.commit_on_loop,
+                busy_timeout_ms=self.busy_timeout_ms,
+            )
             self._reader = await self._open(create=False)
         except sqlite3.Error as exc:
             await self.close()
