@@ -66,12 +66,13 @@ _TS_RE = re.compile(
 )
 
 
-def _ymd_hms(moment: datetime) -> str:
-    """`YYYY-MM-DDTHH:MM:SS` with a 4-digit year (strftime's %Y does not zero-pad years < 1000 on glibc)."""
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
-        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-    )
+_WALL_EPOCH = datetime(1970, 1, 1)  # naive: its isoformat() has no offset to cut off
+
+
+def _ymd_hms(seconds: int) -> str:
+    """`YYYY-MM-DDTHH:MM:SS` for whole seconds since 1970 (isoformat pads the year to 4 digits, which
+    strftime's %Y does not do for years < 1000 on glibc; its speed matters on every save)."""
+    return (_WALL_EPOCH + timedelta(seconds=seconds)).isoformat()
 
 
 def _auto_digits(nanos: int) -> int:
@@ -148,14 +149,15 @@ class Timestamp:
     def with_format(self, offset_minutes: int | None = None, fraction_digits: int | None = None) -> Timestamp:
         return Timestamp(self.unix_nanos, offset_minutes, fraction_digits)
 
-    def _parts(self, offset_minutes: int) -> tuple[datetime, int]:
+    def _parts(self, offset_minutes: int) -> tuple[str, int]:
+        """The wall-clock `YYYY-MM-DDTHH:MM:SS` at this offset, and the nanoseconds past it."""
         seconds, nanos = divmod(self.unix_nanos + offset_minutes * 60 * _NS, _NS)
-        return _EPOCH + timedelta(seconds=seconds), nanos
+        return _ymd_hms(seconds), nanos
 
     def isoformat(self) -> str:
         """The text chrono would write (or the text originally read): `2026-11-03T09:50:52.350Z`."""
         offset = self.offset_minutes or 0
-        moment, nanos = self._parts(offset)
+        wall, nanos = self._parts(offset)
         digits = self.fraction_digits if self.fraction_digits is not None else _auto_digits(nanos)
         frac = "." + f"{nanos:09d}"[:digits] if digits else ""
         if self.offset_minutes is None:
@@ -163,12 +165,12 @@ class Timestamp:
         else:
             sign = "-" if offset < 0 else "+"
             zone = f"{sign}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
-        return f"{_ymd_hms(moment)}{frac}{zone}"
+        return f"{wall}{frac}{zone}"
 
     def utc_text(self) -> str:
         """Fixed-width UTC text with 9 digits: readable in SQL, and sorts exactly like the instant."""
-        moment, nanos = self._parts(0)
-        return f"{_ymd_hms(moment)}.{nanos:09d}Z"
+        wall, nanos = self._parts(0)
+        return f"{wall}.{nanos:09d}Z"
 
     @property
     def datetime(self) -> datetime:
