@@ -256,3 +256,25 @@ async def test_a_locked_database_sends_saves_to_the_thread_and_the_loop_runs_on(
         assert await store.count() == 2
         # The loop's attempt turned the busy timeout off for that moment only.
         assert (await writer.execute_fetchall("PRAGMA busy_timeout"))[0][0] == busy_timeout_s * 1000
+
+
+async def test_a_store_shared_by_event_loops_on_several_threads_loses_no_save(tmp_path: Path) -> None:
+    """Saves gather per event loop; a loop on another thread sends its saves to the writer thread
+    while this one's are gathered, and each caller hears back on its own loop. The other loops run
+    in debug mode, which raises if anything touches them from a thread not their own; wait_for
+    turns a save that never hears back into a failure (no timing is asserted)."""
+    async with await open_store(tmp_path / "loops.db") as store:
+
+        async def save_all(prefix: int) -> None:
+            for i in range(40):
+                saves = (store.save(_cp(prefix + i * 4 + k, graph=f"t{prefix}")) for k in range(4))
+                await asyncio.wait_for(asyncio.gather(*saves), 30)
+
+        def in_own_loop(prefix: int) -> None:
+            asyncio.run(save_all(prefix), debug=True)
+
+        others = [asyncio.to_thread(in_own_loop, prefix) for prefix in (10_000, 20_000)]
+        await asyncio.gather(save_all(0), *others)
+        assert await store.count() == 3 * 160
+        writer = store.backend._writer  # type: ignore[attr-defined]
+        assert writer.loop_transactions > 0

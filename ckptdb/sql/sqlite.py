@@ -307,14 +307,16 @@ class WriterThread:
             raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
         request = _Rows(sql, rows, loop.create_future())
-        if self._commit_on_loop and len(rows) <= LOOP_COMMIT_ROWS and self._gather_loop in (None, loop):
-            if self._gather_loop is None:
-                self._gather_loop = loop
-                loop.call_soon(self._flush)
-            self._gathered.append(request)
-            self._gathered_rows += len(rows)
-        else:
-            self._hand_over([request])
+        if self._commit_on_loop and len(rows) <= LOOP_COMMIT_ROWS:
+            with self._state_lock:  # a store may be shared by loops on other threads
+                if not self._closed and self._gather_loop in (None, loop):
+                    if self._gather_loop is None:
+                        self._gather_loop = loop
+                        loop.call_soon(self._flush)
+                    self._gathered.append(request)
+                    self._gathered_rows += len(rows)
+                    return request.future
+        self._hand_over([request])
         return request.future
 
     def _hand_over(self, requests: Sequence[_Rows | _Call]) -> None:
@@ -343,9 +345,10 @@ class WriterThread:
     def _flush(self) -> None:
         """At the end of the event-loop turn that gathered saves: commit them here if nothing makes
         that wait, else hand them to the thread."""
-        rows = self._gathered_rows
-        batch = self._take_gathered()
-        if not batch:  # close() took them
+        with self._state_lock:
+            rows = self._gathered_rows
+            batch = self._take_gathered()
+        if not batch:  # close() or another job took them
             return
         if rows > LOOP_COMMIT_ROWS or self._unfinished or not self._conn_lock.acquire(blocking=False):
             self._hand_over(batch)  # the thread has work: they go after it
