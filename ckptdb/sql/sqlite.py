@@ -256,9 +256,10 @@ class WriterThread:
 
     With `commit_on_loop`, saves take a shorter way when nothing makes them wait: those submitted in
     one event-loop turn are gathered and committed together at the end of the turn, on the loop's
-    thread (`_flush`), with the busy timeout off. If the thread is running a job, the rows are too
-    many, or another connection holds the write lock, they join the thread's queue instead. A WAL
-    checkpoint that the writer must finish itself always runs on the thread.
+    thread (`_flush`), with the busy timeout off. If the thread has a job queued or running (jobs
+    keep the order they were asked in), the rows are too many, or another connection holds the
+    write lock, they join the thread's queue instead. A WAL checkpoint that the writer must finish
+    itself always runs on the thread.
     """
 
     def __init__(
@@ -339,6 +340,7 @@ class WriterThread:
             self._jobs.put(request)
 
     def _take_gathered(self) -> list[_Rows]:
+        """With `_state_lock` held."""
         batch, self._gathered, self._gathered_rows, self._gather_loop = self._gathered, [], 0, None
         return batch
 
