@@ -357,6 +357,8 @@ async def open_store(target: str | Path | None = None, **options: Any) -> SqlChe
     """Open the store for a path or URL (default `./checkpoints.db`), creating SQLite files as needed.
 
     Options: `create=False` refuses to create a missing database; `synchronous="FULL"` (SQLite)
-    makes each commit survive power loss, not only a process crash.
+    makes each commit survive power loss, not only a process crash; `commit_on_loop=False`
+    (SQLite) keeps every write off the event loop's thread, at about half the sequential save rate;
+    `busy_timeout_ms` (SQLite, default 30,000) is how long a write waits for another process.
     """
     return await SqlCheckpointStore.open(target if target is not None else "checkpoints.db", **options)
