@@ -305,7 +305,7 @@ class WriterThread:
     def submit_rows(self, sql: str, rows: Sequence[Row]) -> asyncio.Future[None]:
         """Queue rows for the next group commit; the future is done once they are committed."""
         if self._closed:
-            raise StoreError("the store is closed")
+            raise self._closed_error()
         loop = asyncio.get_running_loop()
         request = _Rows(sql, rows, loop.create_future())
         if self._commit_on_loop and len(rows) <= LOOP_COMMIT_ROWS:
@@ -326,10 +326,14 @@ class WriterThread:
             if not self._closed:
                 self._put(requests)
                 return
-        failure = self._failure or StoreError("the store is closed")
+        failure = self._closed_error()
         for request in requests:
             if not request.future.done():
                 request.future.set_exception(failure)
+
+    def _closed_error(self) -> StoreError:
+        """Why nothing more can be written: the thread stopped (and how), or the store was closed."""
+        return self._failure or StoreError("the store is closed")
 
     def _put(self, requests: Sequence[_Rows | _Call]) -> None:
         """With `_state_lock` held. Saves gathered in this turn go first: jobs keep the order in
@@ -404,7 +408,7 @@ class WriterThread:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         with self._state_lock:
             if self._closed:
-                raise StoreError("the store is closed")
+                raise self._closed_error()
             self._put([_Call(work, future)])
         return await future
 
