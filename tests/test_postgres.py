@@ -459,3 +459,15 @@ async def test_url_spellings_all_reach_the_same_database(pg_url: str) -> None:
         assert migrate.current(url) == HEAD
         async with await open_store(url, create=False) as store:
             assert await store.count() == 1
+
+
+async def test_the_sqlite_options_are_accepted_and_mean_what_they_can(pg_url: str) -> None:
+    """Code written against SQLite opens a PostgreSQL URL unchanged."""
+    options = {"synchronous": "FULL", "busy_timeout_ms": 1500, "commit_on_loop": False}
+    async with await open_store(pg_url, **options) as store:
+        assert await store.backend.fetchall("SHOW lock_timeout") == [("1500ms",)]
+        assert await store.backend.fetchall("SHOW synchronous_commit") == [("on",)]
+        checkpoint = Checkpoint.new("g", "n", {"v": 1}, [], 0, "beforenode")
+        await store.save(checkpoint)
+        loaded = await store.load(checkpoint.id)
+        assert loaded is not None and loaded.to_json() == checkpoint.to_json()

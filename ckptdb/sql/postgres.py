@@ -253,7 +253,8 @@ class PostgresBackend(Backend):
     Options: `pool_min_size` / `pool_max_size` (connections, default 1 and 10), `command_timeout`
     (seconds per statement, default none), `statement_cache_size` (0 behind pgbouncer in transaction
     mode). The SQLite options are accepted for portability: `synchronous="FULL"` sets
-    `synchronous_commit = on` (the server default anyway), `busy_timeout_ms` sets `lock_timeout`.
+    `synchronous_commit = on` (the server default anyway), `busy_timeout_ms` sets `lock_timeout`,
+    and `commit_on_loop` changes nothing (asyncpg awaits the server: no commit runs on the loop).
     """
 
     def __init__(
@@ -266,7 +267,9 @@ class PostgresBackend(Backend):
         statement_cache_size: int = 100,
         synchronous: str | None = None,
         busy_timeout_ms: int | None = None,
+        commit_on_loop: bool | None = None,
     ) -> None:
+        del commit_on_loop  # nothing to choose here: see the class docstring
         self.target = target
         self.dsn = asyncpg_dsn(target.url)
         if pool_max_size < 1 or pool_min_size < 0 or pool_min_size > pool_max_size:
