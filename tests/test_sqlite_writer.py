@@ -278,3 +278,35 @@ async def test_a_store_shared_by_event_loops_on_several_threads_loses_no_save(tm
         assert await store.count() == 3 * 160
         writer = store.backend._writer  # type: ignore[attr-defined]
         assert writer.loop_transactions > 0
+
+
+@pytest.mark.parametrize("commit_on_loop", [True, False])
+async def test_cancelled_saves_fail_no_other_save_and_leave_no_half_row(
+    tmp_path: Path, commit_on_loop: bool
+) -> None:
+    """A save cancelled after it was handed over may or may not be committed (as with any
+    database call cancelled in flight), but whole or not at all; the saves beside it in its group
+    are unaffected, and the store goes on working."""
+    async with await open_store(tmp_path / "cancel.db", commit_on_loop=commit_on_loop) as store:
+        checkpoints = [_cp(i, graph=f"g{i % 4}") for i in range(16)]
+        saves = [asyncio.ensure_future(store.save(cp)) for cp in checkpoints]
+        await asyncio.sleep(0)  # every save has handed its row over
+        for save in saves[::3]:
+            save.cancel()
+        # wait_for only turns a hang into a failure; no timing is asserted
+        outcomes = await asyncio.wait_for(asyncio.gather(*saves, return_exceptions=True), 30)
+        cancelled = [
+            cp
+            for cp, out in zip(checkpoints, outcomes, strict=True)
+            if isinstance(out, asyncio.CancelledError)
+        ]
+        assert len(cancelled) == len(saves[::3])
+        assert all(out is None for out in outcomes if not isinstance(out, asyncio.CancelledError))
+        for cp in checkpoints:
+            loaded = await store.load(cp.id)
+            if cp in cancelled and loaded is None:
+                continue
+            assert loaded is not None and loaded.to_json() == cp.to_json()
+        later = _cp(100)
+        await store.save(later)
+        assert await store.load(later.id) is not None
