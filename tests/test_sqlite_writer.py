@@ -310,3 +310,22 @@ async def test_cancelled_saves_fail_no_other_save_and_leave_no_half_row(
         later = _cp(100)
         await store.save(later)
         assert await store.load(later.id) is not None
+
+
+async def test_a_bug_in_a_commit_on_the_loop_fails_its_saves_instead_of_leaving_them_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with await open_store(tmp_path / "bug.db") as store:
+        with monkeypatch.context() as patch:
+
+            def broken(self: object, batch: object, *, translate: bool = True) -> None:
+                raise RuntimeError("commit bug")
+
+            patch.setattr(sqlite_backend.WriterThread, "_commit", broken)
+            # wait_for only turns a hang (the bug this guards against) into a failure
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(*(store.save(_cp(i)) for i in range(3)), return_exceptions=True), 30
+            )
+            assert [str(out) for out in outcomes] == ["commit bug"] * 3
+        await store.save(_cp(10))  # the connection was left usable
+        assert await store.count() == 1

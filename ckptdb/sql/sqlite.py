@@ -361,6 +361,12 @@ class WriterThread:
             return
         try:
             locked = batch if self._closed else self._commit_here(batch)
+        except Exception as exc:  # a bug, or a connection gone bad: no caller may be left waiting
+            locked = []
+            error = self._translate(exc)
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(error)
         finally:
             self._conn_lock.release()
         if locked:
