@@ -5,6 +5,7 @@ Nothing here may depend on which backend is under test: only the public store in
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import datetime
 from pathlib import Path
@@ -659,3 +660,29 @@ def test_registry_covers_memory_and_files() -> None:
     from conftest import STORE_FACTORIES
 
     assert {"memory", "files"} <= set(STORE_FACTORIES)
+
+
+async def test_cancelled_saves_fail_no_other_save_and_leave_no_half_checkpoint(
+    store: CheckpointStore,
+) -> None:
+    """A save cancelled in flight may or may not land (as any cancelled database call), but whole
+    or not at all; the saves made beside it are unaffected, and the store goes on working."""
+    checkpoints = [make(f"c{i}", BASE + i * NS, graph=f"g{i % 4}", state={"i": i}) for i in range(16)]
+    saves = [asyncio.ensure_future(store.save(cp)) for cp in checkpoints]
+    await asyncio.sleep(0)  # every save has started
+    for save in saves[::3]:
+        save.cancel()
+    # wait_for only turns a hang into a failure; no timing is asserted
+    outcomes = await asyncio.wait_for(asyncio.gather(*saves, return_exceptions=True), 60)
+    for index, (cp, outcome) in enumerate(zip(checkpoints, outcomes, strict=True)):
+        loaded = await store.load(cp.id)
+        if isinstance(outcome, asyncio.CancelledError):
+            assert index % 3 == 0, "a save nobody cancelled was cancelled"
+            assert loaded is None or loaded.to_json() == cp.to_json()  # landed whole, or not at all
+            continue
+        assert outcome is None, outcome
+        assert loaded is not None and loaded.to_json() == cp.to_json()
+    later = make("later", BASE + 100 * NS)
+    await store.save(later)
+    loaded = await store.load(later.id)
+    assert loaded is not None and loaded.to_json() == later.to_json()
