@@ -7,11 +7,14 @@ import asyncio
 import itertools
 import os
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ckptdb import Checkpoint, StoreError, open_store
+from ckptdb.sql import rows as sqlrows
 from ckptdb.sql import sqlite as sqlite_backend
 
 WAL_HEADER = 32
@@ -185,7 +188,8 @@ async def test_after_the_thread_dies_saves_fail_instead_of_committing_on_the_loo
     writer = store.backend._writer  # type: ignore[attr-defined]
     try:
         await store.save(_cp(1))  # on the loop: the thread is not involved
-        await store.clear()  # on the thread, which dies after answering
+        with pytest.raises(StoreError, match="may or may not be committed"):
+            await store.clear()  # runs on the thread, which then dies before answering
         await asyncio.wait_for(asyncio.to_thread(writer._thread.join), 30)
         with pytest.raises(StoreError, match=r"writer thread stopped .*RuntimeError: bookkeeping bug"):
             await asyncio.wait_for(store.save(_cp(2)), 30)
@@ -329,3 +333,71 @@ async def test_a_bug_in_a_commit_on_the_loop_fails_its_saves_instead_of_leaving_
             assert [str(out) for out in outcomes] == ["commit bug"] * 3
         await store.save(_cp(10))  # the connection was left usable
         assert await store.count() == 1
+
+
+async def test_saves_gathered_by_a_loop_that_closed_are_not_stranded(tmp_path: Path) -> None:
+    """A loop stopped and closed between a save and the end of its turn never runs that turn's
+    commit: the next save from another loop hands those rows to the thread and gathers anew."""
+    async with await open_store(tmp_path / "stranded.db") as store:
+        writer = store.backend._writer  # type: ignore[attr-defined]
+        stranded = _cp(1)
+
+        def strand() -> None:
+            other = asyncio.new_event_loop()
+
+            def submit_and_stop() -> None:
+                store.save(stranded).send(None)  # runs the save up to its wait for the commit
+                other.stop()
+
+            other.call_soon(submit_and_stop)
+            other.run_forever()
+            other.close()
+
+        await asyncio.to_thread(strand)
+        await store.save(_cp(2))  # behind the stranded row, on the thread: order is kept
+        assert await store.load(stranded.id) is not None
+        await store.save(_cp(3))
+        assert writer.loop_transactions == 1  # and this loop gathers and commits again
+        assert await store.count() == 3
+
+
+async def test_a_loop_commits_only_the_saves_it_gathered_itself(tmp_path: Path) -> None:
+    """This loop gathers a save; another loop, on another thread, hands it to the writer thread
+    (jobs keep their order) and starts gathering its own. When this loop's turn ends, its commit
+    must leave the other loop's saves alone: settling them from this thread would never wake
+    their loop (in debug mode, it raises)."""
+    async with await open_store(tmp_path / "two.db") as store:
+        writer = store.backend._writer  # type: ignore[attr-defined]
+        ready, proceed = threading.Event(), threading.Event()
+        mine = writer.submit_rows(sqlrows.UPSERT, [sqlrows.to_row(_cp(1))])  # gathered, turn not over
+        theirs: dict[str, Any] = {}
+
+        async def other_loop() -> None:
+            loop = asyncio.get_running_loop()
+            handed = writer.submit_rows(sqlrows.UPSERT, [sqlrows.to_row(_cp(2))])  # takes ours along
+            gathered = writer.submit_rows(sqlrows.UPSERT, [sqlrows.to_row(_cp(3))])  # gathers anew
+            theirs["loop"] = loop
+            ready.set()
+            proceed.wait(30)  # hold this loop's turn open until the main loop's turn has ended
+            await asyncio.wait_for(asyncio.gather(handed, gathered), 30)
+
+        failures: list[BaseException] = []
+
+        def run_other() -> None:
+            try:
+                asyncio.run(other_loop(), debug=True)
+            except BaseException as exc:
+                failures.append(exc)
+
+        thread = threading.Thread(target=run_other)
+        thread.start()
+        try:
+            assert ready.wait(30)  # blocking on purpose: this loop's turn must not end before that
+            await asyncio.sleep(0)  # now it ends, and its commit runs
+            assert writer._gather_loop is theirs["loop"] and len(writer._gathered) == 1
+        finally:
+            proceed.set()
+        await asyncio.wait_for(mine, 30)
+        await asyncio.to_thread(thread.join, 60)
+        assert not failures and not thread.is_alive()
+        assert await store.count() == 3

@@ -313,7 +313,7 @@ class WriterThread:
                 if not self._closed and self._gather_loop in (None, loop):
                     if self._gather_loop is None:
                         self._gather_loop = loop
-                        loop.call_soon(self._flush)
+                        loop.call_soon(self._flush, loop)
                     self._gathered.append(request)
                     self._gathered_rows += len(rows)
                     return request.future
@@ -348,14 +348,14 @@ class WriterThread:
         batch, self._gathered, self._gathered_rows, self._gather_loop = self._gathered, [], 0, None
         return batch
 
-    def _flush(self) -> None:
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """At the end of the event-loop turn that gathered saves: commit them here if nothing makes
         that wait, else hand them to the thread."""
         with self._state_lock:
+            if self._gather_loop is not loop:  # a job took ours; what gathers now is another's
+                return
             rows = self._gathered_rows
             batch = self._take_gathered()
-        if not batch:  # close() or another job took them
-            return
         if rows > LOOP_COMMIT_ROWS or self._unfinished or not self._conn_lock.acquire(blocking=False):
             self._hand_over(batch)  # the thread has work: they go after it
             return
@@ -495,9 +495,9 @@ class WriterThread:
                         result, error = job.work(self._conn), None
                 except BaseException as exc:  # handed to the caller
                     result, error = None, self._translate(exc)
+                self._finished(1)  # before the answer: the caller's next save may go on the loop
                 _deliver(job.future.get_loop(), _settle_call, job.future, result, error)
                 self._current = ()
-                self._finished(1)
                 continue
             assert type(job) is _Rows
             batch = [job]
@@ -523,12 +523,12 @@ class WriterThread:
                         finish = self._count_pages(batch)
                     except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
                         self.last_error = exc
+            self._finished(len(batch))  # before the answer: the callers' next saves may go on the loop
             self._deliver_rows(batch, errors)
             self._current = ()
-            if finish:
+            if finish:  # the connection's lock keeps saves from the loop out meanwhile
                 with self._conn_lock:
                     self._finish_checkpoint(self._conn)
-            self._finished(len(batch))
 
     def _finished(self, jobs: int) -> None:
         with self._state_lock:
