@@ -226,13 +226,8 @@ def dumps_compact(value: Any) -> str:
     spelling only, `1e-7` vs `1e-07`).
     """
     kind = type(value)
-    if kind is dict or kind is list or kind is tuple:
-        if _plain(value, 1):
-            try:
-                return _orjson_dumps(value).decode()
-            except _OrjsonError:
-                pass
-    elif kind is str or kind is int or kind is bool or value is None:
+    container = kind is dict or kind is list or kind is tuple
+    if (container and _plain(value, 1)) or kind is str or kind is int or kind is bool or value is None:
         try:
             return _orjson_dumps(value).decode()
         except _OrjsonError:

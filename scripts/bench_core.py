@@ -724,7 +724,7 @@ def _throughput(
     )
 
 
-def _loop_turns(level: str, ours: list[float], peer: list[float]) -> Result:
+def _loop_turns_result(level: str, ours: list[float], peer: list[float]) -> Result:
     def ms(gaps: list[float], q: float) -> float:
         return sorted(gaps)[min(len(gaps) - 1, int(q * len(gaps)))] * 1e3
 
@@ -762,7 +762,7 @@ async def run_async(cfg: Config) -> list[Result]:
         ours_all, peer_all = await bench_loads(cfg, level)
         detail = f"{cfg.loads} random ids over {cfg.n} rows, blocks of {BLOCK} alternating"
         results.append(_throughput(f"load by id [{level}]", ours_all, peer_all, 3.0, detail))
-        results.append(_loop_turns(level, *await bench_loop_turns(cfg, level)))
+        results.append(_loop_turns_result(level, *await bench_loop_turns(cfg, level)))
 
     figures = await bench_query_ours(cfg, await ensure_ours_big(cfg))
     peer_ms: float | None = None

@@ -129,14 +129,13 @@ class SqlCheckpointStore(CheckpointStore):
         if self._group_writer is not None:
             await self._group_writer(sql, rows)
             return
-        writer_idle = self._writer_task is None or self._writer_task.done()
-        if writer_idle and self._in_caller is None:
+        if self._in_caller is None and (self._writer_task is None or self._writer_task.done()):
             await self._commit_in_caller(sql, rows)
             return
+        # A commit is in flight: whoever runs it (the writer task, or the caller's task as it ends)
+        # takes this request into the next transaction.
         request = _WriteRequest(rows, sql)
         self._queue.append(request)
-        if writer_idle and self._in_caller is None:
-            self._writer_task = asyncio.create_task(self._drain())
         # Awaited directly, not through asyncio.shield (which costs a second future and an extra
         # event-loop turn per save): the commit runs in the writer task whatever happens here, and
         # if this caller is cancelled its future is cancelled, which _commit skips (done() checks).
