@@ -5,7 +5,7 @@ Usage:
 
 Writes N files `OUT_DIR/{id}.json`, each `Checkpoint(...).to_json()` (byte-exact
 `serde_json::to_string_pretty` output, as the Rust `FileCheckpointStore` writes it). The content
-mimics `../shared/fixtures/echo-0.1/`:
+mimics `tests/fixtures/echo-0.1/`:
 
 - ids are uuid4s drawn from a seeded RNG: the same `--seed`, `--count`, `--state-bytes` and
   `--now` give byte-identical files (and the first k ids of a run are the ids of a run with
