@@ -27,7 +27,7 @@ MANIFEST_PATH = FIXTURES_ROOT / "echo-0.1.MANIFEST.json"
 def _require(path: Path) -> Path:
     """The fixtures are part of the test suite: missing means a broken checkout, never 'skip'."""
     if not path.exists():
-        raise RuntimeError(f"missing {path}: the echo fixtures are part of the repository; restore them with git")
+        raise RuntimeError(f"missing {path}: the fixtures belong to the repository; restore them with git")
     return path
 
 
