@@ -1,4 +1,4 @@
-"""Inspection benchmarks (issue 4): the `ckptdb` CLI end to end on a 1,000,000-checkpoint database.
+"""Inspection benchmarks: the `ckptdb` CLI end to end on a 1,000,000-checkpoint database.
 
     python scripts/bench.py inspect [--quick] [--inspect-n N] [--inspect-graphs G] [--inspect-runs R]
     python scripts/bench_inspect.py --build-only [--inspect-n N]     # just build (or find) the data

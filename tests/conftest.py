@@ -115,7 +115,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await created.close()
 
 
-# ── PostgreSQL (issue 5) ──────────────────────────────────────────────────────────────────────────
+# ── PostgreSQL ──────────────────────────────────────────────────────────────────────────────────
 # One throwaway server per test session: CKPTDB_TEST_PG_URL when set (CI: scripts/pg_cluster.py run),
 # else a cluster started here through scripts/pg_cluster.py and stopped when the session ends.
 # Each test gets its own database, recycled between tests (a fresh `public` schema, or a TRUNCATE
@@ -364,7 +364,7 @@ ENGINES = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
-"""The SQL engines every command suite runs on (issue 5)."""
+"""The SQL engines every command suite runs on."""
 
 
 @pytest.fixture(scope="module", params=ENGINES)

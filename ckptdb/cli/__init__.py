@@ -9,7 +9,9 @@ from __future__ import annotations
 import click
 
 from ckptdb.cli.common import DEFAULT_DB, CliContext
+from ckptdb.cli.copy import copy as copy_command
 from ckptdb.cli.db import db
+from ckptdb.cli.inspect import COMMANDS as INSPECTION_COMMANDS
 from ckptdb.cli.transfer import export_command, import_command
 
 
@@ -34,12 +36,5 @@ def main(ctx: click.Context, db_url: str) -> None:
     ctx.obj = CliContext(db_url)
 
 
-main.add_command(db)
-main.add_command(import_command)
-main.add_command(export_command)
-from ckptdb.cli.inspect import register as register_inspection  # noqa: E402  (issue 4)
-
-register_inspection(main)
-from ckptdb.cli.copy import copy as copy_command  # noqa: E402  (issue 5)
-
-main.add_command(copy_command)
+for command in (db, import_command, export_command, *INSPECTION_COMMANDS, copy_command):
+    main.add_command(command)

@@ -485,9 +485,3 @@ def sql(query: str, fmt: str | None) -> None:
 
 
 COMMANDS = (list_command, show, latest, graphs, stats, pending, rm, prune, vacuum, sql)
-
-
-def register(group: click.Group) -> None:
-    """Add the inspection commands to the `ckptdb` group."""
-    for command in COMMANDS:
-        group.add_command(command)
