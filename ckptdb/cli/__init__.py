@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import click
 
-from ckptdb.cli.common import DEFAULT_DB, CliContext
+from ckptdb.cli.common import DEFAULT_DB, CkptdbGroup, CliContext
 from ckptdb.cli.db import db
 from ckptdb.cli.transfer import export_command, import_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=CkptdbGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.option(
     "--db",
     "db_url",
