@@ -98,7 +98,7 @@ INTERRUPT_NOTES = {
     "copy": "the batches copied so far are kept; run the same command again to finish",
     "prune": "the batches deleted so far stay deleted, the rest is untouched; run the same command again",
     "vacuum": "the database is as it was (a vacuum is all or nothing); run it again",
-    "rm": "the checkpoints deleted before the interrupt stay deleted; run the same command again",
+    "rm": "one transaction: every given checkpoint is deleted or none is; run it again with --missing-ok",
     "db upgrade": "the database stays at the last migration that finished; run it again",
     "db check": "nothing was changed (a check only reads); run it again",
 }
