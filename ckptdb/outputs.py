@@ -69,6 +69,13 @@ def database_files(target: str | Path | DatabaseTarget) -> list[Path]:
     return [Path(f"{parsed.path}{suffix}") for suffix in SQLITE_COMPANIONS]
 
 
+def same_database(a: str | Path | DatabaseTarget, b: str | Path | DatabaseTarget) -> bool:
+    """Whether two SQLite targets share a file under different names (a symlink, a hard link, or
+    one naming the other's `-wal`): a copy between them would read and write one database."""
+    files_a = [_identity(path) for path in database_files(a)]
+    return any(_same(x, _identity(path)) for path in database_files(b) for x in files_a)
+
+
 def _shown(path: str | os.PathLike[str]) -> str:
     """A path as a message may print it: undecodable name bytes spelled as backslash escapes."""
     text = os.fspath(path)

@@ -155,6 +155,19 @@ def test_copy_report_naming_either_database_is_refused_and_creates_nothing(
     assert not (world / "b.db").exists()  # not even created
 
 
+@pytest.mark.parametrize("destination", ["./a.db", "link-to-a", "hard-link-to-a", "a.db-wal", "a.db-shm"])
+def test_copy_into_the_source_under_another_name_is_refused(
+    world: Path, monkeypatch: pytest.MonkeyPatch, destination: str
+) -> None:
+    monkeypatch.chdir(world)
+    os.rename("app.db", "a.db")
+    os.symlink("a.db", "link-to-a")
+    os.link("a.db", "hard-link-to-a")
+    before = snapshot(world)
+    refused(cli("copy", "--from", "a.db", "--to", destination), "the same database")
+    assert snapshot(world) == before and not (world / "a.db-wal").exists()
+
+
 def test_killed_import_leaves_an_existing_report_as_it_was(tmp_path: Path) -> None:
     """The report is written under a temp name and renamed at the end: a SIGKILL in the middle
     leaves the old report whole (it used to be truncated at the start)."""
