@@ -31,6 +31,7 @@ from typing import Any, Literal
 from ckptdb.check import damage
 from ckptdb.errors import CkptdbError, InvalidCheckpointError
 from ckptdb.exit_status import ExitStatus
+from ckptdb.outputs import OutputPathError, same_database
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import DatabaseTarget, parse_target
 from ckptdb.sql.store import SqlCheckpointStore
@@ -171,8 +172,11 @@ async def copy_checkpoints(
     `progress(k)` after each batch with the rows it handled."""
     src_target = source if isinstance(source, DatabaseTarget) else parse_target(source)
     dst_target = destination if isinstance(destination, DatabaseTarget) else parse_target(destination)
-    if src_target.url == dst_target.url:
-        raise CkptdbError(f"source and destination are the same database ({src_target.display()})")
+    if src_target.url == dst_target.url or same_database(src_target, dst_target):
+        raise OutputPathError(
+            f"source and destination are the same database ({src_target.display()} and "
+            f"{dst_target.display()}): name another destination"
+        )
     src = await SqlCheckpointStore.open(src_target, create=False)
     try:
         dst = await SqlCheckpointStore.open(dst_target)
