@@ -5,8 +5,8 @@ checked the way `ckptdb db check` checks it (`check.damage`: it decodes as a val
 checkpoint): a row damaged in the source (a step_count or created_at edited into text, broken
 JSON) is reported by id and left out, instead of aborting the copy on PostgreSQL (whose typed
 columns refuse it) or being carried over unnoticed into another SQLite file. The check costs
-about 20% of a copy's time (20,000 rows SQLite to SQLite: 1.3-2.0 s without, 1.6-2.3 s with). The
-source is read through one streaming cursor; each batch is compared with what the destination
+22 us of CPU per row (measured on 20,000 generated rows of about 3.4 KB: 0.44 s), against 1.3-4 s
+for the whole SQLite-to-SQLite copy of those rows on this shared machine. The source is read through one streaming cursor; each batch is compared with what the destination
 already holds under the same ids, so a re-run copies nothing new and a row that differs is never
 overwritten unless asked:
 
