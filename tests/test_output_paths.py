@@ -247,6 +247,24 @@ def test_export_into_unreachable_places_is_one_line(world: Path, monkeypatch: py
         assert result.output.count("\n") == 1 and result.output.startswith("Error: ") and why in result.output
 
 
+def test_export_onto_a_full_disk_is_one_line_and_leaves_only_whole_files(tmp_path: Path, big_db: str) -> None:
+    from test_hostile_input import small_tmpfs
+
+    with small_tmpfs(tmp_path / "small") as small:
+        result = subprocess.run(
+            ckptdb("--db", big_db, "export", str(small / "out"), "--batch-size", "50"),
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert result.stderr.startswith("Error: cannot ") and "No space left on device" in result.stderr
+        names = [p.name for p in (small / "out").iterdir()]
+        assert names and all(name.endswith(".json") for name in names)  # no temp file left behind
+        for path in (small / "out").iterdir():
+            assert Checkpoint.from_json(path.read_bytes()).id + ".json" == path.name
+
+
 def _latin1(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
     return subprocess.run(ckptdb(*args), capture_output=True, text=True, encoding="latin-1", env=env, cwd=cwd)
