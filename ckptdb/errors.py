@@ -6,6 +6,9 @@ from __future__ import annotations
 class CkptdbError(Exception):
     """Base of every error ckptdb raises on purpose; its message is one line meant for a person."""
 
+    exit_status: int = 1
+    """The command's exit status when this error stops it (`ckptdb.exit_status.ExitStatus`)."""
+
 
 class InvalidCheckpointError(CkptdbError, ValueError):
     """A document or value that is not a valid echo checkpoint.

@@ -6,7 +6,7 @@ and only then is it renamed to `{id}.json`; the directory is fsynced once per ba
 the batch's files are reported. On Linux a batch's temp files are made durable by one syncfs(2)
 call (one journal commit for the whole batch: fsyncing each file would cap the export at about
 1,200 files/s on an ordinary disk, however many threads did it); elsewhere, or with
-`fsync_each_file`, each file goes through `files.write_file_atomic` (fsync per file) in a pool of
+`fsync_each_file`, each file is written, fsynced and renamed on its own in a pool of
 threads, so that many fsyncs share each journal commit.
 
 This process reads and encodes; for big exports a helper process writes (`importer.helper_pool`),
@@ -14,6 +14,12 @@ so the encoding and the file system's waits overlap without fighting over one GI
 
 Existing files are never overwritten with different content unless asked (`overwrite`): a file
 holding the same checkpoint is left as it is and counted "unchanged".
+
+Temp files are named `.ckptdb-export-{pid}-{random}.json.tmp` (`ckptdb.outputs.EXPORT_TEMP`): a
+kill leaves complete ones behind (3,755 across 11 killed runs before this), so each export first
+removes those whose process is gone, and only those: never a user's file or echo's own
+`{id}.json.tmp`, never a running export's. Where an export may write at all is
+`ckptdb.outputs.check_export_directory`.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ import contextlib
 import ctypes
 import errno
 import os
-import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,9 +40,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from ckptdb.errors import CkptdbError, DamagedRowError, InvalidIdError, StoreError
-from ckptdb.files import check_file_id, fsync_directory, write_file_atomic
+from ckptdb.files import check_file_id, fsync_directory
 from ckptdb.importer import canonical_json, helper_pool, printable
 from ckptdb.model import Checkpoint
+from ckptdb.outputs import check_export_directory, database_files, export_temp_name, stale_export_temps
 from ckptdb.sql.store import SqlCheckpointStore
 from ckptdb.store import CheckpointQuery
 
@@ -94,6 +100,8 @@ class ExportReport:
     problems_omitted: int = 0
     interrupted: bool = False
     elapsed: float = 0.0
+    stale_temps_removed: int = 0
+    """Temp files of earlier, killed exports removed from the directory first."""
 
     @property
     def done(self) -> int:
@@ -162,7 +170,7 @@ def sync_filesystem(directory: Path) -> bool:
 
 def _write_temp(directory: Path, name: str, data: bytes) -> Path:
     """`name` written to a fresh temp file beside it (not yet durable, not yet renamed)."""
-    tmp = directory / f"{name[:-5]}.{secrets.token_hex(4)}.json.tmp"
+    tmp = directory / export_temp_name()
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
         try:
@@ -189,7 +197,7 @@ _Encoded = tuple[str, str, bytes]
 
 
 def _stage(directory: Path, item: _Encoded, overwrite: bool, fsync_each: bool) -> _Staged:
-    """Decide one file and write it: all the way (`files.write_file_atomic`, fsynced) with
+    """Decide one file and write it: all the way (temp file, fsync, rename) with
     `fsync_each`, else to a temp file that the batch makes durable and renames."""
     checkpoint_id, name, data = item
     target = directory / name
@@ -219,7 +227,13 @@ def _stage(directory: Path, item: _Encoded, overwrite: bool, fsync_each: bool) -
             return _Staged(ExportedFile(checkpoint_id, shown, ExportOutcome.CONFLICT, reason))
         outcome = ExportOutcome.OVERWRITTEN
     if fsync_each:
-        write_file_atomic(directory, name, data, sync_dir=False)
+        tmp = _write_temp(directory, name, data)
+        try:
+            _fsync_file(tmp)
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {shown}: {exc.strerror or exc}") from None
         return _Staged(ExportedFile(checkpoint_id, shown, outcome))
     return _Staged(ExportedFile(checkpoint_id, shown, outcome), _write_temp(directory, name, data), target)
 
@@ -298,13 +312,24 @@ def _write_batch(
     return results
 
 
-def _prepare_directory(directory: Path) -> None:
-    if directory.exists() and not directory.is_dir():
-        raise CkptdbError(f"{printable(str(directory))} exists and is not a directory: pass a directory")
+def _prepare_directory(given: str | os.PathLike[str], store: SqlCheckpointStore) -> tuple[Path, int]:
+    """Check where the export goes (`outputs.check_export_directory`), create it, and remove the
+    temp files of killed exports; returns the directory and how many temp files went."""
+    check_export_directory(given, databases=database_files(store.target))
+    directory = Path(given)
+    shown = printable(str(directory))
     try:
+        if directory.exists() and not directory.is_dir():
+            raise CkptdbError(f"{shown} exists and is not a directory: pass a directory")
         directory.mkdir(parents=True, exist_ok=True)
+        stale = stale_export_temps(directory)
+        for path in stale:
+            path.unlink(missing_ok=True)
+        if stale:
+            fsync_directory(directory)
     except OSError as exc:
-        raise CkptdbError(f"cannot create {printable(str(directory))}: {exc.strerror or exc}") from None
+        raise CkptdbError(f"cannot write into {shown}: {exc.strerror or exc}") from None
+    return directory, len(stale)
 
 
 async def export_checkpoints(
@@ -325,9 +350,7 @@ async def export_checkpoints(
     total = await store.count(query)
     helper = helper_pool(total, options.parallel)
     try:
-        return await _export(
-            store, Path(directory), query, options, progress_callback, on_file, total, helper
-        )
+        return await _export(store, directory, query, options, progress_callback, on_file, total, helper)
     finally:
         if helper is not None:
             helper.shutdown(wait=True, cancel_futures=True)
@@ -335,7 +358,7 @@ async def export_checkpoints(
 
 async def _export(
     store: SqlCheckpointStore,
-    target: Path,
+    given: str | os.PathLike[str],
     query: CheckpointQuery,
     options: ExportOptions,
     progress_callback: ProgressCallback | None,
@@ -343,8 +366,8 @@ async def _export(
     total: int,
     helper: ProcessPoolExecutor | None,
 ) -> ExportReport:
-    _prepare_directory(target)
-    report = ExportReport(total=total)
+    target, stale = _prepare_directory(given, store)
+    report = ExportReport(total=total, stale_temps_removed=stale)
     started = time.perf_counter()
     if progress_callback is not None:
         progress_callback("exporting", 0, report.total)
@@ -465,9 +488,7 @@ async def run_export(
     try:
         store = await SqlCheckpointStore.open(db, create=False)
         try:
-            return await _export(
-                store, Path(directory), query, options, progress_callback, None, total, helper
-            )
+            return await _export(store, directory, query, options, progress_callback, None, total, helper)
         finally:
             await store.close()
     finally:
@@ -480,5 +501,6 @@ def report_json(report: ExportReport) -> dict[str, Any]:
         "checkpoints": report.total,
         **{outcome.value: count for outcome, count in report.counts.items()},
         "interrupted": report.interrupted,
+        "stale_temps_removed": report.stale_temps_removed,
         "seconds": round(report.elapsed, 3),
     }

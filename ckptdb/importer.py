@@ -35,10 +35,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 from ckptdb.errors import CkptdbError, InvalidCheckpointError
+from ckptdb.exit_status import ExitStatus
 from ckptdb.model import Checkpoint
+from ckptdb.outputs import AtomicTextFile, check_output_file, database_files
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import DatabaseTarget, open_backend, parse_target
 from ckptdb.sql.store import SqlCheckpointStore
@@ -49,10 +51,10 @@ DEFAULT_BATCH_SIZE = 1000
 MAX_PROBLEMS = 100
 """Invalid and conflicting files kept in `ImportReport.problems`; a report file lists them all."""
 
-EXIT_OK = 0
-EXIT_PROBLEMS = 3
+EXIT_OK = ExitStatus.OK
+EXIT_PROBLEMS = ExitStatus.PROBLEMS
 """Some files were invalid or in conflict; every other valid file was imported."""
-EXIT_STOPPED = 4
+EXIT_STOPPED = ExitStatus.STOPPED
 """Stopped before writing: `strict` found invalid files (nothing written), or `on_conflict="fail"`
 met a conflict (earlier batches stay committed; nothing of the conflicting batch was written)."""
 
@@ -874,16 +876,13 @@ class ReportWriter:
 
     Layout: {"report": "ckptdb-import", "database", "dirs", "options", "started_at",
     "files": [{"path", "relative", "outcome", "id", "reason"}, ...], "summary": {...}}.
+    The file is written under a temp name and renamed onto `path` by `close` (see
+    `ckptdb.outputs.AtomicTextFile`): what `path` named stays untouched until the import ends.
     """
 
     def __init__(self, path: str | os.PathLike[str], header: dict[str, Any]) -> None:
         self.path = Path(path)
-        try:
-            self._file: IO[str] = open(self.path, "w", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
-        except OSError as exc:
-            raise CkptdbError(
-                f"cannot write the report {printable(str(path))}: {exc.strerror or exc}"
-            ) from None
+        self._file = AtomicTextFile(path, option="--report")
         self._first = True
         head = json.dumps(header, ensure_ascii=False, indent=2)[:-2]  # drop the closing "\n}"
         self._file.write(head + ',\n  "files": [')
@@ -896,7 +895,7 @@ class ReportWriter:
     def close(self, report: ImportReport) -> None:
         summary = json.dumps(report.summary_json(), ensure_ascii=False, indent=2).replace("\n", "\n  ")
         self._file.write(("\n  " if not self._first else "") + '],\n  "summary": ' + summary + "\n}\n")
-        self._file.close()
+        self._file.commit()
 
 
 async def _open_store(db: str, *, dry_run: bool) -> SqlCheckpointStore | None:
@@ -940,6 +939,13 @@ async def run_import(
     report = ImportReport(dry_run=options.dry_run)
     writer: ReportWriter | None = None
     if report_path is not None:
+        check_output_file(
+            report_path,
+            option="--report",
+            databases=database_files(db),
+            source_dirs=[root.given for root in roots],
+            recursive=options.recursive,
+        )
         header = {
             "report": "ckptdb-import",
             "database": parse_target(db).display(),

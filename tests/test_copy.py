@@ -113,18 +113,17 @@ async def test_rows_postgres_cannot_hold_are_refused_by_name_and_the_rest_copied
 
 
 @pytest.mark.postgres
-async def test_a_damaged_source_row_is_refused_by_name_and_the_rest_copied(tmp_path: Path) -> None:
-    """Rows move as stored: a hand-broken JSON text in an SQLite source reaches PostgreSQL's json
-    column, which refuses it; that row alone is reported, the copy goes on."""
+async def test_a_damaged_source_row_is_reported_by_name_and_the_rest_copied(tmp_path: Path) -> None:
+    """A hand-broken JSON text in an SQLite source is found before it reaches PostgreSQL (as
+    `db check` finds it): that row alone is reported as damaged, the copy goes on."""
     src = str(tmp_path / "src.db")
     checkpoints = [_cp(i) for i in range(1, 11)]
     await _fill(src, checkpoints)
     with sqlite3.connect(src) as conn:
         conn.execute("UPDATE checkpoints SET state_snapshot = '{broken' WHERE id = ?", (checkpoints[4].id,))
     report = await copy_checkpoints(src, pg_database_url(), batch_size=4)
-    assert (report.read, report.copied, report.refused) == (10, 9, 1)
-    assert report.refused_ids[0][0] == checkpoints[4].id
-    assert report.refused_ids[0][1].startswith("a JSON column's text is not valid JSON (invalid input syntax")
+    assert (report.read, report.copied, report.refused, report.damaged) == (10, 9, 0, 1)
+    assert report.damaged_ids[0][0] == checkpoints[4].id
     assert not report.complete
 
 
@@ -182,8 +181,10 @@ def test_cli_copy_summary_report_and_exit_status(tmp_path: Path) -> None:
     quiet = runner.invoke(main, ["copy", "--from", src, "--to", dst, "--quiet"])
     assert quiet.exit_code == 3 and rows[3].id in quiet.output  # printed even when quiet (stderr)
     out = runner.invoke(main, ["copy", "--from", src, "--to", dst, "--on-conflict", "fail"])
-    assert out.exit_code == 1 and out.output.startswith("Error: ") and len(out.output.splitlines()) == 1
+    assert out.exit_code == 4 and out.output.startswith("Error: ") and len(out.output.splitlines()) == 1
     out = runner.invoke(main, ["copy", "--from", src, "--to", dst, "--on-conflict", "replace", "-q"])
+    assert out.exit_code == 3 and "1 replaced, 1 conflicts" in out.output  # as import counts them
+    out = runner.invoke(main, ["copy", "--from", src, "--to", dst, "-q"])
     assert (out.exit_code, out.output) == (0, "")
     assert asyncio.run(_dump(dst)) == {cp.id: cp.to_json() for cp in rows}
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import click
 
-from ckptdb.cli.common import DEFAULT_DB, CliContext
+from ckptdb.cli.common import DEFAULT_DB, CkptdbGroup, CliContext
 from ckptdb.cli.copy import copy as copy_command
 from ckptdb.cli.db import db
 from ckptdb.cli.inspect import COMMANDS as INSPECTION_COMMANDS
 from ckptdb.cli.transfer import export_command, import_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=CkptdbGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.option(
     "--db",
     "db_url",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ckptdb.cli.common import run
+from ckptdb.cli.common import run, tolerate_unencodable_output
 
-EXIT_INCOMPLETE = 3
-"""Exit status when the copy ran but the destination does not hold every source row as it is."""
+if TYPE_CHECKING:
+    from ckptdb.copy import CopyReport
 
 
 class _Progress:
@@ -67,7 +67,7 @@ class _Progress:
     "--report",
     "report_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the outcome as JSON to this file.",
+    help="Also write the outcome as JSON to this file, at the end (never either database).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary (errors still print).")
 def copy(
@@ -80,16 +80,26 @@ def copy(
     counted at the end.
 
     \b
-    Exit status: 0 every source row is in the destination as it is in the source;
-                 3 some rows differ (conflicts kept), were refused by the destination, or the
-                   counts do not add up; 1 an error (nothing of the failing batch was written).
+    Exit status (the same table as import's):
+      0  every source row is in the destination as it is in the source
+      1  error (a database unusable, ...): nothing of the failing batch was written
+      2  usage: a bad option, or --report naming one of the databases' files
+      3  some rows were in conflict (kept, or replaced: the report names them), were
+         damaged in the source or refused by the destination, or the counts differ
+      4  stopped: --on-conflict fail met a conflict (earlier batches stay committed)
+      130 interrupted: the batches copied so far stay; run the same command again
     """
-    from ckptdb.copy import copy_checkpoints
+    from ckptdb.copy import CopyConflictError, copy_checkpoints
+    from ckptdb.outputs import check_output_file, database_files
 
-    progress = _Progress(enabled=not quiet and sys.stderr.isatty())
-    try:
-        report = run(
-            copy_checkpoints(
+    tolerate_unencodable_output()
+
+    async def job() -> CopyReport:
+        if report_path is not None:  # before anything is opened: a refusal touches nothing
+            databases = [*database_files(source), *database_files(destination)]
+            check_output_file(report_path, option="--report", databases=databases)
+        try:
+            report = await copy_checkpoints(
                 source,
                 destination,
                 on_conflict=on_conflict,  # type: ignore[arg-type]
@@ -97,14 +107,28 @@ def copy(
                 progress=progress.advance,
                 total=progress.total,
             )
-        )
+        except CopyConflictError as exc:
+            _write_report(report_path, exc.report)
+            raise
+        _write_report(report_path, report)
+        return report
+
+    progress = _Progress(enabled=not quiet and sys.stderr.isatty())
+    try:
+        report = run(job())
     finally:
         progress.close()
-    if report_path is not None:
-        report_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     if not quiet:
         click.echo(report.summary())
-    if not report.complete:
+    if report.exit_status:
         if quiet:
             click.echo(report.summary(), err=True)
-        sys.exit(EXIT_INCOMPLETE)
+        sys.exit(report.exit_status)
+
+
+def _write_report(path: Path | None, report: CopyReport) -> None:
+    """The report, written whole at the end (temp file, fsync, rename)."""
+    from ckptdb.outputs import write_text_atomic
+
+    if path is not None:
+        write_text_atomic(path, json.dumps(report.to_json(), indent=2) + "\n", option="--report")

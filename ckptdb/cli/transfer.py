@@ -14,20 +14,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from ckptdb.cli.common import db_url, filter_options, run
+from ckptdb.cli.common import db_url, filter_options, run, tolerate_unencodable_output
 from ckptdb.cli.output import plural
 
 if TYPE_CHECKING:
     from ckptdb.exporter import ExportReport
     from ckptdb.importer import ImportReport
 
-EXIT_INTERRUPTED = 130
 PROBLEM_LINES = 20
 
 IMPORT_EPILOG = """\b
-Exit status:
+Exit status (the same table as copy's):
   0  every file was imported, unchanged, or skipped (*.json.tmp, not .json)
   1  error (no such directory, database unusable, ...): nothing more was done
+  2  usage: a bad option, or --report naming the database or a source file
   3  some files were invalid or in conflict; all other valid files were imported
   4  stopped: --strict found invalid files (nothing written), or --on-conflict fail
      met a conflict (earlier batches stay committed)
@@ -38,6 +38,8 @@ EXPORT_EPILOG = """\b
 Exit status:
   0  every matching checkpoint was written (or an identical file was already there)
   1  error: nothing more was done
+  2  usage: DIR is empty, a file system root, holds the database or files that
+     are not echo checkpoints
   3  some checkpoints were not written: a different file is in the way (use
      --overwrite), or the id cannot be a file name
   130 interrupted: the files written so far are complete; run it again to finish
@@ -139,7 +141,7 @@ def _print_import(report: ImportReport, quiet: bool) -> None:
     "--report",
     "report_path",
     type=click.Path(dir_okay=False, writable=True),
-    help="Write every file's outcome to this JSON file.",
+    help="Write every file's outcome to this JSON file, at the end (never the database or a source).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file lines; only the summary.")
 @click.pass_context
@@ -161,17 +163,14 @@ def import_command(
     """
     from ckptdb.importer import ImportOptions, OnConflict, run_import
 
+    tolerate_unencodable_output()
     mode = cast(OnConflict, on_conflict)  # click.Choice allowed only these
     options = ImportOptions(
         recursive=recursive, dry_run=dry_run, strict=strict, on_conflict=mode, batch_size=batch_size
     )
-    try:
-        with _progress(_show_progress(quiet)) as progress:
-            job = run_import(db_url(), dirs, options, progress_callback=progress, report_path=report_path)
-            report = run(job)
-    except KeyboardInterrupt:
-        click.echo("interrupted: the batches committed so far are kept; run the same command again", err=True)
-        ctx.exit(EXIT_INTERRUPTED)
+    with _progress(_show_progress(quiet)) as progress:
+        job = run_import(db_url(), dirs, options, progress_callback=progress, report_path=report_path)
+        report = run(job)
     _print_import(report, quiet)
     ctx.exit(report.exit_status)
 
@@ -224,11 +223,8 @@ def export_command(
             db_url(), directory, query, ExportOptions(overwrite, batch_size), progress_callback=progress
         )
 
-    try:
-        with _progress(_show_progress(quiet)) as progress:
-            report = run(export())
-    except KeyboardInterrupt:
-        click.echo("interrupted: the files written so far are complete; run the same command again", err=True)
-        ctx.exit(EXIT_INTERRUPTED)
+    tolerate_unencodable_output()
+    with _progress(_show_progress(quiet)) as progress:
+        report = run(export())
     _print_export(report, quiet)
     ctx.exit(report.exit_status)
