@@ -543,6 +543,30 @@ async def test_iter_query_yields_every_match_newest_first(store: CheckpointStore
     assert len(await store.list()) == 1201
 
 
+async def test_iter_query_without_a_limit_streams_every_match(store: CheckpointStore) -> None:
+    """No limit means every match, whatever the form of the query (one `query()` page is 100
+    rows, which is no business of `iter_query`); an explicit limit caps the total."""
+    batch = [make(f"u{i:04d}", BASE + i * 1000, graph="big" if i % 3 else "small") for i in range(250)]
+    await store.save_many(batch)
+    expected = newest_first(batch)
+    assert [info.id async for info in store.iter_query()] == expected
+    big = newest_first([c for c in batch if c.graph_name == "big"])
+    assert len(big) > 100
+    assert [info.id async for info in store.iter_query(graph_name="big")] == big
+    assert [info.id async for info in store.iter_query(CheckpointQuery(graph_name="big"))] == big
+    assert [info.id async for info in store.iter_query(state="values exists")] == expected
+    assert [info.id async for info in store.iter_query(graph_name="big", limit=150)] == big[:150]
+    assert [info.id async for info in store.iter_query(limit=0)] == []
+    # a cursor starts the stream after that page, as it does for query()
+    page = await store.query(graph_name="big", limit=10)
+    after = [info.id async for info in store.iter_query(graph_name="big", cursor=page.next_cursor)]
+    assert after == big[10:]
+    # query() keeps its documented page: 100 rows and a cursor, unless told otherwise
+    default_page = await store.query(graph_name="big")
+    assert ids(default_page.items) == big[:100] and default_page.next_cursor is not None
+    assert ids((await store.query(CheckpointQuery(graph_name="big"))).items) == big
+
+
 # ── state filters ─────────────────────────────────────────────────────────────────────────────────
 
 
