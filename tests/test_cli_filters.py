@@ -43,3 +43,51 @@ def test_list_and_export_select_the_same_checkpoints(
     )
     assert exported.exit_code == 0, exported.output
     assert {path.name.removesuffix(".json") for path in (tmp_path / "out").iterdir()} == ids
+
+
+WHERE_CONDITIONS = [
+    "values.approved == false",
+    "values.approved != false",
+    "values.final_answer exists",
+    "messages[0].role == user",
+    "values.model > 2",
+    "values.tool_results <= 0.7413588010123587",
+]
+
+
+def _truth(fixture_dir: Path, condition: str) -> set[str]:
+    """What a condition selects among the fixtures, by the Python semantics every store shares."""
+    from ckptdb import Checkpoint, StateFilter
+
+    test = StateFilter.parse(condition)
+    found = set()
+    for path in fixture_dir.glob("*.json"):
+        checkpoint = Checkpoint.from_json(path.read_bytes())
+        if test.matches(checkpoint.state_snapshot):
+            found.add(checkpoint.id)
+    return found
+
+
+def test_a_damaged_state_does_not_break_where_over_the_other_rows(
+    engine: str, db_target: str, fixture_dir: Path
+) -> None:
+    """SQLite's json functions fail the whole statement on one malformed document; a damaged row
+    (here a state cut short, as a hand edit or a torn page leaves it) must match nothing and leave
+    every other row's answer as PostgreSQL gives it (where such a row cannot exist)."""
+    runner = CliRunner()
+    assert runner.invoke(main, ["--db", db_target, "import", "-q", str(fixture_dir)]).exit_code == 0
+    if engine == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(db_target) as db:
+            db.execute(
+                "INSERT INTO checkpoints SELECT 'damaged-json', graph_name, current_node, "
+                "'{\"values\": {\"approved\": fals', path, step_count, created_at, pending_action, "
+                "interrupt_type, created_at_text, extra, source FROM checkpoints LIMIT 1"
+            )
+    for condition in WHERE_CONDITIONS:
+        listed = runner.invoke(main, ["--db", db_target, "list", "-f", "jsonl", "--where", condition])
+        assert listed.exit_code == 0, (condition, listed.output)
+        got = {json.loads(line)["id"] for line in listed.stdout.splitlines()}
+        assert got == _truth(fixture_dir, condition), condition
+    assert all(_truth(fixture_dir, condition) for condition in WHERE_CONDITIONS)  # each one selects

@@ -795,6 +795,15 @@ class SqliteBackend(Backend):
         return await writer.call(lambda db: _execute_in_transaction(db, statements))
 
     def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
+        """The condition, tested only on rows whose state is valid JSON: SQLite's json functions
+        raise "malformed JSON" for the whole statement on one damaged row (a hand edit, a torn
+        page), where PostgreSQL's `json` column cannot hold such a row at all. So a damaged row
+        matches nothing and the other rows get the answer PostgreSQL gives (CASE, unlike AND,
+        is guaranteed not to evaluate its branch)."""
+        sql, params = self._valid_state_condition(condition)
+        return f"(CASE WHEN json_valid(state_snapshot) THEN {sql} ELSE 0 END)", params
+
+    def _valid_state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
         path = json_path(condition.path)
         jtype = "json_type(state_snapshot, ?)"
         value = "json_extract(state_snapshot, ?)"
