@@ -24,7 +24,6 @@ import re
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from ckptdb.errors import CkptdbError
 from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, JsonValue, Timestamp
 from ckptdb.state_filter import lookup, parse_path
 from ckptdb.store import CheckpointQuery
+from ckptdb.times import parse_age, parse_time
 
 if TYPE_CHECKING:
     from ckptdb.sql.store import SqlCheckpointStore
@@ -88,59 +88,6 @@ async def open_existing(target: str | Path) -> SqlCheckpointStore:
 
 
 # -- parsing what a person types -----------------------------------------------------------------
-
-_AGE_PART = re.compile(r"(\d+)\s*([wdhms])", re.ASCII | re.IGNORECASE)
-_AGE = re.compile(r"\s*(?:\d+\s*[wdhms]\s*)+", re.ASCII | re.IGNORECASE)
-_UNIT_NS = {"w": 7 * 86_400 * NS, "d": 86_400 * NS, "h": 3_600 * NS, "m": 60 * NS, "s": NS}
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-_NAIVE_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?", re.ASCII)
-_TIME_HELP = (
-    "use a date (2026-11-03), a date and time (2026-11-03T14:30:00Z; without a zone it is UTC) "
-    "or an age (7d, 24h, 30m, 45s, 2w, 1d12h)"
-)
-
-
-def parse_age(text: str, *, what: str = "age") -> int:
-    """`7d`, `24h`, `30m` (minutes), `45s`, `2w`, or combined `1d12h`: nanoseconds."""
-    if _AGE.fullmatch(text) is None:
-        raise CkptdbError(f"{what}: cannot read {text!r} as an age: use 7d, 24h, 30m, 45s, 2w or 1d12h")
-    return sum(int(n) * _UNIT_NS[unit.lower()] for n, unit in _AGE_PART.findall(text))
-
-
-_FIRST = Timestamp.parse("0001-01-01T00:00:00Z").unix_nanos
-_LAST = Timestamp.parse("9999-12-31T23:59:59.999999999Z").unix_nanos
-
-
-def parse_time(text: str, *, what: str = "time", now: Timestamp | None = None) -> Timestamp:
-    """An instant from an ISO date or date-time (UTC when no zone is given) or an age before now."""
-    found = _parse_time(text, what, now)
-    if not _FIRST <= found.unix_nanos <= _LAST:
-        raise CkptdbError(f"{what}: {text!r} is outside the years 0001-9999 that checkpoint times can hold")
-    return found
-
-
-def _parse_time(text: str, what: str, now: Timestamp | None) -> Timestamp:
-    stripped = text.strip()
-    if stripped.lower() == "now":
-        return now or Timestamp.now()
-    if _AGE.fullmatch(stripped):
-        return Timestamp((now or Timestamp.now()).unix_nanos - parse_age(stripped, what=what))
-    candidate = stripped.replace(" ", "T", 1) if _DATE.match(stripped) else stripped
-    if _DATE.fullmatch(candidate):
-        candidate += "T00:00:00Z"
-    elif _NAIVE_RFC3339.fullmatch(candidate):
-        candidate += "Z"
-    try:
-        return Timestamp.parse(candidate).with_format()
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(candidate)  # the forms RFC 3339 refuses: 14:30, +0200, ...
-    except ValueError:
-        raise CkptdbError(f"{what}: cannot read {text!r} as a time: {_TIME_HELP}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return Timestamp.from_datetime(moment)
 
 
 _TYPE_NAMES = {t.value: t for t in InterruptType}

@@ -19,9 +19,9 @@ from ckptdb.model import (
     InterruptType,
     Timestamp,
     parse_interrupt_type,
-    to_timestamp,
 )
 from ckptdb.state_filter import StateFilter
+from ckptdb.times import query_time
 
 DEFAULT_LIMIT = 100
 """Rows in one `query()` page when the caller names no limit. A page, not a cap: `iter_query()`
@@ -64,7 +64,11 @@ class CheckpointQuery:
         limit: int | None = None,
         cursor: str | None = None,
     ) -> CheckpointQuery:
-        """Normalize friendly arguments (strings, datetimes, single values) into a query."""
+        """Normalize friendly arguments (strings, datetimes, single values) into a query.
+
+        `since` and `until` take a Timestamp, an aware datetime, or text as `ckptdb list --since`
+        does: a date (`2026-11-01`, midnight UTC), a date and time (no zone means UTC) or an age
+        before now (`7d`, `24h`)."""
         if interrupt_type is None:
             types: tuple[InterruptType, ...] = ()
         elif isinstance(interrupt_type, str):
@@ -82,8 +86,8 @@ class CheckpointQuery:
             graph_name,
             current_node,
             types,
-            None if since is None else to_timestamp(since, field_name="since"),
-            None if until is None else to_timestamp(until, field_name="until"),
+            None if since is None else query_time(since, what="since"),
+            None if until is None else query_time(until, what="until"),
             filters,
             limit,
             cursor,

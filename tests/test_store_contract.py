@@ -419,8 +419,25 @@ async def test_query_since_is_inclusive_and_until_exclusive(
     assert ids((await store.query(until=Timestamp(BASE + 2 * NS))).items) == ["q01", "q00"]
     with pytest.raises(InvalidCheckpointError):
         await store.query(since=datetime(2026, 11, 3))  # naive
-    with pytest.raises(InvalidCheckpointError):
-        await store.query(until="2026-11-03T01:03:47")  # no zone
+    # text as `ckptdb list --since` reads it: no zone means UTC, a date is its midnight (UTC)
+    assert ids((await store.query(until="2026-11-03T01:03:49")).items) == ["q01", "q00"]
+    assert ids((await store.query(until="2026-11-03 01:03:49")).items) == ["q01", "q00"]
+    assert len((await store.query(since="2026-11-03", until="2026-11-04", limit=None)).items) == 24
+    assert (await store.query(until="2026-11-03")).items == []
+    with pytest.raises(CkptdbError, match=r"since: cannot read 'last tuesday' as a time: use a date"):
+        await store.query(since="last tuesday")
+
+
+async def test_query_takes_ages_as_the_cli_does(store: CheckpointStore) -> None:
+    now = Timestamp.now().unix_nanos
+    await store.save_many(
+        [make("hour-ago", now - 3600 * NS), make("two-days-ago", now - 2 * 86_400 * NS), make("old", BASE)]
+    )
+    assert ids((await store.query(since="1d")).items) == ["hour-ago"]
+    assert ids((await store.query(since="3d", until="1d")).items) == ["two-days-ago"]
+    assert ids([info async for info in store.iter_query(until="1d12h")]) == ["two-days-ago", "old"]
+    with pytest.raises(CkptdbError, match=r"until: cannot read '7 days' as a time"):
+        await store.query(until="7 days")
 
 
 async def test_query_combines_filters(store: CheckpointStore, corpus: list[Checkpoint]) -> None:
