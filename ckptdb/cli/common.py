@@ -38,6 +38,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise click.ClickException(str(exc)) from None
 
 
+def warn_damaged(exc: Exception) -> None:
+    """A damaged row a read command skips: one warning line on stderr, and the command goes on."""
+    click.echo(f"warning: {exc}", err=True)
+
+
 def library_errors(func: Callable[P, T]) -> Callable[P, T]:
     """For sync commands: turn ckptdb errors into click errors (one line, no traceback)."""
 
