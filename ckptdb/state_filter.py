@@ -20,7 +20,8 @@ _OP_RE = re.compile(r"\s*(==|!=|<=|>=|<|>)\s*")
 _EXISTS_RE = re.compile(r"\s+exists\s*$")
 _BARE_KEY = re.compile(r'[^.\[\]"\s=!<>\x00-\x1f\x7f]+')
 """A key written without quotes inside a condition: anything but `.`, `[`, `]`, `"`, spaces,
-control characters and operator characters. Any other key is written as a JSON string: `values."a.b"`, `values["a b"]`."""
+control characters and operator characters. Any other key is written as a JSON string:
+`values."a.b"`, `values["a b"]`."""
 _BARE_FIELD_KEY = re.compile(r'[^.\[\]"\x00-\x1f\x7f]+')
 """The same for a path alone (`ckptdb show --field`), where nothing follows it: spaces may stay."""
 _INDEX = re.compile(r"\[(\d+)\]")

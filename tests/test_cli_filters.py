@@ -3,6 +3,7 @@ the same arguments they must select exactly the same checkpoints."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -91,3 +92,37 @@ def test_a_damaged_state_does_not_break_where_over_the_other_rows(
         got = {json.loads(line)["id"] for line in listed.stdout.splitlines()}
         assert got == _truth(fixture_dir, condition), condition
     assert all(_truth(fixture_dir, condition) for condition in WHERE_CONDITIONS)  # each one selects
+
+
+def test_where_on_quoted_keys_nul_and_big_integers_from_the_command_line(engine: str, db_target: str) -> None:
+    """The conditions from the bug reports, as typed: no traceback, the same rows on both engines."""
+    from helpers.db import fill
+
+    from ckptdb import Checkpoint, InterruptType
+
+    states = {
+        "big": {"values": {"x": 18446744073709551615, "a.b": 1}},
+        "small": {"values": {"x": 18446744073709551614, "first name": "Ada"}},
+        "nul": {"values": {"s": "a\x00b"}},
+        "stand-in": {"values": {"s": "a\ufffeb"}},
+    }
+    made = [Checkpoint.new("g", "n", state, [], 0, InterruptType.BEFORE_NODE) for state in states.values()]
+    fill(db_target, [dataclasses.replace(cp, id=name) for cp, name in zip(made, states, strict=True)])
+    runner = CliRunner()
+    for condition, expected in [
+        ("values.x == 18446744073709551615", {"big"}),
+        ("values.x >= 18446744073709551614", {"big", "small"}),
+        ('values."a.b" == 1', {"big"}),
+        ('values["first name"] == Ada', {"small"}),
+        (r'values.s == "a\u0000b"', {"nul"}),
+        (r'values.s == "a\ufffeb"', {"stand-in"}),
+    ]:
+        listed = runner.invoke(main, ["--db", db_target, "list", "-f", "jsonl", "--where", condition])
+        assert listed.exit_code == 0, (condition, listed.output)
+        assert {json.loads(line)["id"] for line in listed.stdout.splitlines()} == expected, condition
+    refused = runner.invoke(main, ["--db", db_target, "list", "--where", "values.x == 1e400"])
+    assert refused.exit_code == 1 and refused.exception is not None and refused.stdout == ""
+    assert refused.stderr == (
+        "Error: state condition 'values.x == 1e400': 1e400 is not a number a checkpoint can hold "
+        "(64-bit floats end near 1.8e308; integers of any size are fine)\n"
+    )

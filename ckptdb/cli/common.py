@@ -89,7 +89,8 @@ def filter_options(func: Callable[P, T]) -> Callable[P, T]:
             multiple=True,
             metavar="COND",
             help="A condition on the state snapshot, e.g. 'values.approved == false' or 'values.task "
-            "exists' (operators == != < <= > >=; repeat: all must hold).",
+            "exists' (operators == != < <= > >=; repeat: all must hold). Quote keys holding dots, "
+            "spaces or operators as JSON strings: 'values.\"a.b\" == 1', 'values[\"first name\"] exists'.",
         ),
     )
     for option in reversed(options):
