@@ -165,7 +165,8 @@ def state_match(state_text: object, condition: str) -> int:
     """1 when the stored state passes the condition, by the very test the memory and file stores
     run. For what SQLite's json functions cannot answer exactly: a string holding U+0000 (they cut
     it there), an integer past 64 bits (they read it as a float), a key they cannot spell. A state
-    that is not JSON matches nothing."""
+    that is not JSON matches nothing. About 13 us a row (257 ms for 20,000 generated checkpoints,
+    against 81 ms in SQL), so only the rows that need it come here."""
     if not isinstance(state_text, str):
         return 0
     try:
@@ -847,7 +848,9 @@ class SqliteBackend(Backend):
         raise "malformed JSON" for the whole statement on one damaged row (a hand edit, a torn
         page), where PostgreSQL's `json` column cannot hold such a row at all. So a damaged row
         matches nothing and the other rows get the answer PostgreSQL gives (CASE, unlike AND,
-        is guaranteed not to evaluate its branch)."""
+        is guaranteed not to evaluate its branch). The price: the check parses each state once
+        more, 64-88 ms instead of 63-66 ms for one condition over 20,000 generated checkpoints
+        (69 MB; best of 15 on the shared 2-core machine)."""
         sql, params = self._valid_state_condition(condition)
         return f"(CASE WHEN json_valid(state_snapshot) THEN {sql} ELSE 0 END)", params
 
