@@ -123,7 +123,7 @@ class StateFilter:
         return f"{path} exists" if self.op == "exists" else f"{path} {self.op} {json.dumps(self.value)}"
 
 
-_EXAMPLES = "e.g. 'values.approved == false', 'values.task exists' or 'values.\"a.b\" == 1'"
+_EXAMPLES = "e.g. 'values.approved == false' or 'values.task exists'"
 
 
 def parse_path(text: str) -> tuple[PathStep, ...]:
