@@ -12,13 +12,9 @@ from datetime import UTC, datetime
 from ckptdb.errors import CkptdbError
 from ckptdb.model import Timestamp, to_timestamp
 
-__all__ = ["TIME_FORMS", "parse_age", "parse_time", "query_time"]
+__all__ = ["parse_age", "parse_time", "query_time"]
 
 NS = 1_000_000_000
-TIME_FORMS = (
-    "a date (2026-11-03), a date and time (2026-11-03T14:30:00Z; no zone means UTC) or an age (7d, 24h, 30m)"
-)
-"""The forms `parse_time` reads, in words for help texts."""
 
 _AGE_PART = re.compile(r"(\d+)\s*([wdhms])", re.ASCII | re.IGNORECASE)
 _AGE = re.compile(r"\s*(?:\d+\s*[wdhms]\s*)+", re.ASCII | re.IGNORECASE)
