@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ckptdb.errors import InvalidCheckpointError, InvalidIdError, StoreError
-from ckptdb.model import Checkpoint
+from ckptdb.model import Checkpoint, CheckpointInfo
 from ckptdb.store import (
     CheckpointPage,
     CheckpointQuery,
@@ -171,24 +171,36 @@ class FileCheckpointStore(CheckpointStore):
     async def clear(self) -> None:
         await asyncio.to_thread(self._clear_sync)
 
-    def _scan(self) -> list[Checkpoint]:
-        """Every parseable top-level `*.json`, skipping the rest, as the Rust `list()` does."""
-        found = []
+    def _scan(self) -> Iterator[Checkpoint]:
+        """Every parseable top-level `*.json`, skipping the rest, as the Rust `list()` does; one at
+        a time, so a query holds the summaries of its matches, not every checkpoint."""
         for path in self._json_files():
             try:
-                found.append(Checkpoint.from_json(path.read_bytes(), source=str(path)))
+                yield Checkpoint.from_json(path.read_bytes(), source=str(path))
             except (InvalidCheckpointError, OSError):
                 continue
-        return found
 
-    def _query_sync(self, query: CheckpointQuery) -> CheckpointPage:
+    def _matches_sync(self, query: CheckpointQuery) -> list[CheckpointInfo]:
         infos = [
             cp.info()
             for cp in self._scan()
             if query.matches(cp.info()) and all(f.matches(cp.state_snapshot) for f in query.state)
         ]
         infos.sort(key=newest_first_key, reverse=True)
-        return page_from_sorted(infos, query)
+        return infos
+
+    def _query_sync(self, query: CheckpointQuery) -> CheckpointPage:
+        return page_from_sorted(self._matches_sync(query), query)
 
     async def query(self, query: CheckpointQuery | None = None, **filters: Any) -> CheckpointPage:
         return await asyncio.to_thread(self._query_sync, resolve_query(query, filters))
+
+    async def iter_query(
+        self, query: CheckpointQuery | None = None, **filters: Any
+    ) -> AsyncIterator[CheckpointInfo]:
+        """One scan of the directory, not one per page (every page of the generic version reads
+        every file again): the matches' summaries, cut by the query's cursor and limit."""
+        query = resolve_query(query, filters, default_limit=None)
+        page = await asyncio.to_thread(self._query_sync, query)
+        for info in page.items:
+            yield info

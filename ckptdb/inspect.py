@@ -24,15 +24,15 @@ import re
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ckptdb.errors import CkptdbError
+from ckptdb.errors import CkptdbError, DamagedRowError
 from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, JsonValue, Timestamp
 from ckptdb.state_filter import lookup, parse_path
 from ckptdb.store import CheckpointQuery
+from ckptdb.times import parse_age, parse_time
 
 if TYPE_CHECKING:
     from ckptdb.sql.store import SqlCheckpointStore
@@ -43,6 +43,7 @@ __all__ = [
     "GraphStats",
     "GraphSummary",
     "NotFoundError",
+    "OnDamaged",
     "PrunePlan",
     "PruneResult",
     "Stats",
@@ -88,59 +89,6 @@ async def open_existing(target: str | Path) -> SqlCheckpointStore:
 
 
 # -- parsing what a person types -----------------------------------------------------------------
-
-_AGE_PART = re.compile(r"(\d+)\s*([wdhms])", re.ASCII | re.IGNORECASE)
-_AGE = re.compile(r"\s*(?:\d+\s*[wdhms]\s*)+", re.ASCII | re.IGNORECASE)
-_UNIT_NS = {"w": 7 * 86_400 * NS, "d": 86_400 * NS, "h": 3_600 * NS, "m": 60 * NS, "s": NS}
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-_NAIVE_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?", re.ASCII)
-_TIME_HELP = (
-    "use a date (2026-11-03), a date and time (2026-11-03T14:30:00Z; without a zone it is UTC) "
-    "or an age (7d, 24h, 30m, 45s, 2w, 1d12h)"
-)
-
-
-def parse_age(text: str, *, what: str = "age") -> int:
-    """`7d`, `24h`, `30m` (minutes), `45s`, `2w`, or combined `1d12h`: nanoseconds."""
-    if _AGE.fullmatch(text) is None:
-        raise CkptdbError(f"{what}: cannot read {text!r} as an age: use 7d, 24h, 30m, 45s, 2w or 1d12h")
-    return sum(int(n) * _UNIT_NS[unit.lower()] for n, unit in _AGE_PART.findall(text))
-
-
-_FIRST = Timestamp.parse("0001-01-01T00:00:00Z").unix_nanos
-_LAST = Timestamp.parse("9999-12-31T23:59:59.999999999Z").unix_nanos
-
-
-def parse_time(text: str, *, what: str = "time", now: Timestamp | None = None) -> Timestamp:
-    """An instant from an ISO date or date-time (UTC when no zone is given) or an age before now."""
-    found = _parse_time(text, what, now)
-    if not _FIRST <= found.unix_nanos <= _LAST:
-        raise CkptdbError(f"{what}: {text!r} is outside the years 0001-9999 that checkpoint times can hold")
-    return found
-
-
-def _parse_time(text: str, what: str, now: Timestamp | None) -> Timestamp:
-    stripped = text.strip()
-    if stripped.lower() == "now":
-        return now or Timestamp.now()
-    if _AGE.fullmatch(stripped):
-        return Timestamp((now or Timestamp.now()).unix_nanos - parse_age(stripped, what=what))
-    candidate = stripped.replace(" ", "T", 1) if _DATE.match(stripped) else stripped
-    if _DATE.fullmatch(candidate):
-        candidate += "T00:00:00Z"
-    elif _NAIVE_RFC3339.fullmatch(candidate):
-        candidate += "Z"
-    try:
-        return Timestamp.parse(candidate).with_format()
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(candidate)  # the forms RFC 3339 refuses: 14:30, +0200, ...
-    except ValueError:
-        raise CkptdbError(f"{what}: cannot read {text!r} as a time: {_TIME_HELP}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return Timestamp.from_datetime(moment)
 
 
 _TYPE_NAMES = {t.value: t for t in InterruptType}
@@ -189,8 +137,19 @@ def build_query(
 # -- reading ---------------------------------------------------------------------------------------
 
 
+OnDamaged = Callable[[DamagedRowError], None]
+"""Gets each damaged row a read meets (a hand edit in SQL, a torn page: see `ckptdb db check`),
+which the read then skips; without one, the first damaged row raises DamagedRowError."""
+
+
+def _damaged_row(on_damaged: OnDamaged | None, exc: DamagedRowError) -> None:
+    if on_damaged is None:
+        raise exc
+    on_damaged(exc)
+
+
 async def list_checkpoints(
-    store: SqlCheckpointStore, query: CheckpointQuery
+    store: SqlCheckpointStore, query: CheckpointQuery, *, on_damaged: OnDamaged | None = None
 ) -> AsyncGenerator[CheckpointInfo, None]:
     """Summaries newest first, streamed from one cursor: memory stays flat for any number of rows.
 
@@ -203,25 +162,58 @@ async def list_checkpoints(
     stream = store.backend.stream(sql, params)
     async with aclosing(stream):
         async for row in stream:
-            yield sqlrows.info_from_row(row)
+            try:
+                info = sqlrows.info_from_row(row)
+            except DamagedRowError as exc:
+                _damaged_row(on_damaged, exc)
+                continue
+            yield info
 
 
 ListRecord = tuple[str, str, str, str, int, str]
 """(id, graph_name, current_node, interrupt_type, step_count, created_at as echo wrote it)."""
 
 
-async def list_records(store: SqlCheckpointStore, query: CheckpointQuery) -> AsyncGenerator[ListRecord, None]:
+_UTC_COLUMN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z", re.ASCII)
+"""The form of every `created_at` ckptdb writes (fixed width, nine fraction digits)."""
+
+
+async def list_records(
+    store: SqlCheckpointStore, query: CheckpointQuery, *, on_damaged: OnDamaged | None = None
+) -> AsyncGenerator[ListRecord, None]:
     """`list_checkpoints` as plain values ready to print, about twice as fast per row: the time
-    text is cut from the stored UTC text instead of going through a Timestamp and back."""
+    text is cut from the stored UTC text instead of going through a Timestamp and back.
+
+    A row that does not look as ckptdb writes it (a time of another form, a negative step count,
+    anything unusual in the rarely set columns) goes through the full decoding, which names what
+    is damaged; a damaged row is skipped (see `OnDamaged`), never printed as if it were sound."""
+    from ckptdb.sql import rows as sqlrows
+
     sql, params = store.select_infos(query, limit=query.limit)
     stream = store.backend.stream(sql, params)
     async with aclosing(stream):
-        async for cid, graph, node, step, created, kind, original, extra in stream:
-            if extra is not None:  # a step_count above 2^63-1 lives in `extra`
-                from ckptdb.echo_json import loads_trusted
-
-                step = loads_trusted(extra).get("step_count", step)
-            yield (cid, graph, node, kind, step, original if original is not None else echo_time(created))
+        async for row in stream:
+            cid, graph, node, step, created, kind, original, extra = row
+            if (
+                original is None
+                and extra is None
+                and isinstance(created, str)
+                and _UTC_COLUMN.fullmatch(created)
+                and isinstance(step, int)
+                and step >= 0
+            ):
+                yield (cid, graph, node, kind, step, echo_time(created))
+                continue
+            try:  # the uncommon columns, or a damaged row: decode it the slow, checking way
+                info = sqlrows.info_from_row(row)
+                if info.step_count < 0:
+                    why = f"expected an unsigned integer up to 2^64-1, got {info.step_count}"
+                    raise DamagedRowError(cid, f"field 'step_count': {why}")
+            except DamagedRowError as exc:
+                _damaged_row(on_damaged, exc)
+                continue
+            text = original if original is not None else echo_time(created)
+            yield (cid, graph, node, kind, info.step_count, text)
 
 
 def echo_time(utc_text: str) -> str:
@@ -312,8 +304,9 @@ class GraphSummary:
 
     graph_name: str
     checkpoints: int
-    oldest: Timestamp
-    newest: Timestamp
+    oldest: Timestamp | None
+    """None only when no row of the graph has a readable time (every one damaged)."""
+    newest: Timestamp | None
     data_bytes: int
     """Bytes of the graph's checkpoint JSON as stored (before page overhead and indexes)."""
     data_bytes_exact: bool = True
@@ -325,7 +318,56 @@ async def _graph_counts(store: SqlCheckpointStore) -> list[tuple[str, int, str, 
     return [(str(name), int(count), str(oldest), str(newest)) for name, count, oldest, newest in rows]
 
 
-async def graphs(store: SqlCheckpointStore, *, exact: bool | None = None) -> list[GraphSummary]:
+def _utc_time(text: object) -> Timestamp | None:
+    """A `created_at` column value as a time; None when it is damaged (a hand edit, a torn page)."""
+    try:
+        return Timestamp.from_utc_text(text)  # type: ignore[arg-type]  # anything may sit in a damaged row
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+class _Bounds:
+    """Oldest and newest times of some rows, read past damaged `created_at` values.
+
+    The summaries take min() and max() of the column from the index; a damaged value sorts among
+    them as text ('yesterday' after every real time), so when one of them does not read as a time,
+    the rows are walked from that end until one does, and every damaged row met is reported
+    once."""
+
+    def __init__(self, store: SqlCheckpointStore, on_damaged: OnDamaged | None) -> None:
+        self.store = store
+        self.on_damaged = on_damaged
+        self.reported: set[str] = set()
+
+    async def resolve(
+        self, oldest_text: object, newest_text: object, where: str, params: Sequence[Any]
+    ) -> tuple[Timestamp | None, Timestamp | None]:
+        oldest, newest = _utc_time(oldest_text), _utc_time(newest_text)
+        if oldest is None:
+            oldest = await self._walk(where, params, "ASC")
+        if newest is None:
+            newest = await self._walk(where, params, "DESC")
+        return oldest, newest
+
+    async def _walk(self, where: str, params: Sequence[Any], order: str) -> Timestamp | None:
+        sql = f"SELECT id, created_at FROM checkpoints WHERE {where} ORDER BY created_at {order}, id {order}"
+        async with aclosing(self.store.backend.stream(sql, params, batch=100)) as rows:
+            async for checkpoint_id, text in rows:
+                found = _utc_time(text)
+                if found is not None:
+                    return found
+                if checkpoint_id not in self.reported:
+                    self.reported.add(checkpoint_id)
+                    _damaged_row(
+                        self.on_damaged,
+                        DamagedRowError(checkpoint_id, f"created_at {text!r} is not a time"),
+                    )
+        return None
+
+
+async def graphs(
+    store: SqlCheckpointStore, *, exact: bool | None = None, on_damaged: OnDamaged | None = None
+) -> list[GraphSummary]:
     """Each graph with its number of checkpoints, oldest and newest time and data size, by name.
 
     Counts and times are exact and come from the index alone. Sizes are exact up to
@@ -334,8 +376,16 @@ async def graphs(store: SqlCheckpointStore, *, exact: bool | None = None) -> lis
     range is cut into SIZE_BUCKETS buckets, and each bucket counts as its number of rows times the
     size of its first row (a stratified sample: bursts and quiet spells weigh what they hold).
     Cost: one walk of the index plus SIZE_BUCKETS row reads per graph.
+
+    A damaged `created_at` among a graph's oldest or newest rows goes to `on_damaged` (see
+    `_Bounds`); the graph's times are then those of its readable rows.
     """
     counts = await _graph_counts(store)
+    bounds = _Bounds(store, on_damaged)
+    times = {
+        name: await bounds.resolve(oldest, newest, "graph_name = ?", [name])
+        for name, _, oldest, newest in counts
+    }
     total = sum(count for _, count, _, _ in counts)
     if exact is None:
         sampled_reads = sum(min(count, SIZE_BUCKETS) for _, count, _, _ in counts)
@@ -346,23 +396,17 @@ async def graphs(store: SqlCheckpointStore, *, exact: bool | None = None) -> lis
         sizes = await _exact_sizes(store)
     else:
         sizes = {}
-        for name, count, oldest, newest in counts:
-            if count <= SIZE_BUCKETS:
+        for name, count, _, _ in counts:
+            oldest, newest = times[name]
+            if count <= SIZE_BUCKETS or oldest is None or newest is None:
                 sizes[name] = await _graph_bytes(store, name)
             else:
                 sizes[name] = await _estimated_bytes(store, name, oldest, newest)
                 estimated.add(name)
     return sorted(
         (
-            GraphSummary(
-                name,
-                count,
-                Timestamp.from_utc_text(oldest),
-                Timestamp.from_utc_text(newest),
-                sizes.get(name, 0),
-                name not in estimated,
-            )
-            for name, count, oldest, newest in counts
+            GraphSummary(name, count, *times[name], sizes.get(name, 0), name not in estimated)
+            for name, count, _, _ in counts
         ),
         key=lambda summary: summary.graph_name,
     )
@@ -385,9 +429,11 @@ async def _graph_bytes(store: SqlCheckpointStore, graph_name: str) -> int:
     return int(found[0][0] or 0)
 
 
-async def _estimated_bytes(store: SqlCheckpointStore, graph_name: str, oldest: str, newest: str) -> int:
-    start = Timestamp.from_utc_text(oldest).unix_nanos
-    end = Timestamp.from_utc_text(newest).unix_nanos + 1
+async def _estimated_bytes(
+    store: SqlCheckpointStore, graph_name: str, oldest: Timestamp, newest: Timestamp
+) -> int:
+    start = oldest.unix_nanos
+    end = newest.unix_nanos + 1
     edges = [Timestamp(start + (end - start) * i // SIZE_BUCKETS).utc_text() for i in range(SIZE_BUCKETS + 1)]
     bounds = sorted(set(pairwise(edges)))  # equal edges when the range is short
     bucket = "graph_name = ? AND created_at >= buckets.lo AND created_at < buckets.hi"
@@ -411,11 +457,15 @@ class GraphStats:
     oldest: Timestamp | None = None
     newest: Timestamp | None = None
 
-    def add(self, kind: InterruptType, count: int, oldest: Timestamp, newest: Timestamp) -> None:
+    def add(
+        self, kind: InterruptType, count: int, oldest: Timestamp | None, newest: Timestamp | None
+    ) -> None:
         self.checkpoints += count
         self.by_type[kind] += count
-        self.oldest = oldest if self.oldest is None else min(self.oldest, oldest)
-        self.newest = newest if self.newest is None else max(self.newest, newest)
+        if oldest is not None:
+            self.oldest = oldest if self.oldest is None else min(self.oldest, oldest)
+        if newest is not None:
+            self.newest = newest if self.newest is None else max(self.newest, newest)
 
 
 @dataclass(slots=True)
@@ -429,10 +479,11 @@ class Stats:
     by_graph: list[GraphStats]
 
 
-async def stats(store: SqlCheckpointStore) -> Stats:
+async def stats(store: SqlCheckpointStore, *, on_damaged: OnDamaged | None = None) -> Stats:
     """Counts by graph and interrupt type with oldest/newest times, and the database's size.
 
     One sequential scan (MATERIALIZED, for the same reason as in `graphs`); no time budget here.
+    Damaged times go to `on_damaged`, as in `graphs`, and count without a time.
     """
     rows = await store.backend.fetchall(
         "WITH r AS MATERIALIZED (SELECT graph_name, interrupt_type, created_at FROM checkpoints) "
@@ -441,9 +492,12 @@ async def stats(store: SqlCheckpointStore) -> Stats:
     )
     total = GraphStats("")
     by_graph: dict[str, GraphStats] = {}
-    for name, kind_text, count, oldest_text, newest_text in rows:
-        kind = _TYPE_NAMES[kind_text]
-        oldest, newest = Timestamp.from_utc_text(oldest_text), Timestamp.from_utc_text(newest_text)
+    bounds = _Bounds(store, on_damaged)
+    for name, kind_text, count, oldest_text, newest_text in sorted(rows):
+        kind = _TYPE_NAMES[kind_text]  # the table's CHECK constraint admits no other value
+        oldest, newest = await bounds.resolve(
+            oldest_text, newest_text, "graph_name = ? AND interrupt_type = ?", [name, kind_text]
+        )
         by_graph.setdefault(name, GraphStats(name)).add(kind, int(count), oldest, newest)
         total.add(kind, int(count), oldest, newest)
     return Stats(
@@ -455,24 +509,48 @@ async def stats(store: SqlCheckpointStore) -> Stats:
     )
 
 
-async def pending(store: SqlCheckpointStore) -> list[Checkpoint]:
+_SOUND_TIME = "length(created_at) = 30 AND created_at LIKE '____-__-__T__:__:__._________Z'"
+"""SQL true for a `created_at` of the form ckptdb writes (fixed width, nine fraction digits)."""
+
+
+async def pending(store: SqlCheckpointStore, *, on_damaged: OnDamaged | None = None) -> list[Checkpoint]:
     """The checkpoints waiting for a person: each graph's newest checkpoint, when its interrupt type
     is toolapproval or userrequest (a graph that moved on past an approval is not waiting).
-    Newest first."""
+    Newest first. A damaged one goes to `on_damaged` and is left out."""
     from ckptdb.sql import rows as sqlrows
 
     # rows.COLUMNS without `source` (the last): the order rows.from_row reads.
     columns = ", ".join(f"c.{name}" for name in sqlrows.COLUMNS[:-1])
+    # A damaged time ('yesterday') sorts after every real one as text: it must not stand for its
+    # graph's newest checkpoint. The newest row of sound form is the graph's state; a damaged one
+    # above it is reported (one more index probe per graph).
     rows = await store.backend.fetchall(
         f"""{_GRAPH_WALK}
 SELECT {columns} FROM graphs JOIN checkpoints c ON c.id = (
-    SELECT id FROM checkpoints WHERE graph_name = graphs.name ORDER BY created_at DESC, id DESC LIMIT 1
+    SELECT id FROM checkpoints WHERE graph_name = graphs.name AND {_SOUND_TIME}
+    ORDER BY created_at DESC, id DESC LIMIT 1
 )
 WHERE c.interrupt_type IN (?, ?)
 ORDER BY c.created_at DESC, c.id DESC""",
         [kind.value for kind in WAITING_TYPES],
     )
-    return [sqlrows.from_row(row) for row in rows]
+    if on_damaged is not None:
+        tops = await store.backend.fetchall(
+            f"""{_GRAPH_WALK}
+SELECT c.id, c.created_at FROM graphs JOIN checkpoints c ON c.id = (
+    SELECT id FROM checkpoints WHERE graph_name = graphs.name ORDER BY created_at DESC, id DESC LIMIT 1
+)
+WHERE NOT ({_SOUND_TIME.replace("created_at", "c.created_at")})"""
+        )
+        for checkpoint_id, text in tops:
+            on_damaged(DamagedRowError(checkpoint_id, f"created_at {text!r} is not a time"))
+    found = []
+    for row in rows:
+        try:
+            found.append(sqlrows.from_row(row))
+        except DamagedRowError as exc:
+            _damaged_row(on_damaged, exc)
+    return found
 
 
 # -- deleting --------------------------------------------------------------------------------------

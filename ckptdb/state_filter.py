@@ -8,6 +8,7 @@ never matches, and values of different JSON types are never equal (`true` is not
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +16,19 @@ from typing import Any
 from ckptdb.errors import CkptdbError
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">", "exists")
-_COND_RE = re.compile(
-    r"^\s*(?P<path>[^\s=!<>]+)\s*(?:(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>.+?)|\s+(?P<word>exists))\s*$"
+_OP_RE = re.compile(r"\s*(==|!=|<=|>=|<|>)\s*")
+_EXISTS_RE = re.compile(r"\s+exists\s*$")
+_BARE_KEY = re.compile(r'[^.\[\]"\s=!<>\x00-\x1f\x7f]+')
+"""A key written without quotes inside a condition: anything but `.`, `[`, `]`, `"`, spaces,
+control characters and operator characters. Any other key is written as a JSON string:
+`values."a.b"`, `values["a b"]`."""
+_BARE_FIELD_KEY = re.compile(r'[^.\[\]"\x00-\x1f\x7f]+')
+"""The same for a path alone (`ckptdb show --field`), where nothing follows it: spaces may stay."""
+_INDEX = re.compile(r"\[(\d+)\]")
+_JSON_STRING = json.JSONDecoder()
+PATH_HELP = (
+    'keys with dots, indexes as [0]; quote other keys as JSON strings: values."a.b", values["first name"]'
 )
-_STEP_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 PathStep = str | int
 
@@ -55,22 +65,33 @@ class StateFilter:
 
     @classmethod
     def parse(cls, text: str) -> StateFilter:
-        """Parse `PATH OP VALUE` or `PATH exists`; VALUE is JSON, or a bare word taken as a string."""
-        match = _COND_RE.match(text)
-        if match is None:
-            raise CkptdbError(
-                f"cannot read state condition {text!r}; write PATH OP VALUE, "
-                "e.g. 'values.approved == false' or 'values.task exists'"
-            )
-        path = parse_path(match.group("path"))
-        if match.group("word"):
+        """Parse `PATH OP VALUE` or `PATH exists`; VALUE is JSON, or a bare word taken as a string.
+
+        PATH is keys joined by dots and array indexes in brackets (`messages[0].role`); a key that
+        holds a dot, a space, a quote or an operator is written as a JSON string, after a dot or
+        in brackets, as in jq: `values."a.b"`, `values["first name"]`, `values."say \\"hi\\""`.
+        """
+        stripped = text.strip()
+        if not stripped:
+            raise CkptdbError(f"cannot read state condition {text!r}; write PATH OP VALUE, {_EXAMPLES}")
+        path, end = _parse_path_at(stripped, 0, _BARE_KEY)
+        rest = stripped[end:]
+        if _EXISTS_RE.fullmatch(rest):
             return cls(path, "exists")
-        raw = match.group("value")
+        match = _OP_RE.match(rest)
+        if match is None or not rest[match.end() :].strip():
+            raise CkptdbError(f"cannot read state condition {text!r}; write PATH OP VALUE, {_EXAMPLES}")
+        raw = rest[match.end() :].strip()
         try:
             value = json.loads(raw)
         except ValueError:
             value = raw
-        return cls(path, match.group("op"), value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise CkptdbError(
+                f"state condition {text!r}: {raw} is not a number a checkpoint can hold "
+                "(64-bit floats end near 1.8e308; integers of any size are fine)"
+            )
+        return cls(path, match.group(1), value)
 
     def matches(self, state: Any) -> bool:
         found, value = lookup(state, self.path)
@@ -102,29 +123,75 @@ class StateFilter:
         return f"{path} exists" if self.op == "exists" else f"{path} {self.op} {json.dumps(self.value)}"
 
 
+_EXAMPLES = "e.g. 'values.approved == false' or 'values.task exists'"
+
+
 def parse_path(text: str) -> tuple[PathStep, ...]:
-    """`values.items[0].name` -> ('values', 'items', 0, 'name')."""
+    """`values.items[0].name` -> ('values', 'items', 0, 'name'); `values."a.b"` -> ('values', 'a.b')."""
+    path, end = _parse_path_at(text, 0, _BARE_FIELD_KEY)
+    if end != len(text):
+        raise CkptdbError(f"cannot read path {text!r} after {text[:end]!r}; {PATH_HELP}")
+    return path
+
+
+def _parse_path_at(text: str, pos: int, bare: re.Pattern[str]) -> tuple[tuple[PathStep, ...], int]:
+    """The path that starts at `pos`, and where it ends."""
     steps: list[PathStep] = []
-    pos = 0
-    text = text.removeprefix("$.")
+    if text.startswith("$.", pos):
+        pos += 2
     while pos < len(text):
-        if text[pos] == "." and steps:
+        if text[pos] == "[":
+            index = _INDEX.match(text, pos)
+            if index is not None:
+                steps.append(int(index.group(1)))
+                pos = index.end()
+                continue
+            key, pos = _quoted_key(text, pos + 1)
+            if not text.startswith("]", pos):
+                raise CkptdbError(
+                    f"cannot read path {text!r}: a bracket holds an index or a quoted key; {PATH_HELP}"
+                )
+            steps.append(key)
             pos += 1
-        match = _STEP_RE.match(text, pos)
+            continue
+        if steps:
+            if text[pos] != ".":
+                break  # the path ends here (an operator, a space)
+            pos += 1
+        if text.startswith('"', pos):
+            key, pos = _quoted_key(text, pos)
+            steps.append(key)
+            continue
+        match = bare.match(text, pos)
         if match is None:
-            raise CkptdbError(f"cannot read path {text!r}; write keys with dots and indexes as [0]")
-        key, index = match.groups()
-        steps.append(int(index) if index is not None else key)
+            raise CkptdbError(f"cannot read path {text!r}: {PATH_HELP}")
+        steps.append(match.group())
         pos = match.end()
     if not steps:
         raise CkptdbError("a state condition needs a path, e.g. values.approved")
-    return tuple(steps)
+    return tuple(steps), pos
+
+
+def _quoted_key(text: str, pos: int) -> tuple[str, int]:
+    """A key written as a JSON string at `pos` (escapes as in JSON: `\\"`, `\\\\`, `\\u0000`)."""
+    try:
+        key, end = _JSON_STRING.raw_decode(text, pos)
+    except ValueError:
+        raise CkptdbError(f"cannot read path {text!r}: a quoted key is a JSON string; {PATH_HELP}") from None
+    if not isinstance(key, str):
+        raise CkptdbError(f"cannot read path {text!r}: a quoted key is a JSON string; {PATH_HELP}")
+    return key, end
 
 
 def format_path(path: tuple[PathStep, ...]) -> str:
+    """The text `StateFilter.parse` reads back as this path (keys quoted where they must be)."""
     out = ""
     for step in path:
-        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else step)
+        if isinstance(step, int):
+            out += f"[{step}]"
+            continue
+        key = step if _BARE_KEY.fullmatch(step) else json.dumps(step, ensure_ascii=False)
+        out += f".{key}" if out else key
     return out
 
 

@@ -19,11 +19,16 @@ from ckptdb.model import (
     InterruptType,
     Timestamp,
     parse_interrupt_type,
-    to_timestamp,
 )
 from ckptdb.state_filter import StateFilter
+from ckptdb.times import query_time
 
 DEFAULT_LIMIT = 100
+"""Rows in one `query()` page when the caller names no limit. A page, not a cap: `iter_query()`
+and `list()` stream every match unless given a limit of their own."""
+
+ITER_PAGE = 1000
+"""Rows `iter_query()` fetches per keyset page: memory holds one page, whatever the total."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +37,9 @@ class CheckpointQuery:
 
     `since` is inclusive and `until` exclusive. `state` conditions test values inside the state
     snapshot. `cursor` is the `next_cursor` of the previous page; paging is keyset-based
-    (created_at, id), so it stays stable while rows are added or removed.
+    (created_at, id), so it stays stable while rows are added or removed. `limit` is at most how
+    many rows: the page size for `query()`, the total for `iter_query()`; None (the default of
+    a query object) means all. Only `store.query(**filters)` without a limit pages by DEFAULT_LIMIT.
     """
 
     graph_name: str | None = None
@@ -41,7 +48,7 @@ class CheckpointQuery:
     since: Timestamp | None = None
     until: Timestamp | None = None
     state: tuple[StateFilter, ...] = ()
-    limit: int | None = DEFAULT_LIMIT
+    limit: int | None = None
     cursor: str | None = None
 
     @classmethod
@@ -54,10 +61,14 @@ class CheckpointQuery:
         since: Timestamp | datetime | str | None = None,
         until: Timestamp | datetime | str | None = None,
         state: StateFilter | str | Iterable[StateFilter | str] = (),
-        limit: int | None = DEFAULT_LIMIT,
+        limit: int | None = None,
         cursor: str | None = None,
     ) -> CheckpointQuery:
-        """Normalize friendly arguments (strings, datetimes, single values) into a query."""
+        """Normalize friendly arguments (strings, datetimes, single values) into a query.
+
+        `since` and `until` take a Timestamp, an aware datetime, or text as `ckptdb list --since`
+        does: a date (`2026-11-01`, midnight UTC), a date and time (no zone means UTC) or an age
+        before now (`7d`, `24h`)."""
         if interrupt_type is None:
             types: tuple[InterruptType, ...] = ()
         elif isinstance(interrupt_type, str):
@@ -75,8 +86,8 @@ class CheckpointQuery:
             graph_name,
             current_node,
             types,
-            None if since is None else to_timestamp(since, field_name="since"),
-            None if until is None else to_timestamp(until, field_name="until"),
+            None if since is None else query_time(since, what="since"),
+            None if until is None else query_time(until, what="until"),
             filters,
             limit,
             cursor,
@@ -175,10 +186,14 @@ class CheckpointStore(ABC):
     async def iter_query(
         self, query: CheckpointQuery | None = None, **filters: Any
     ) -> AsyncIterator[CheckpointInfo]:
-        """Every match, newest first, fetched a page at a time so memory stays flat."""
-        query = resolve_query(query, filters)
+        """Every match, newest first (or the first `limit` of them), fetched in keyset pages of
+        ITER_PAGE rows, so memory holds one page and no read stays open between two pages.
+
+        Keyword filters without a `limit` mean every match, not one `query()` page: the page size
+        is this method's business."""
+        query = resolve_query(query, filters, default_limit=None)
         remaining = query.limit
-        page_query = replace(query, limit=1000 if remaining is None else min(remaining, 1000))
+        page_query = replace(query, limit=ITER_PAGE if remaining is None else min(remaining, ITER_PAGE))
         while remaining is None or remaining > 0:
             page = await self.query(page_query)
             for info in page.items:
@@ -187,7 +202,7 @@ class CheckpointStore(ABC):
                 remaining -= len(page.items)
             if page.next_cursor is None or not page.items:
                 return
-            size = 1000 if remaining is None else min(remaining, 1000)
+            size = ITER_PAGE if remaining is None else min(remaining, ITER_PAGE)
             page_query = replace(page_query, cursor=page.next_cursor, limit=size)
 
     async def close(self) -> None:  # noqa: B027 - a no-op is right for stores that hold nothing open
@@ -205,10 +220,16 @@ class CheckpointStore(ABC):
         await self.close()
 
 
-def resolve_query(query: CheckpointQuery | None, filters: dict[str, Any]) -> CheckpointQuery:
+def resolve_query(
+    query: CheckpointQuery | None, filters: dict[str, Any], *, default_limit: int | None = DEFAULT_LIMIT
+) -> CheckpointQuery:
+    """The query a store method was given, as a query object or as keyword filters; keywords
+    without `limit` get `default_limit` (a page for `query()`, None - all - for `iter_query()`)."""
     if query is not None and filters:
         raise TypeError("pass either a CheckpointQuery or keyword filters, not both")
-    return query if query is not None else CheckpointQuery.build(**filters)
+    if query is not None:
+        return query
+    return CheckpointQuery.build(**{"limit": default_limit, **filters})
 
 
 def page_from_sorted(infos: Sequence[CheckpointInfo], query: CheckpointQuery) -> CheckpointPage:

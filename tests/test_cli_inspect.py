@@ -663,3 +663,105 @@ def test_subprocess_stops_quietly_when_the_reader_goes(db_target: str) -> None:
     assert process.wait(timeout=60) == 0
     assert json.loads(first)["id"] == "id-19999"
     assert stderr == b""
+
+
+# -- damaged rows ----------------------------------------------------------------------------------
+
+# (id, column, value): one hand-damaged copy of `beta-1` per kind of damage. The JSON kinds exist on
+# SQLite only: PostgreSQL's json columns refuse text that is not JSON.
+DAMAGE = [
+    ("bad-time-late", "created_at", "yesterday"),  # sorts after every real time
+    ("bad-time-early", "created_at", "0000-garbage"),  # and before
+    ("bad-step", "step_count", "-5"),
+    ("bad-time-text", "created_at_text", "'soon'"),
+    ("bad-state", "state_snapshot", '\'{"values": {"approved": fals\''),
+    ("bad-path", "path", "'[\"start\", '"),
+    ("bad-pending", "pending_action", "'{\"function\": '"),
+    ("bad-extra", "extra", "'{\"step_count\": '"),
+]
+JSON_COLUMNS = ("state_snapshot", "path", "pending_action", "extra")
+
+
+def _damage(db: str) -> list[str]:
+    """Add one damaged row of each kind this engine can hold, by hand in SQL; returns their ids."""
+    import sqlalchemy as sa
+
+    url = db.replace("://", "+psycopg://", 1) if is_postgres(db) else f"sqlite:///{db}"
+    columns = (
+        "id, graph_name, current_node, state_snapshot, path, step_count, created_at, pending_action, "
+        "interrupt_type, created_at_text, extra, source"
+    )
+    added = []
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for cid, column, value in DAMAGE:
+            if is_postgres(db) and column in JSON_COLUMNS:
+                continue
+            if column == "created_at":
+                value = f"'{value}'"
+            select = columns.replace("id,", f"'{cid}',", 1).replace(f" {column},", f" {value},", 1)
+            copy = f"INSERT INTO checkpoints ({columns}) SELECT {select} FROM checkpoints WHERE id = 'beta-1'"
+            conn.execute(sa.text(copy))
+            added.append(cid)
+    engine.dispose()
+    return added
+
+
+def _survives(db: str, *args: str, status: int = 0) -> Result:
+    """Runs one command; no traceback, every stderr line a warning (or the one error line)."""
+    result = CliRunner().invoke(main, ["--db", db, *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.output)
+    assert result.exit_code == status, (args, result.output)
+    for line in result.stderr.splitlines():
+        assert re.match(r"(warning|Error): checkpoint '[^']+': the stored row is damaged \(", line), line
+    return result
+
+
+def _warned(result: Result) -> list[str]:
+    return [line.split("'")[1] for line in result.stderr.splitlines() if line.startswith("warning: ")]
+
+
+def test_inspection_commands_survive_one_damaged_row_of_each_kind(db: str) -> None:
+    """Every read command reports or skips a damaged row with a warning line and carries on, with
+    the sound rows' answer unchanged; none prints a traceback. `show` and `latest` of a damaged
+    row say so in one line, as loading it does."""
+    damaged = _damage(db)
+    times_and_steps = ["bad-time-late", "bad-time-text", "bad-step", "bad-time-early"]
+    unread_by_list = [cid for cid in damaged if cid not in times_and_steps]  # list reads no JSON
+    listed = _survives(db, "list", "-f", "jsonl")
+    sound = ["alpha-2", "alpha-1", "gamma-1", "cjk-1"]
+    assert ids_of(listed) == ["beta-2", "beta-1", *sorted(unread_by_list, reverse=True), *sound]
+    assert _warned(listed) == times_and_steps
+    where = _survives(db, "list", "-f", "jsonl", "--where", "values.approved exists", "--since", "2026-11-01")
+    assert ids_of(where) == ["alpha-2", "alpha-1"]
+
+    for args in (["graphs"], ["graphs", "--exact"]):
+        graphs = _survives(db, *args, "-f", "jsonl")
+        beta = [json.loads(line) for line in graphs.stdout.splitlines()][1]
+        assert (beta["graph_name"], beta["checkpoints"], beta["newest"]) == (
+            "beta",
+            2 + len(damaged),
+            "2026-11-23T09:00:00Z",
+        )
+        assert sorted(_warned(graphs)) == ["bad-time-early", "bad-time-late"]
+    stats = _survives(db, "stats", "-f", "json")
+    document = json.loads(stats.stdout)
+    assert (document["checkpoints"], document["oldest"], document["newest"]) == (
+        6 + len(damaged),
+        "2026-11-18T04:00:00Z",
+        "2026-11-23T09:00:00Z",
+    )
+    assert document["by_graph"][1]["oldest"] == "2026-11-22T08:30:00.123456789Z"
+    assert sorted(_warned(stats)) == ["bad-time-early", "bad-time-late"]
+    assert "(all graphs)" in _survives(db, "stats", "-f", "table").stdout
+
+    pending = _survives(db, "pending", "-f", "jsonl")
+    assert ids_of(pending) == ["beta-2", "alpha-2"]  # 'yesterday' is not beta's newest checkpoint
+    assert _warned(pending) == ["bad-time-late"]
+
+    assert "alpha-2" in _survives(db, "latest", "alpha").stdout
+    _survives(db, "latest", "beta", status=1)
+    for cid in damaged:
+        _survives(db, "show", cid, status=1)
+    assert "would delete" in _survives(db, "prune", "--keep-last", "1", "--dry-run").stdout
+    assert len(_survives(db, "sql", "SELECT id FROM checkpoints").stdout.splitlines()) == 6 + len(damaged)

@@ -363,6 +363,46 @@ async def test_graphs_estimate_big_graphs(db_target: str, monkeypatch: pytest.Mo
         assert forced == truth
 
 
+async def test_summaries_read_past_damaged_times(db_target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `created_at` that is not a time (a hand edit) sorts among real ones as text: graphs, stats
+    and pending give the readable rows' times and report each damaged row once to `on_damaged`
+    (without one: DamagedRowError, one line), also when sizes are estimated from the times."""
+    from ckptdb.errors import DamagedRowError
+
+    cps = [
+        make(f"b{i:03d}", "big", 1_790_000_000 * NS + i * 60 * NS, state={"x": "y" * i}) for i in range(300)
+    ]
+    cps.append(make("wait", "big", 1_790_000_000 * NS + 300 * 60 * NS, kind="toolapproval"))
+    await fill_db(db_target, cps)
+    async with await open_store(db_target) as store:
+        await store.backend.write(
+            [
+                ("UPDATE checkpoints SET created_at = ? WHERE id = ?", ["yesterday", "b100"]),
+                ("UPDATE checkpoints SET created_at = ? WHERE id = ?", ["", "b200"]),
+            ]
+        )
+    newest, oldest = cps[-1].created_at, cps[0].created_at
+    async with await inspect.open_existing(db_target) as store:
+        with pytest.raises(DamagedRowError, match=r"checkpoint '(b100|b200)': the stored row is damaged"):
+            await inspect.graphs(store)
+        for exact_limit, estimated in ((250_000, False), (100, True)):  # sizes summed, then estimated
+            monkeypatch.setattr(inspect, "EXACT_SIZE_ROWS", exact_limit)
+            monkeypatch.setattr(inspect, "SIZE_BUCKETS", 8)
+            seen: list[str] = []
+            (big,) = await inspect.graphs(
+                store, on_damaged=lambda exc, seen=seen: seen.append(exc.checkpoint_id)
+            )
+            assert (big.checkpoints, big.oldest, big.newest) == (301, oldest, newest)
+            assert (sorted(seen), big.data_bytes_exact) == (["b100", "b200"], not estimated)
+        reported = []
+        found = await inspect.stats(store, on_damaged=lambda exc: reported.append(exc.checkpoint_id))
+        assert (found.total.checkpoints, found.total.oldest, found.total.newest) == (301, oldest, newest)
+        assert sorted(reported) == ["b100", "b200"]
+        reported = []
+        waiting = await inspect.pending(store, on_damaged=lambda exc: reported.append(exc.checkpoint_id))
+        assert [cp.id for cp in waiting] == ["wait"] and reported == ["b100"]  # 'yesterday' sorts last
+
+
 async def test_stats(
     fx_store: SqlCheckpointStore, fixtures: list[Checkpoint], manifest: dict[str, Any]
 ) -> None:

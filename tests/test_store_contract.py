@@ -419,8 +419,25 @@ async def test_query_since_is_inclusive_and_until_exclusive(
     assert ids((await store.query(until=Timestamp(BASE + 2 * NS))).items) == ["q01", "q00"]
     with pytest.raises(InvalidCheckpointError):
         await store.query(since=datetime(2026, 11, 3))  # naive
-    with pytest.raises(InvalidCheckpointError):
-        await store.query(until="2026-11-03T01:03:47")  # no zone
+    # text as `ckptdb list --since` reads it: no zone means UTC, a date is its midnight (UTC)
+    assert ids((await store.query(until="2026-11-03T01:03:49")).items) == ["q01", "q00"]
+    assert ids((await store.query(until="2026-11-03 01:03:49")).items) == ["q01", "q00"]
+    assert len((await store.query(since="2026-11-03", until="2026-11-04", limit=None)).items) == 24
+    assert (await store.query(until="2026-11-03")).items == []
+    with pytest.raises(CkptdbError, match=r"since: cannot read 'last tuesday' as a time: use a date"):
+        await store.query(since="last tuesday")
+
+
+async def test_query_takes_ages_as_the_cli_does(store: CheckpointStore) -> None:
+    now = Timestamp.now().unix_nanos
+    await store.save_many(
+        [make("hour-ago", now - 3600 * NS), make("two-days-ago", now - 2 * 86_400 * NS), make("old", BASE)]
+    )
+    assert ids((await store.query(since="1d")).items) == ["hour-ago"]
+    assert ids((await store.query(since="3d", until="1d")).items) == ["two-days-ago"]
+    assert ids([info async for info in store.iter_query(until="1d12h")]) == ["two-days-ago", "old"]
+    with pytest.raises(CkptdbError, match=r"until: cannot read '7 days' as a time"):
+        await store.query(until="7 days")
 
 
 async def test_query_combines_filters(store: CheckpointStore, corpus: list[Checkpoint]) -> None:
@@ -543,6 +560,30 @@ async def test_iter_query_yields_every_match_newest_first(store: CheckpointStore
     assert len(await store.list()) == 1201
 
 
+async def test_iter_query_without_a_limit_streams_every_match(store: CheckpointStore) -> None:
+    """No limit means every match, whatever the form of the query (one `query()` page is 100
+    rows, which is no business of `iter_query`); an explicit limit caps the total."""
+    batch = [make(f"u{i:04d}", BASE + i * 1000, graph="big" if i % 3 else "small") for i in range(250)]
+    await store.save_many(batch)
+    expected = newest_first(batch)
+    assert [info.id async for info in store.iter_query()] == expected
+    big = newest_first([c for c in batch if c.graph_name == "big"])
+    assert len(big) > 100
+    assert [info.id async for info in store.iter_query(graph_name="big")] == big
+    assert [info.id async for info in store.iter_query(CheckpointQuery(graph_name="big"))] == big
+    assert [info.id async for info in store.iter_query(state="values exists")] == expected
+    assert [info.id async for info in store.iter_query(graph_name="big", limit=150)] == big[:150]
+    assert [info.id async for info in store.iter_query(limit=0)] == []
+    # a cursor starts the stream after that page, as it does for query()
+    page = await store.query(graph_name="big", limit=10)
+    after = [info.id async for info in store.iter_query(graph_name="big", cursor=page.next_cursor)]
+    assert after == big[10:]
+    # query() keeps its documented page: 100 rows and a cursor, unless told otherwise
+    default_page = await store.query(graph_name="big")
+    assert ids(default_page.items) == big[:100] and default_page.next_cursor is not None
+    assert ids((await store.query(CheckpointQuery(graph_name="big"))).items) == big
+
+
 # ── state filters ─────────────────────────────────────────────────────────────────────────────────
 
 
@@ -602,6 +643,101 @@ async def test_state_filters_combine_with_and_and_with_columns(
     page = await store.query(state="values.n >= 3", graph_name="even")
     assert {i.id for i in page.items} == {"s-approved", "s-pending"}
     assert ids((await store.query(state="values.n exists", limit=2)).items) == ["s-zero", "s-pending"]
+
+
+HARD_STATES: dict[str, Any] = {
+    # strings in code point order: "a" < "a\0b" < "a\1" < "ab" < "a\ufffeb" (the old NUL stand-in)
+    "s-a": {"values": {"s": "a"}},
+    "s-nul": {"values": {"s": "a\x00b", "k\x00z": 1}},
+    "s-x01": {"values": {"s": "a\x01"}},
+    "s-ab": {"values": {"s": "ab"}},
+    "s-stand-in": {"values": {"s": "a\ufffeb", "k\ufffez": 2}},
+    "keys": {
+        "values": {"a.b": 1, "first name": "Ada", 'say "hi"': True, "back\\slash": 2, "a": {"b": 9}, "": 0}
+    },
+    "n-u64max": {"values": {"x": 18446744073709551615}},
+    "n-u64max-1": {"values": {"x": 18446744073709551614}},
+    "n-2^64": {"values": {"x": 18446744073709551616}},
+    "n-f2^64": {"values": {"x": 1.8446744073709552e19}},
+    "n-i64min-1": {"values": {"x": -9223372036854775809}},
+    "n-i64min": {"values": {"x": -9223372036854775808}},
+    "n-neg-zero": {"values": {"x": -0.0}},
+    "n-zero": {"values": {"x": 0}},
+    "n-2^53+1": {"values": {"x": 9007199254740993}},
+    "n-huge": {"values": {"x": 10**400}},
+    "n-text": {"values": {"x": "18446744073709551615"}},
+}
+NUMBERS = {name for name in HARD_STATES if name.startswith("n-") and name != "n-text"}
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        # U+0000 is a character like any other, and not the stand-in PostgreSQL reads it through
+        (r'values.s == "a\u0000b"', {"s-nul"}),
+        (r'values.s == "a\ufffeb"', {"s-stand-in"}),
+        ("values.s == a", {"s-a"}),
+        (r'values.s < "a\u0001"', {"s-a", "s-nul"}),
+        (r'values.s > "a\u0000"', {"s-nul", "s-x01", "s-ab", "s-stand-in"}),
+        (r'values.s >= "a\u0000b"', {"s-nul", "s-x01", "s-ab", "s-stand-in"}),
+        (r'values.s != "a\u0000b"', {"s-a", "s-x01", "s-ab", "s-stand-in"}),
+        (r'values."k\u0000z" == 1', {"s-nul"}),
+        (r'values["k\u0000z"] exists', {"s-nul"}),
+        (r'values."k\ufffez" == 2', {"s-stand-in"}),
+        # keys holding dots, spaces, quotes, backslashes, or nothing
+        ('values."a.b" == 1', {"keys"}),
+        ('values["a.b"] == 1', {"keys"}),
+        ("values.a.b == 9", {"keys"}),
+        ('values["first name"] == Ada', {"keys"}),
+        ('values."first name" != Ada', set()),
+        (r'values."say \"hi\"" == true', {"keys"}),
+        (r'values."back\\slash" == 2', {"keys"}),
+        ('values."" == 0', {"keys"}),
+        ('"values"."a.b" >= 1', {"keys"}),
+        # numbers compare as numbers, exactly, whatever their size (Python's int/float semantics)
+        ("values.x == 18446744073709551615", {"n-u64max"}),
+        ("values.x > 18446744073709551614", {"n-u64max", "n-2^64", "n-f2^64", "n-huge"}),
+        ("values.x == 18446744073709551616", {"n-2^64", "n-f2^64"}),
+        ("values.x == 1.8446744073709552e19", {"n-2^64", "n-f2^64"}),
+        ("values.x > 1.8446744073709552e19", {"n-huge"}),
+        ("values.x < 18446744073709551616", NUMBERS - {"n-2^64", "n-f2^64", "n-huge"}),
+        ("values.x < -9223372036854775808", {"n-i64min-1"}),
+        ("values.x <= -9223372036854775808", {"n-i64min-1", "n-i64min"}),
+        ("values.x == -9223372036854775809", {"n-i64min-1"}),
+        ("values.x == 0", {"n-neg-zero", "n-zero"}),
+        ("values.x == -0", {"n-neg-zero", "n-zero"}),
+        ("values.x == -0.0", {"n-neg-zero", "n-zero"}),
+        ("values.x != 0", NUMBERS - {"n-neg-zero", "n-zero"} | {"n-text"}),
+        ("values.x == 9007199254740993", {"n-2^53+1"}),
+        ("values.x == 9007199254740992", set()),
+        ("values.x >= 9007199254740992.0", NUMBERS - {"n-i64min-1", "n-i64min", "n-neg-zero", "n-zero"}),
+        ("values.x > 1e300", {"n-huge"}),
+        (f"values.x >= {10**400}", {"n-huge"}),
+        (f"values.x < {10**400}", NUMBERS - {"n-huge"}),
+        (f"values.x > -{10**400}", NUMBERS),
+        ("values.x < 1e-300", {"n-i64min-1", "n-i64min", "n-neg-zero", "n-zero"}),
+        ("values.x == 1e4000 ", None),
+        ("values.x < -Infinity", None),
+        ("values.x == NaN", None),
+    ],
+)
+async def test_hard_state_filters_give_the_same_rows_on_every_store(
+    store: CheckpointStore, condition: str, expected: set[str] | None
+) -> None:
+    """U+0000 in strings and keys, keys that need quoting, integers beyond 64 bits, -0 and floats
+    next to big integers: the same condition selects the same rows on every store, the rows
+    Python's own comparison selects. A number no checkpoint can hold is one clear error."""
+    if expected is None:
+        with pytest.raises(CkptdbError, match=r"is not a number a checkpoint can hold"):
+            StateFilter.parse(condition)
+        return
+    test = StateFilter.parse(condition)
+    assert {name for name, state in HARD_STATES.items() if test.matches(state)} == expected
+    await store.save_many(
+        make(name, BASE + n, state=state) for n, (name, state) in enumerate(HARD_STATES.items())
+    )
+    assert {info.id async for info in store.iter_query(state=condition)} == expected
+    assert StateFilter.parse(str(test)) == test  # what a condition prints, it reads back
 
 
 # ── the real fixtures ─────────────────────────────────────────────────────────────────────────────

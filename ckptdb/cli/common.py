@@ -75,6 +75,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise command_error(exc) from None
 
 
+def warn_damaged(exc: Exception) -> None:
+    """A damaged row a read command skips: one warning line on stderr, and the command goes on."""
+    click.echo(f"warning: {exc}", err=True)
+
+
 def library_errors(func: Callable[P, T]) -> Callable[P, T]:
     """For sync commands: turn ckptdb errors into click errors (one line, no traceback)."""
 
@@ -216,7 +221,8 @@ def filter_options(func: Callable[P, T]) -> Callable[P, T]:
             multiple=True,
             metavar="COND",
             help="A condition on the state snapshot, e.g. 'values.approved == false' or 'values.task "
-            "exists' (operators == != < <= > >=; repeat: all must hold).",
+            "exists' (operators == != < <= > >=; repeat: all must hold). Quote keys holding dots, "
+            "spaces or operators as JSON strings: 'values.\"a.b\" == 1', 'values[\"first name\"] exists'.",
         ),
     )
     for option in reversed(options):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ckptdb.cli.common import db_url, filter_options, run
+from ckptdb.cli.common import db_url, filter_options, run, warn_damaged
 from ckptdb.cli.output import (
     Column,
     Estimate,
@@ -99,7 +99,7 @@ def list_command(
         )
         async with (
             await inspect.open_existing(db_url()) as store,
-            aclosing(inspect.list_records(store, query)) as records,
+            aclosing(inspect.list_records(store, query, on_damaged=warn_damaged)) as records,
         ):
             with row_writer(fmt, LIST_COLUMNS) as out:
                 async for record in records:
@@ -184,12 +184,12 @@ def graphs(exact: bool, fmt: str | None) -> None:
         from ckptdb import inspect
 
         async with await inspect.open_existing(db_url()) as store:
-            found = await inspect.graphs(store, exact=exact or None)
+            found = await inspect.graphs(store, exact=exact or None, on_damaged=warn_damaged)
         rows = [
             (
                 g.graph_name,
                 g.checkpoints,
-                g.newest.isoformat(),
+                None if g.newest is None else g.newest.isoformat(),
                 g.data_bytes if g.data_bytes_exact else Estimate(g.data_bytes),
                 not g.data_bytes_exact,
             )
@@ -262,7 +262,7 @@ def stats(fmt: str | None) -> None:
         from ckptdb import inspect
 
         async with await inspect.open_existing(db_url()) as store:
-            found = await inspect.stats(store)
+            found = await inspect.stats(store, on_damaged=warn_damaged)
         with stdout_guard():
             if resolve_format(fmt, sys.stdout, ("table", "json")) == "json":
                 click.echo(json.dumps(_stats_document(found), indent=2, ensure_ascii=False))
@@ -282,7 +282,7 @@ def pending(fmt: str | None) -> None:
         from ckptdb import inspect
 
         async with await inspect.open_existing(db_url()) as store:
-            found = await inspect.pending(store)
+            found = await inspect.pending(store, on_damaged=warn_damaged)
         rows = [
             (
                 cp.graph_name,

@@ -15,9 +15,11 @@ What PostgreSQL cannot hold, and what this backend does about it:
   included, hold NUL as the escape `\\u0000`, which the `json` type keeps exactly). A lookup by such
   a value finds nothing, as it must: it is bound as NULL.
 - `json` functions (json_extract_path & co.) fail on a whole document as soon as any string in it
-  holds `\\u0000`. State conditions therefore read such documents through a copy in which that
-  escape is `\\ufffe` (a Unicode noncharacter): filters work on every row, and a filter value's NUL
-  is mapped the same way.
+  holds `\\u0000`. State conditions therefore read such documents through a copy in which every
+  string is spelled without NUL by a code that keeps strings apart and in order: U+0001 becomes
+  U+0001 U+0002 and U+0000 becomes U+0001 U+0001 (both escapes rewritten in the JSON text), and
+  the filter's keys and string value are mapped the same way (`nul_free`). A stand-in character
+  instead would make a NUL equal to that character, and sort it where it does not belong.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import operator
 import random
 import re
 import socket
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,18 +51,17 @@ T = TypeVar("T")
 MIGRATION_LOCK_KEY = int.from_bytes(b"ckptdbmg", "big")
 """pg_advisory_xact_lock key every migration transaction takes first (shows in pg_locks)."""
 
-NUL_STAND_IN = "\ufffe"
-"""What U+0000 reads as inside state conditions (PostgreSQL's json functions cannot return NUL)."""
-
 DEADLOCK_RETRIES = 5
 _RETRY_STATES = ("40P01", "40001")  # deadlock_detected, serialization_failure: nothing was written
 
-# State documents for json functions: as stored, unless the text holds an unescaped `\u0000`
-# (an odd number of backslashes before `u0000`), which is rewritten to `\ufffe` for the query only.
-_NUL_ESCAPE_RE = r"(?<!\\)((?:\\\\)*)\\u0000"
+# State documents for json functions: as stored, unless the text holds an escaped U+0000 or U+0001
+# (`\u000` then a digit, after an odd number of backslashes), which are rewritten as `nul_free`
+# maps them, U+0001 first, for the query only.
+_ESCAPE_RE = r"(?<!\\)((?:\\\\)*)\\u000"
 _STATE_DOC = (
-    "(CASE WHEN strpos(state_snapshot::text, '\\u0000') = 0 THEN state_snapshot "
-    f"ELSE regexp_replace(state_snapshot::text, '{_NUL_ESCAPE_RE}', '\\1\\\\ufffe', 'g')::json END)"
+    "(CASE WHEN strpos(state_snapshot::text, '\\u000') = 0 THEN state_snapshot ELSE regexp_replace("
+    f"regexp_replace(state_snapshot::text, '{_ESCAPE_RE}1', '\\1\\\\u0001\\\\u0002', 'g'), "
+    f"'{_ESCAPE_RE}0', '\\1\\\\u0001\\\\u0001', 'g')::json END)"
 )
 _INT_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
 
@@ -233,8 +236,17 @@ def _limited_to(sql: str, params: Sequence[Any], batch: int) -> bool:
     return isinstance(limit, int) and not isinstance(limit, bool) and 0 <= limit <= batch
 
 
+def nul_free(text: str) -> str:
+    """Text without U+0000 that keeps distinct strings distinct and in the same (code point) order:
+    a prefix-free code in which U+0000 -> U+0001 U+0001, U+0001 -> U+0001 U+0002, the rest as is.
+    State conditions compare strings in this spelling, the documents' (`_STATE_DOC`) and theirs."""
+    if "\x00" not in text and "\x01" not in text:
+        return text
+    return text.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
+
+
 def _path_text(step: PathStep) -> str:
-    return str(step) if isinstance(step, int) else step.replace("\x00", NUL_STAND_IN)
+    return str(step) if isinstance(step, int) else nul_free(step)
 
 
 def _status_count(status: str) -> int:
@@ -486,16 +498,15 @@ class PostgresBackend(Backend):
                 text = f"json_extract_path_text({_STATE_DOC}, VARIADIC ?::text[])"
                 op = "=" if condition.op in ("==", "!=") else condition.op
                 if kind == "number":
-                    compared = f"({text})::numeric {op} ?::text::numeric"
-                    value: Any = _numeric_text(condition.value)
+                    compared, values = _number_comparison(text, op, condition.value, steps)
                     jkind = "number"
                 else:
                     compared = f'{text} COLLATE "C" {op} ?'
-                    value = str(condition.value).replace("\x00", NUL_STAND_IN)
+                    values = [steps, nul_free(str(condition.value))]
                     jkind = "string"
                 same = (
                     f"(CASE WHEN {jtype} = '{jkind}' THEN {compared} ELSE false END)",
-                    [steps, steps, value],
+                    [steps, *values],
                 )
             if condition.op == "!=":
                 test, params = f"({node} IS NOT NULL AND NOT {same[0]})", [steps, *same[1]]
@@ -665,8 +676,35 @@ def _read_only_error(exc: BaseException, target: DatabaseTarget, text: str) -> C
     return translate_error(exc, target)
 
 
-def _numeric_text(value: Any) -> str:
-    """A filter number as text for `::numeric` (exact for big integers; floats by shortest repr)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CkptdbError(f"expected a number, got {value!r}")
-    return repr(value)
+_COMPARE = {"=": operator.eq, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _number_comparison(text: str, op: str, value: int | float, steps: list[str]) -> tuple[str, list[Any]]:
+    """SQL comparing the stored number whose JSON text `text` reads with `value` exactly, as Python
+    compares an int or float with an int or float, and its parameters.
+
+    A stored integer (no `.`, `e` or `E` in its text) is `numeric`: exact at any size, against
+    the exact decimal value of `value` (Decimal(0.1) is 0.1000000000000000055..., the float itself,
+    not its shortest spelling). A stored float is the float its text denotes (`float8`, correctly
+    rounded), against a float `value` as it is; against an integer, through the float nearest it:
+    a float other than that one compares with the integer as with it, and the one equal to it
+    compares as that float's own integer value does (computed here)."""
+    exact = str(value) if isinstance(value, int) else format(Decimal(value), "f")
+    as_int = f"({text})::numeric {op} ?::text::numeric"
+    if isinstance(value, float):
+        as_float, float_params = f"({text})::float8 {op} ?::text::float8", [steps, repr(value)]
+    else:
+        try:
+            nearest = float(value)
+            on_tie = "true" if _COMPARE[op](int(nearest), value) else "false"
+        except OverflowError:  # beyond every float: no stored float equals it
+            nearest, on_tie = (float("inf") if value > 0 else float("-inf")), "false"
+        stored = f"({text})::float8"
+        as_float = (
+            f"(CASE WHEN {stored} = ?::text::float8 THEN {on_tie} ELSE {stored} {op} ?::text::float8 END)"
+        )
+        float_params = [steps, repr(nearest), steps, repr(nearest)]
+    return (
+        f"(CASE WHEN ({text}) ~ '[.eE]' THEN {as_float} ELSE {as_int} END)",
+        [steps, *float_params, steps, exact],
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ckptdb.errors import CkptdbError, DamagedRowError, InvalidCheckpointError, InvalidIdError, StoreError
-from ckptdb.model import Checkpoint, CheckpointInfo
+from ckptdb.model import Checkpoint
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import (
     Backend,
@@ -312,16 +312,6 @@ class SqlCheckpointStore(CheckpointStore):
         infos = [sqlrows.info_from_row(r) for r in found[: query.limit]]
         more = len(found) > query.limit and bool(infos)
         return CheckpointPage(infos, encode_cursor(infos[-1]) if more else None)
-
-    async def iter_query(
-        self, query: CheckpointQuery | None = None, **filters: Any
-    ) -> AsyncIterator[CheckpointInfo]:
-        """Streams from one cursor: constant memory however many rows match."""
-        query = resolve_query(query, filters)
-        sql, params = self.select_infos(query, limit=query.limit)
-        async with aclosing(self._backend.stream(sql, params)) as rows:
-            async for row in rows:
-                yield sqlrows.info_from_row(row)
 
     async def iter_checkpoints(
         self,
