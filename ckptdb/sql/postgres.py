@@ -254,7 +254,8 @@ class PostgresBackend(Backend):
     (seconds per statement, default none), `statement_cache_size` (0 behind pgbouncer in transaction
     mode). The SQLite options are accepted for portability: `synchronous="FULL"` sets
     `synchronous_commit = on` (the server default anyway), `busy_timeout_ms` sets `lock_timeout`,
-    and `commit_on_loop` changes nothing (asyncpg awaits the server: no commit runs on the loop).
+    and `commit_on_loop` and `sync_interval` change nothing (asyncpg awaits the server: no commit
+    runs on the loop; the server's own `synchronous_commit` decides when the WAL is flushed).
     """
 
     def __init__(
@@ -268,8 +269,9 @@ class PostgresBackend(Backend):
         synchronous: str | None = None,
         busy_timeout_ms: int | None = None,
         commit_on_loop: bool | None = None,
+        sync_interval: float | None = None,
     ) -> None:
-        del commit_on_loop  # nothing to choose here: see the class docstring
+        del commit_on_loop, sync_interval  # nothing to choose here: see the class docstring
         self.target = target
         self.dsn = asyncpg_dsn(target.url)
         if pool_max_size < 1 or pool_min_size < 0 or pool_min_size > pool_max_size:
