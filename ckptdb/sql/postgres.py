@@ -32,7 +32,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from ckptdb.errors import CkptdbError, InvalidCheckpointError, StoreError
+from ckptdb.errors import CkptdbError, InvalidCheckpointError, OutcomeUnknownError, StoreError
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import Backend, DatabaseTarget, IntegrityCheck, Row
 from ckptdb.sql.revision import VERSION_TABLE
@@ -176,6 +176,37 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
     if isinstance(exc, OSError):
         return StoreError(f"cannot reach PostgreSQL at {address} ({text})")
     return StoreError(f"{where}: {text}")
+
+
+_LOST_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """The server went away or cut us off (terminated, shut down, a reset socket): from the client
+    no one can tell whether a COMMIT sent just before had been carried out."""
+    state = getattr(exc, "sqlstate", None)
+    if state in _LOST_CONNECTION_STATES or (isinstance(state, str) and state.startswith("08")):
+        return True
+    name = type(exc).__name__
+    if name in ("ConnectionDoesNotExistError", "ConnectionResetError", "ConnectionFailureError"):
+        return True
+    if name == "InterfaceError" and "connection is closed" in str(exc):
+        return True
+    never_sent = (ConnectionRefusedError, socket.gaierror, TimeoutError)  # no connection: nothing was sent
+    return isinstance(exc, OSError) and not isinstance(exc, never_sent)
+
+
+def translate_write_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
+    """As `translate_error`, for a failed write: a connection lost during it leaves its outcome
+    unknown (a backend terminated while its COMMIT waited for a synchronous standby had already
+    committed locally), so say so rather than "retry"."""
+    if isinstance(exc, CkptdbError) or not _connection_lost(exc):
+        return translate_error(exc, target)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return OutcomeUnknownError(
+        f"lost the connection to PostgreSQL at {server_address(target.url)} during a write ({text}): it "
+        "may or may not be committed: load what it saved (or deleted) to find out before retrying"
+    )
 
 
 async def _keep_session(conn: Any) -> None:
@@ -391,7 +422,7 @@ class PostgresBackend(Backend):
                 if _is_retryable(exc) and tries < DEADLOCK_RETRIES:
                     await asyncio.sleep(random.uniform(0.001, 0.02) * (tries + 1))
                     continue
-                raise translate_error(exc, self.target) from None
+                raise translate_write_error(exc, self.target) from None
         raise AssertionError("unreachable")
 
     async def _on_writer(self, work: Callable[[Any], Awaitable[T]]) -> T:

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from ckptdb.errors import CkptdbError, StoreError
+from ckptdb.errors import CkptdbError, OutcomeUnknownError, StoreError
 from ckptdb.sql.backend import Backend, DatabaseTarget, IntegrityCheck, Row
 from ckptdb.sql.revision import VERSION_TABLE
 from ckptdb.state_filter import PathStep, StateFilter
@@ -114,9 +114,21 @@ def _execute_in_transaction(
         return [db.execute(sql, params).rowcount for sql, params in statements]
 
 
-def translate_error(exc: sqlite3.Error, where: str) -> CkptdbError:
-    """Turn the driver's error into one line that says what to do."""
+def translate_error(exc: sqlite3.Error, where: str, *, writing: bool = False) -> CkptdbError:
+    """Turn the driver's error into one line that says what to do.
+
+    `writing`: the error came from a write on the writer connection. An I/O error there (SQLITE_IOERR,
+    any extended code: a failed fsync of the WAL at FULL, a failed write) leaves its outcome
+    unknown: the frames may be in the WAL with their commit mark, and the next open replays them
+    (a save whose fdatasync failed with EIO was there after a restart in 5 of 5 trials).
+    """
     text = str(exc)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if writing and code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:
+        return OutcomeUnknownError(
+            f"{where}: I/O error while writing ({text}): this write may or may not be on disk: load what "
+            "it saved (or deleted) to find out before retrying, and check the disk (`ckptdb db check`)"
+        )
     if "not a database" in text or "malformed" in text:
         return StoreError(
             f"{where} is not a usable SQLite database ({text}): check the path, or restore a backup"
@@ -663,7 +675,7 @@ class WriterThread:
             _deliver(request.future.get_loop(), _settle_rows, [request], None if error is None else [error])
 
     def _translate(self, exc: BaseException) -> BaseException:
-        return translate_error(exc, self._where) if isinstance(exc, sqlite3.Error) else exc
+        return translate_error(exc, self._where, writing=True) if isinstance(exc, sqlite3.Error) else exc
 
     def _commit(self, batch: list[_Rows], *, translate: bool = True) -> list[BaseException | None] | None:
         """None when every request committed, else each request's outcome (retried one by one)."""
