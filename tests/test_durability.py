@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import sqlite3
 import struct
@@ -295,3 +296,85 @@ async def test_a_connection_lost_during_commit_says_the_outcome_is_unknown(pg_ur
     assert "\n" not in message
     async with await open_store(pg_url) as store:
         assert await store.load("p-00001") == make(1)
+
+
+# -- vacuum beside a reader ---------------------------------------------------------------------
+
+READER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN")
+conn.execute("SELECT count(*) FROM checkpoints").fetchone()
+print("reading", flush=True)
+sys.stdin.read()  # hold the read transaction until the test closes our stdin
+conn.execute("COMMIT")
+"""
+
+
+def start_reader(db: Path) -> subprocess.Popen[str]:
+    """A real reader in another process: python's sqlite3 holding BEGIN; SELECT."""
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert reader.stdout is not None and reader.stdout.readline() == "reading\n"
+    return reader
+
+
+def end_reader(reader: subprocess.Popen[str]) -> None:
+    assert reader.stdin is not None
+    reader.stdin.close()
+    assert reader.wait(timeout=60) == 0
+
+
+def ckptdb_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ckptdb", "--db", str(db), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+async def test_vacuum_beside_a_reader_fails_no_save_and_reports_what_it_kept(tmp_path: Path) -> None:
+    db = tmp_path / "vacuum.db"
+    async with await open_store(db) as store:
+        await store.save_many([make(index) for index in range(3000)])
+        await store.delete_many([f"p-{index:05d}" for index in range(0, 3000, 2)])  # space to give back
+    reader = start_reader(db)
+    stop = tmp_path / "stop"
+    savers = [
+        subprocess.Popen(
+            [sys.executable, str(HELPERS / "steady_saver.py"), str(db), f"s{k}", str(stop)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(2)
+    ]
+    try:
+        for saver in savers:
+            assert saver.stdout is not None and saver.stdout.readline() == "READY\n"
+        vacuumed = ckptdb_cli(db, "vacuum")
+        wal_then = (tmp_path / "vacuum.db-wal").stat().st_size
+    finally:
+        stop.touch()
+        outcomes = []
+        for saver in savers:
+            out, err = saver.communicate(timeout=120)
+            outcomes.append((saver.returncode, out, err))
+    for returncode, out, err in outcomes:
+        result = json.loads(out.splitlines()[-1])
+        assert returncode == 0 and result["errors"] == [], (result, err)
+        assert result["saves"] > 0
+    print(
+        f"\nvacuum beside a reader: {vacuumed.stdout.strip()} (exit {vacuumed.returncode}); saves beside "
+        f"it: {[json.loads(out.splitlines()[-1])['saves'] for _, out, _ in outcomes]}, 0 failed"
+    )
+    assert vacuumed.returncode == 3, vacuumed
+    (line,) = vacuumed.stdout.splitlines()
+    assert line.startswith("vacuumed: ") and "open read transaction kept the WAL at " in line, line
+    assert "shrinks once that reader ends" in line
+    assert wal_then > 1_000_000  # what it says it kept is there: the vacuum's rewrite, not yet copied back
+    end_reader(reader)
+    again = ckptdb_cli(db, "vacuum")
+    assert again.returncode == 0, again
+    assert re.fullmatch(r"vacuumed: \S+ \S+ -> \S+ \S+ on disk\n", again.stdout)
+    wal = tmp_path / "vacuum.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0

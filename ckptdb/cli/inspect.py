@@ -419,7 +419,10 @@ def prune(
         if plan.delete:
             click.echo(f"deleted {_plural(result.deleted, 'checkpoint')}")
         if result.vacuumed:
-            click.echo(f"vacuumed: {_size(result.size_before)} -> {_size(result.size_after)} on disk")
+            sizes = f"{_size(result.size_before)} -> {_size(result.size_after)}"
+            click.echo(f"vacuumed: {sizes} on disk{_wal_kept(result.wal_kept)}")
+            if result.wal_kept is not None:
+                sys.exit(EXIT_WAL_KEPT)
         elif result.free_bytes:
             click.echo(
                 f"{human_bytes(result.free_bytes)} inside the database is now free and is reused by new "
@@ -445,10 +448,25 @@ def vacuum() -> None:
         from ckptdb import inspect
 
         async with await inspect.open_existing(db_url()) as store:
-            before, after = await inspect.vacuum(store)
-        click.echo(f"vacuumed: {_size(before)} -> {_size(after)} on disk")
+            done = await inspect.vacuum(store)
+        click.echo(f"vacuumed: {_size(done.before)} -> {_size(done.after)} on disk{_wal_kept(done.wal_kept)}")
+        if done.wal_kept is not None:
+            sys.exit(EXIT_WAL_KEPT)
 
     run(main())
+
+
+EXIT_WAL_KEPT = 3
+"""`vacuum` (and `prune --vacuum`) rewrote the database, but a reader kept the WAL from shrinking."""
+
+
+def _wal_kept(size: int | None) -> str:
+    if size is None:
+        return ""
+    return (
+        f", but another connection's open read transaction kept the WAL at {human_bytes(size)}: it "
+        "shrinks once that reader ends (run `ckptdb vacuum` again then)"
+    )
 
 
 # -- sql -------------------------------------------------------------------------------------------

@@ -154,8 +154,9 @@ class Backend(ABC):
         to the operating system only by `vacuum()`. None when the engine cannot say cheaply."""
 
     @abstractmethod
-    async def vacuum(self) -> None:
-        """Give the space freed by deletes back (SQLite: VACUUM and truncate the WAL)."""
+    async def vacuum(self) -> int | None:
+        """Give the space freed by deletes back (SQLite: VACUUM and truncate the WAL). Returns the
+        bytes a reader's open transaction kept in the WAL (SQLite), None when all went back."""
 
     def group_writer(self) -> Callable[[str, Sequence[Row]], Awaitable[None]] | None:
         """For a backend that commits concurrent row writes together itself (SQLite: its writer

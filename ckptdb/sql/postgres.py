@@ -649,7 +649,7 @@ class PostgresBackend(Backend):
             "no client-side check on this engine (PostgreSQL: the amcheck extension)", ran=False
         )
 
-    async def vacuum(self) -> None:
+    async def vacuum(self) -> int | None:
         """VACUUM FULL rewrites the table and hands the space back; it locks the table for the
         whole rewrite, so it gives up after `lock_timeout` (5 s) instead of queueing behind long
         transactions and stalling every writer behind it."""
@@ -661,6 +661,7 @@ class PostgresBackend(Backend):
                     await conn.execute("VACUUM (FULL, ANALYZE) checkpoints")
                 finally:
                     await conn.execute("RESET lock_timeout")
+            return None  # no WAL of ours to report: the server recycles its own
         except Exception as exc:
             if getattr(exc, "sqlstate", None) == "55P03":
                 raise StoreError(

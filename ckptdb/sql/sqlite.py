@@ -1008,15 +1008,51 @@ class SqliteBackend(Backend):
             remedy="restore a backup (SQLite: `sqlite3 DB .recover` saves what still reads)",
         )
 
-    async def vacuum(self) -> None:
+    async def vacuum(self) -> int | None:
         writer, _ = self._conns()
         # The rewrite goes through the WAL, which keeps its largest size until truncated.
-        await writer.call(_vacuum)
+        busy = int(self.busy_timeout_ms)
+        if await writer.call(lambda db: _vacuum(db, busy)):
+            return None
+        try:
+            return os.path.getsize(f"{self.path}-wal")
+        except FileNotFoundError:
+            return None
 
 
-def _vacuum(db: sqlite3.Connection) -> None:
+VACUUM_CHECKPOINT_BUSY_MS = 200
+"""How long each try of the vacuum's TRUNCATE checkpoint waits for readers. It holds the write lock
+while it waits: with the store's busy timeout (30 s) a reader's open transaction kept every other
+writer out for 30 s, and their saves failed with "database is locked"."""
+VACUUM_CHECKPOINT_TRIES = 5
+VACUUM_CHECKPOINT_PAUSE = 0.2
+"""Seconds between two tries, with the lock released so other writers go on."""
+
+
+def _vacuum(db: sqlite3.Connection, busy_timeout_ms: int) -> bool:
+    """VACUUM, then give the WAL back; False when a reader kept it from being truncated."""
     db.execute("VACUUM")
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return truncate_wal(db, busy_timeout_ms)
+
+
+def truncate_wal(db: sqlite3.Connection, busy_timeout_ms: int, tries: int = VACUUM_CHECKPOINT_TRIES) -> bool:
+    """`PRAGMA wal_checkpoint(TRUNCATE)`: copy the whole WAL into the database and cut the file
+    to 0 bytes; True when that happened. It needs every reader to have moved past the WAL's end:
+    its result row (busy, log, checkpointed) says busy=1 when one had not, which a caller must
+    not take for success. Short waits with the lock released in between, then a PASSIVE
+    checkpoint copies what the readers allow."""
+    db.execute(f"PRAGMA busy_timeout = {VACUUM_CHECKPOINT_BUSY_MS}")
+    try:
+        for attempt in range(tries):
+            if attempt:
+                time.sleep(VACUUM_CHECKPOINT_PAUSE)
+            busy, _log, _done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        return False
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
 
 
 BULK_CACHE_KIB = 65_536
