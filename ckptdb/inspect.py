@@ -35,6 +35,7 @@ from ckptdb.state_filter import lookup, parse_path
 from ckptdb.store import CheckpointQuery
 
 if TYPE_CHECKING:
+    from ckptdb.sql.backend import WalStatus
     from ckptdb.sql.store import SqlCheckpointStore
 
 __all__ = [
@@ -427,6 +428,8 @@ class Stats:
     free_bytes: int | None
     total: GraphStats
     by_graph: list[GraphStats]
+    wal: WalStatus | None = None
+    """SQLite: the WAL's size, and whether a reader starves its checkpoints."""
 
 
 async def stats(store: SqlCheckpointStore) -> Stats:
@@ -452,6 +455,7 @@ async def stats(store: SqlCheckpointStore) -> Stats:
         await store.backend.free_bytes(),
         total,
         [by_graph[name] for name in sorted(by_graph)],
+        await store.backend.wal_status(),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import shutil
@@ -19,13 +20,15 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from helpers.power_writer import make
 
-from ckptdb import OutcomeUnknownError, open_store
+from ckptdb import OutcomeUnknownError, StoreError, open_store
+from ckptdb.sql.sqlite import WAL_SIZE_LIMIT
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
 
@@ -378,3 +381,77 @@ async def test_vacuum_beside_a_reader_fails_no_save_and_reports_what_it_kept(tmp
     assert re.fullmatch(r"vacuumed: \S+ \S+ -> \S+ \S+ on disk\n", again.stdout)
     wal = tmp_path / "vacuum.db-wal"
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+# -- a reader that starves checkpoints, on a small disk --------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 24 MiB file system (tmpfs), mounted for this test and unmounted after it."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a 24 MiB tmpfs (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+async def test_a_reader_that_fills_the_disk_with_wal_does_not_wedge_the_store(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reader in another process holds BEGIN; SELECT while the app saves: checkpoints cannot
+    finish, the WAL grows until the disk is nearly full, and saves fail with one clear line. Once
+    the reader ends, later saves succeed in the same store (no reopening) and the WAL shrinks back
+    to the bound. Before, the WAL took the last byte and nothing could ever write again: the
+    checkpoint that would free it needs room to grow the database file."""
+    db = small_disk / "app.db"
+    caplog.set_level(logging.WARNING, logger="ckptdb.sqlite")
+    async with await open_store(db) as store:
+        await store.save_many([make(index) for index in range(200)])
+        reader = start_reader(db)
+        try:
+            saved, refusal = 200, None
+            while refusal is None:
+                assert saved < 20_000, "the disk never filled"
+                try:
+                    await store.save(make(saved))
+                    saved += 1
+                except StoreError as exc:
+                    refusal = exc
+            stats = json.loads(ckptdb_cli(db, "stats", "-f", "json").stdout)
+            check = ckptdb_cli(db, "db", "check")
+        finally:
+            end_reader(reader)
+        message = str(refusal)
+        print(f"\nsmall disk: {saved - 200} saves beside the reader, then: {message}")
+        assert "\n" not in message and "nothing of this write was saved" in message
+        assert "a reader's open transaction has kept checkpoints from finishing" in message
+        assert any("starved by a reader" in record.getMessage() for record in caplog.records)
+        assert stats["wal"]["checkpoints_starved"] is True and stats["wal"]["bytes"] > WAL_SIZE_LIMIT
+        assert stats["wal"]["starved_since"] is not None
+        assert check.returncode == 0 and "wal          checkpoints starved by a reader" in check.stdout, check
+        tries = 0
+        while True:  # the reader has ended: the next checkpoint finishes
+            tries += 1
+            try:
+                await store.save(make(saved))
+                break
+            except StoreError as exc:
+                assert tries < 200, f"saves never recovered after the reader ended: {exc}"
+                await asyncio.sleep(0.05)
+        for index in range(saved + 1, saved + 50):
+            await store.save(make(index))
+        assert await store.load(f"p-{saved + 10:05d}") == make(saved + 10)
+        wal = Path(f"{db}-wal")
+        for _ in range(200):  # the checkpointer's retry comes within STARVED_RETRY_SECONDS
+            if wal.stat().st_size <= WAL_SIZE_LIMIT:
+                break
+            await asyncio.sleep(0.05)
+        print(f"recovered after {tries} tries; WAL back to {wal.stat().st_size / 2**20:.1f} MiB")
+        assert wal.stat().st_size <= WAL_SIZE_LIMIT

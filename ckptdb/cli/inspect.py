@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from contextlib import aclosing
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -208,10 +209,20 @@ def _stats_document(found: Stats) -> dict[str, Any]:
             "newest": None if g.newest is None else g.newest.isoformat(),
         }
 
+    wal = found.wal
     return {
         "database": found.database,
         "database_bytes": found.database_bytes,
         "free_bytes": found.free_bytes,
+        "wal": None
+        if wal is None
+        else {
+            "bytes": wal.wal_bytes,
+            "checkpoints_starved": wal.blocked,
+            "starved_since": None
+            if wal.starved_since is None
+            else datetime.fromtimestamp(wal.starved_since, UTC).isoformat(),
+        },
         "checkpoints": found.total.checkpoints,
         "graphs": len(found.by_graph),
         **times(found.total),
@@ -235,6 +246,9 @@ def _print_stats_table(found: Stats) -> None:
         size += f" ({human_bytes(found.free_bytes)} free inside it: `ckptdb vacuum` gives that back)"
     click.echo(f"database     {found.database}")
     click.echo(f"size         {size}")
+    warning = None if found.wal is None else found.wal.warning()
+    if warning is not None:  # only then: a healthy WAL is part of the size above
+        click.echo(f"wal          {warning}")
     click.echo(f"checkpoints  {total.checkpoints:,} in {_plural(len(found.by_graph), 'graph')}")
     click.echo(f"oldest       {'-' if total.oldest is None else total.oldest.isoformat()}")
     click.echo(f"newest       {'-' if total.newest is None else total.newest.isoformat()}")

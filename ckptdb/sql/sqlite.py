@@ -29,7 +29,7 @@ from urllib.parse import quote
 import aiosqlite
 
 from ckptdb.errors import CkptdbError, OutcomeUnknownError, StoreError
-from ckptdb.sql.backend import Backend, DatabaseTarget, IntegrityCheck, Row
+from ckptdb.sql.backend import Backend, DatabaseTarget, IntegrityCheck, Row, WalStatus
 from ckptdb.sql.revision import VERSION_TABLE
 from ckptdb.state_filter import PathStep, StateFilter
 
@@ -62,6 +62,17 @@ huge prune transaction) or the checkpointer cannot open its connection."""
 ESTIMATED_PAGES_PER_ROW = 4
 """Pages a saved row dirties besides its own text: the table leaf and three index leaves, fewer
 when rows share a transaction (an overestimate only makes checkpoints a little more frequent)."""
+WAL_SIZE_LIMIT = WAL_LIMIT_PAGES * 4096
+"""`PRAGMA journal_size_limit` of the writer and the checkpointer (16 MiB): a WAL that a reader made
+grow (a `sqlite3` shell holding `BEGIN; SELECT` for 60 s took it to 3.45 GB, and it stayed at 3.4 GB
+after the reader ended) is cut back to this when it starts over; and once a checkpoint finishes
+beside an idle writer, a TRUNCATE checkpoint gives all of it back."""
+STARVED_RETRY_SECONDS = 1.0
+"""While a reader keeps checkpoints from finishing, the checkpointer tries again this often, so the
+WAL shrinks soon after the reader ends even if nothing is written any more."""
+DISK_HEADROOM = 1 << 20
+"""Bytes of free disk the writer keeps, beyond what the starved checkpoint will need (see
+`WriterThread._room_for`)."""
 LOOP_COMMIT_ROWS = 32
 """Saves gathered in one event-loop turn commit on the loop's thread up to this many rows (about a
 millisecond of SQLite work); bigger batches, an import's say, go to the writer thread."""
@@ -237,7 +248,12 @@ class Checkpointer:
         self._wal_path = wal_path
         self._sync_interval = sync_interval if wal_path is not None and sync_interval else None
         self._sync_due: float | None = None  # when the WAL must be fsynced; None: nothing unsynced
+        self._retry_due: float | None = None  # when to try a starved checkpoint again
         self._poked = False
+        self.starved_since: float | None = None
+        """time.time() of the first checkpoint since the last complete one that a reader kept from
+        finishing (it needs WAL frames newer than that reader's snapshot), None when not starved."""
+        self._warned_bytes = 0
         self._wake = threading.Event()
         self.lock = threading.Lock()
         """Held while a checkpoint runs here: the writer takes it to finish one without racing."""
@@ -260,12 +276,58 @@ class Checkpointer:
             self._sync_due = time.monotonic() + self._sync_interval
             self._wake.set()
 
+    def record(self, row: Sequence[Any]) -> None:
+        """The result row (busy, log, checkpointed) of a PASSIVE checkpoint run here or by the writer.
+
+        checkpointed < log: a reader still needs the frames after its snapshot, so the WAL cannot
+        start over and grows with every commit. Warn (once per doubling past WAL_SIZE_LIMIT), and
+        try again every STARVED_RETRY_SECONDS. Complete, with the file grown past the limit: give
+        the space back with a TRUNCATE checkpoint when the writer is idle.
+        """
+        result = (int(row[0]), int(row[1]), int(row[2]))
+        self.last_result = result
+        _busy, log, done = result
+        if log > done >= 0:
+            if self.starved_since is None:
+                self.starved_since = time.time()
+            size = self.wal_bytes()
+            if size >= max(WAL_SIZE_LIMIT, 2 * self._warned_bytes):
+                self._warned_bytes = size
+                _log.warning(
+                    "checkpoints of %s starved by a reader since %s: the WAL is %.1f MiB and grows until "
+                    "that reader's transaction ends (a long query, an idle `BEGIN` in a sqlite3 shell)",
+                    self._wal_path,
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.starved_since)),
+                    size / 2**20,
+                )
+            self._retry_soon()
+            return
+        if self.starved_since is not None:
+            _log.info("checkpoints of %s finish again (the reader ended)", self._wal_path)
+        self.starved_since = None
+        self._warned_bytes = 0
+        if self.wal_bytes() > WAL_SIZE_LIMIT:
+            self._retry_soon(0.0)
+
+    def _retry_soon(self, delay: float = STARVED_RETRY_SECONDS) -> None:
+        if self._retry_due is None:
+            self._retry_due = time.monotonic() + delay
+            self._wake.set()
+
+    def wal_bytes(self) -> int:
+        if self._wal_path is None:
+            return 0
+        try:
+            return os.path.getsize(self._wal_path)
+        except OSError:
+            return 0
+
     def _run(self) -> None:
         db: sqlite3.Connection | None = None
         try:
             while True:
-                due = self._sync_due
-                self._wake.wait(None if due is None else max(0.0, due - time.monotonic()))
+                dues = [due for due in (self._sync_due, self._retry_due) if due is not None]
+                self._wake.wait(max(0.0, min(dues) - time.monotonic()) if dues else None)
                 self._wake.clear()
                 if self._stopping:
                     if self._sync_due is not None:  # another process may keep the WAL after we close
@@ -277,15 +339,20 @@ class Checkpointer:
                     # Cleared before the fsync starts: a commit made meanwhile starts a new timer.
                     self._sync_due = None
                     self._sync_wal()
-                if not self._poked:
+                due = self._retry_due
+                retry = due is not None and time.monotonic() >= due
+                if retry:
+                    self._retry_due = None
+                if not (self._poked or retry):
                     continue
                 self._poked = False
                 try:
                     if db is None:
                         db = self._connect()
                     with self.lock:
-                        row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    self.last_result = (int(row[0]), int(row[1]), int(row[2]))
+                        self.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+                        if self.starved_since is None and self.wal_bytes() > WAL_SIZE_LIMIT:
+                            self._truncate(db)
                 except Exception as exc:  # the writer's auto-checkpoint remains
                     self.last_error = exc
                 self.runs += 1
@@ -293,6 +360,23 @@ class Checkpointer:
             if db is not None:
                 with suppress(sqlite3.Error):
                     db.close()
+
+    def _truncate(self, db: sqlite3.Connection) -> None:
+        """TRUNCATE takes the write lock: with no busy timeout it only runs when no one writes, and
+        a write under way makes it give up at once (tried again later; meanwhile the next WAL
+        restart cuts the file to journal_size_limit)."""
+        timeout = db.execute("PRAGMA busy_timeout").fetchone()[0]
+        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            busy = 1
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+        if busy:
+            self._retry_soon()
 
     def _sync_wal(self) -> None:
         """fdatasync the -wal file through a descriptor of our own (Linux flushes the file, not the
@@ -378,6 +462,7 @@ class WriterThread:
         self.last_error: BaseException | None = None
         """An error of the checkpoint bookkeeping after a commit, or what stopped the thread (kept,
         not raised: the callers waiting on it get a StoreError)."""
+        self._room_checked = 0.0  # time.monotonic() of the last checkpoint tried by _room_for
         self._pages = 0  # estimated WAL pages since the checkpointer was last woken
         self._wal_pages = 0  # since the writer last finished a checkpoint itself
         self.finished_checkpoints = 0
@@ -447,7 +532,13 @@ class WriterThread:
                 return
             rows = self._gathered_rows
             batch = self._take_gathered()
-        if rows > LOOP_COMMIT_ROWS or self._unfinished or not self._conn_lock.acquire(blocking=False):
+        starved = self._checkpointer is not None and self._checkpointer.starved_since is not None
+        if (
+            rows > LOOP_COMMIT_ROWS
+            or self._unfinished
+            or starved  # the thread checks for room on the disk first
+            or not self._conn_lock.acquire(blocking=False)
+        ):
             self._hand_over(batch)  # the thread has work: they go after it
             return
         try:
@@ -474,6 +565,8 @@ class WriterThread:
             db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         if errors is not None and all(error is not None and _is_busy(error) for error in errors):
             return batch
+        if errors is not None and self._checkpointer is not None and any(map(_is_full, errors)):
+            self._checkpointer.poke()  # a checkpoint that can finish now makes room again
         self.transactions += 1
         self.loop_transactions += 1
         if self._checkpointer is not None:  # before any caller hears of it: the bound counts from here
@@ -609,7 +702,13 @@ class WriterThread:
                 count += len(following.rows)
             self._current = batch
             with self._conn_lock:
-                errors = self._commit(batch)
+                refusal = self._room_for(batch)
+                if refusal is None:
+                    errors = self._commit(batch)
+                    if errors is not None and self._checkpointer is not None and any(map(_is_full, errors)):
+                        self._checkpointer.poke()  # a checkpoint that can finish now makes room again
+                else:
+                    errors = [refusal] * len(batch)
                 self.transactions += 1
                 self.rows += count
                 finish = False
@@ -625,6 +724,49 @@ class WriterThread:
             if finish:  # the connection's lock keeps saves from the loop out meanwhile
                 with self._conn_lock:
                     self._finish_checkpoint(self._conn)
+
+    def _room_for(self, batch: list[_Rows]) -> StoreError | None:
+        """While a reader starves checkpoints, refuse a write that would leave too little disk for
+        the checkpoint that must run once the reader ends; None: go ahead.
+
+        That checkpoint copies the WAL's pages into the database file, which grows to the size of
+        the newest snapshot. With the disk full of WAL, it cannot: on a 24 MiB file system the
+        store then failed every write for good, reader gone or not. So the writer keeps that growth
+        plus DISK_HEADROOM free, and first tries a checkpoint itself (the reader may have ended)."""
+        checkpointer = self._checkpointer
+        if checkpointer is None or checkpointer.starved_since is None:
+            return None
+        db = self._conn
+        now = time.monotonic()
+        if now - self._room_checked >= 0.2:
+            self._room_checked = now
+            with suppress(sqlite3.Error), checkpointer.lock:
+                checkpointer.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+            if checkpointer.starved_since is None:
+                return None
+        try:
+            page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+            pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+            growth = max(0, pages * page_size - os.path.getsize(self._where))
+            disk = os.statvfs(os.path.dirname(os.path.abspath(self._where)))
+        except (sqlite3.Error, OSError):
+            return None  # cannot tell: let SQLite try
+        free = disk.f_bavail * disk.f_frsize
+        rows = sum(len(request.rows) for request in batch)
+        size = sum(
+            len(value) for request in batch for row in request.rows for value in row if type(value) is str
+        )
+        wanted = growth + DISK_HEADROOM + (rows * ESTIMATED_PAGES_PER_ROW + 1) * page_size + 2 * size
+        if free >= wanted:
+            return None
+        since = time.strftime("%H:%M:%S", time.localtime(checkpointer.starved_since))
+        return StoreError(
+            f"{self._where}: not written: a reader's open transaction has kept checkpoints from finishing "
+            f"since {since} (WAL {checkpointer.wal_bytes() / 2**20:.1f} MiB) and {free / 2**20:.1f} MiB of "
+            "disk is left, which the checkpoint needs once that reader ends; end the long read (a query, "
+            "an idle `BEGIN` in a sqlite3 shell) or free disk space, then save again; nothing of this write "
+            "was saved"
+        )
 
     def _finished(self, jobs: int) -> None:
         with self._state_lock:
@@ -659,7 +801,7 @@ class WriterThread:
         assert self._checkpointer is not None
         try:
             with self._checkpointer.lock:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self._checkpointer.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
         except Exception as exc:
             self.last_error = exc
         self.finished_checkpoints += 1
@@ -704,6 +846,13 @@ class WriterThread:
             single = self._commit([request], translate=translate)
             outcomes.append(None if single is None else single[0])
         return outcomes
+
+
+def _is_full(exc: BaseException | None) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None and isinstance(exc, StoreError):  # already translated
+        return "disk or database full" in str(exc)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_FULL
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -794,11 +943,17 @@ class SqliteBackend(Backend):
             raise
         return db
 
+    def _checkpointer_connection(self) -> sqlite3.Connection:
+        db = self._driver_connection("rw")
+        db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        return db
+
     def _open_writer(self, create: bool) -> sqlite3.Connection:
         db = self._driver_connection("rwc" if create else "rw")
         try:
             ensure_wal(db, self.busy_timeout_ms)
             db.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
+            db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         except BaseException:
             db.close()
             raise
@@ -812,8 +967,9 @@ class SqliteBackend(Backend):
         try:
             db = await asyncio.to_thread(self._open_writer, create)
             self._checkpointer = Checkpointer(
-                lambda: self._driver_connection("rw"), f"{self.path}-wal", self.sync_interval
+                self._checkpointer_connection, f"{self.path}-wal", self.sync_interval
             )
+            self._checkpointer.poke()  # a WAL a reader made grow before we opened: noticed at once
             self._writer = WriterThread(
                 db,
                 self._where(),
@@ -1007,6 +1163,25 @@ class SqliteBackend(Backend):
             tuple(line for line in found if line != "ok"),
             remedy="restore a backup (SQLite: `sqlite3 DB .recover` saves what still reads)",
         )
+
+    async def wal_status(self) -> WalStatus:
+        """Tries a PASSIVE checkpoint (on the writer thread, in turn): whether it finishes is the one
+        way to learn that a reader in some other process holds the WAL."""
+        writer, _ = self._conns()
+        checkpointer = self._checkpointer
+        assert checkpointer is not None
+
+        def probe(db: sqlite3.Connection) -> tuple[int, int, int]:
+            with checkpointer.lock:
+                row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                checkpointer.record(row)
+            return int(row[0]), int(row[1]), int(row[2])
+
+        try:
+            _busy, log, done = await writer.call(probe)
+        except CkptdbError:  # a read-only file, say: the size alone
+            return WalStatus(checkpointer.wal_bytes(), False, None)
+        return WalStatus(checkpointer.wal_bytes(), log > done >= 0, checkpointer.starved_since)
 
     async def vacuum(self) -> int | None:
         writer, _ = self._conns()
