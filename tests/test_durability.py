@@ -434,7 +434,6 @@ async def test_a_reader_that_fills_the_disk_with_wal_does_not_wedge_the_store(
         assert "a reader's open transaction has kept checkpoints from finishing" in message
         assert any("starved by a reader" in record.getMessage() for record in caplog.records)
         assert stats["wal"]["checkpoints_starved"] is True and stats["wal"]["bytes"] > WAL_SIZE_LIMIT
-        assert stats["wal"]["starved_since"] is not None
         assert check.returncode == 0 and "wal          checkpoints starved by a reader" in check.stdout, check
         tries = 0
         while True:  # the reader has ended: the next checkpoint finishes

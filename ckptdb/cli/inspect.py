@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from contextlib import aclosing
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -214,15 +213,7 @@ def _stats_document(found: Stats) -> dict[str, Any]:
         "database": found.database,
         "database_bytes": found.database_bytes,
         "free_bytes": found.free_bytes,
-        "wal": None
-        if wal is None
-        else {
-            "bytes": wal.wal_bytes,
-            "checkpoints_starved": wal.blocked,
-            "starved_since": None
-            if wal.starved_since is None
-            else datetime.fromtimestamp(wal.starved_since, UTC).isoformat(),
-        },
+        "wal": None if wal is None else {"bytes": wal.wal_bytes, "checkpoints_starved": wal.blocked},
         "checkpoints": found.total.checkpoints,
         "graphs": len(found.by_graph),
         **times(found.total),

@@ -254,6 +254,7 @@ class Checkpointer:
         """time.time() of the first checkpoint since the last complete one that a reader kept from
         finishing (it needs WAL frames newer than that reader's snapshot), None when not starved."""
         self._warned_bytes = 0
+        self._short_of: int | None = None  # frames a checkpoint last stopped at, short of the log
         self.commits = 0
         """Commits this process made (`note_commit`): a checkpoint that ran while it changed raced
         our own writer, and its shortfall says nothing about readers."""
@@ -283,18 +284,25 @@ class Checkpointer:
     def record(self, row: Sequence[Any], *, settled: bool = True) -> None:
         """The result row (busy, log, checkpointed) of a PASSIVE checkpoint run here or by the writer.
 
-        checkpointed < log, from a checkpoint that no commit of ours raced (`settled`; beside 16
-        saving tasks 2 of about 20 checkpoints fell a few dozen frames short that way): a reader
-        still needs the frames after its snapshot, so the WAL cannot start over and grows with
-        every commit. Warn (once per doubling past WAL_SIZE_LIMIT), and
-        try again every STARVED_RETRY_SECONDS. Complete, with the file grown past the limit: give
-        the space back with a TRUNCATE checkpoint when the writer is idle.
+        checkpointed < log, from a checkpoint that no commit of ours raced (`settled`), twice at
+        the same frame: a reader still needs the frames after its snapshot, so the WAL cannot
+        start over and grows with every commit. (Beside 16 saving tasks, 1 to 2 checkpoints in 60
+        fell a few dozen frames short once, for a commit that had just ended.) Warn (once per
+        doubling past WAL_SIZE_LIMIT), and try again every STARVED_RETRY_SECONDS. Complete, with
+        the file grown past the limit: give the space back with a TRUNCATE checkpoint when the
+        writer is idle.
         """
         result = (int(row[0]), int(row[1]), int(row[2]))
         self.last_result = result
         _busy, log, done = result
         if log > done >= 0:
             if not settled:
+                return
+            if self.starved_since is None and self._short_of != done:
+                # Seen once: a commit that had just ended may still hold its read mark. A reader
+                # pins the same frame again on the next try; a writer's race moves on.
+                self._short_of = done
+                self._retry_soon()
                 return
             if self.starved_since is None:
                 self.starved_since = time.time()
@@ -313,9 +321,10 @@ class Checkpointer:
         if self.starved_since is not None:
             _log.info("checkpoints of %s finish again (the reader ended)", self._wal_path)
         self.starved_since = None
+        self._short_of = None
         self._warned_bytes = 0
-        if self.wal_bytes() > WAL_SIZE_LIMIT:
-            self._retry_soon(0.0)
+        if threading.current_thread() is not self._thread and self.wal_bytes() > WAL_SIZE_LIMIT:
+            self._retry_soon(0.0)  # the checkpoint thread truncates it (it does so at once itself)
 
     def _retry_soon(self, delay: float = STARVED_RETRY_SECONDS) -> None:
         if self._retry_due is None:
@@ -979,7 +988,6 @@ class SqliteBackend(Backend):
             self._checkpointer = Checkpointer(
                 self._checkpointer_connection, f"{self.path}-wal", self.sync_interval
             )
-            self._checkpointer.poke()  # a WAL a reader made grow before we opened: noticed at once
             self._writer = WriterThread(
                 db,
                 self._where(),
@@ -1189,9 +1197,13 @@ class SqliteBackend(Backend):
 
         try:
             _busy, log, done = await writer.call(probe)
+            blocked = log > done >= 0
+            if blocked:  # a reader pins the same frame again; a commit that had just ended does not
+                _busy, log, again = await writer.call(probe)
+                blocked = log > again >= 0 and again == done
         except CkptdbError:  # a read-only file, say: the size alone
             return WalStatus(checkpointer.wal_bytes(), False, None)
-        return WalStatus(checkpointer.wal_bytes(), log > done >= 0, checkpointer.starved_since)
+        return WalStatus(checkpointer.wal_bytes(), blocked, checkpointer.starved_since)
 
     async def vacuum(self) -> int | None:
         writer, _ = self._conns()
