@@ -8,8 +8,10 @@ gathered in one event-loop turn commit right there on the loop's thread instead,
 wait: the writer thread is idle and no other connection holds the write lock (tried without the
 busy timeout; if locked, the thread takes them and waits). The reader (aiosqlite) serves reads, so
 they never wait behind writes. The checkpointer (`Checkpointer`, a thread and connection of its
-own) copies the WAL back into the database file off the commit path; the writer's own
-auto-checkpoint stays on, at a higher mark, as the bound on the WAL's length.
+own) copies the WAL back into the database file off the commit path, fsyncs the WAL at most
+`sync_interval` after a commit (the power-loss bound at NORMAL), and notices a reader that keeps
+checkpoints from finishing; the writer's own auto-checkpoint stays on, at a higher mark, as the
+bound on the WAL's length.
 """
 
 from __future__ import annotations
