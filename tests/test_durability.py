@@ -275,7 +275,9 @@ WAITING_FOR_STANDBY = (
 async def test_a_connection_lost_during_commit_says_the_outcome_is_unknown(pg_url: str) -> None:
     """A real lost COMMIT: with a synchronous standby that never comes, the server commits locally
     and waits; terminating that backend cuts the connection while the save is committed. The error
-    must say that the outcome is unknown (here it is in fact committed)."""
+    must say that the outcome is unknown (here it is in fact committed). The setting is
+    server-wide for well under a second; the test cluster runs synchronous_commit = off, so only
+    sessions that ask for it (this store's, with synchronous="FULL") wait meanwhile."""
     await asyncio.to_thread(_pg_standby_names, pg_url, "ckptdb_test_standby_that_never_comes")
     try:
         # synchronous="FULL": synchronous_commit = on for the store's sessions (the test cluster
