@@ -11,7 +11,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ckptdb.errors import CkptdbError, InvalidCheckpointError, InvalidIdError, SchemaError, StoreError
+    from ckptdb.errors import (
+        CkptdbError,
+        InvalidCheckpointError,
+        InvalidIdError,
+        OutcomeUnknownError,
+        SchemaError,
+        StoreError,
+    )
     from ckptdb.files import FileCheckpointStore
     from ckptdb.memory import MemoryCheckpointStore
     from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
@@ -24,6 +31,7 @@ _HOME = {
     "CkptdbError": "ckptdb.errors",
     "InvalidCheckpointError": "ckptdb.errors",
     "InvalidIdError": "ckptdb.errors",
+    "OutcomeUnknownError": "ckptdb.errors",
     "SchemaError": "ckptdb.errors",
     "StoreError": "ckptdb.errors",
     "FileCheckpointStore": "ckptdb.files",
@@ -55,6 +63,7 @@ __all__ = [
     "InvalidCheckpointError",
     "InvalidIdError",
     "MemoryCheckpointStore",
+    "OutcomeUnknownError",
     "SchemaError",
     "SqlCheckpointStore",
     "StateFilter",

@@ -16,7 +16,7 @@ from pathlib import Path
 from ckptdb.echo_json import MAX_DEPTH, check_json_value
 from ckptdb.errors import DamagedRowError, InvalidCheckpointError, StoreError
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import IntegrityCheck
+from ckptdb.sql.backend import IntegrityCheck, WalStatus
 from ckptdb.sql.revision import HEAD
 from ckptdb.sql.store import open_store
 
@@ -43,6 +43,8 @@ class CheckReport:
     damaged_count: int = 0
     read_all: bool = True
     """False when damage to the file stopped the walk over the rows part-way."""
+    wal: WalStatus | None = None
+    """SQLite: the WAL, and whether a reader starves its checkpoints (a warning, not damage)."""
 
     @property
     def ok(self) -> bool:
@@ -91,4 +93,5 @@ async def check_database(
             report.engine_problems.append(f"reading stopped after {report.checkpoints} rows: {exc}")
         if progress is not None:
             progress(report.checkpoints, total)
+        report.wal = await store.backend.wal_status()
     return report

@@ -37,6 +37,12 @@ class StoreError(CkptdbError):
     """The database could not do what was asked (not a database, read-only, disk full, missing)."""
 
 
+class OutcomeUnknownError(StoreError):
+    """A write that failed during or after its commit (an I/O error syncing the disk, a connection
+    lost while the server committed): it may or may not be stored, so read it back to find out
+    before you write it again or give up on it."""
+
+
 class DamagedRowError(StoreError):
     """A stored row ckptdb did not write that way (a damaged file, or a hand edit in SQL): it
     cannot be read back as a checkpoint. `ckptdb db check` lists every such row."""

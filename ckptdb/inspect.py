@@ -35,6 +35,7 @@ from ckptdb.store import CheckpointQuery
 from ckptdb.times import parse_age, parse_time
 
 if TYPE_CHECKING:
+    from ckptdb.sql.backend import WalStatus
     from ckptdb.sql.store import SqlCheckpointStore
 
 __all__ = [
@@ -477,6 +478,8 @@ class Stats:
     free_bytes: int | None
     total: GraphStats
     by_graph: list[GraphStats]
+    wal: WalStatus | None = None
+    """SQLite: the WAL's size, and whether a reader starves its checkpoints."""
 
 
 async def stats(store: SqlCheckpointStore, *, on_damaged: OnDamaged | None = None) -> Stats:
@@ -506,6 +509,7 @@ async def stats(store: SqlCheckpointStore, *, on_damaged: OnDamaged | None = Non
         await store.backend.free_bytes(),
         total,
         [by_graph[name] for name in sorted(by_graph)],
+        await store.backend.wal_status(),
     )
 
 
@@ -635,6 +639,8 @@ class PruneResult:
     size_before: int | None
     size_after: int | None
     vacuumed: bool
+    wal_kept: int | None = None
+    """Bytes a reader's open transaction kept in the WAL after the vacuum (SQLite), else None."""
 
 
 async def plan_prune(
@@ -726,10 +732,9 @@ async def execute_prune(
             progress(deleted)
         start = end
     size_before = await backend.database_size()
-    if vacuum:
-        await backend.vacuum()
+    kept = await backend.vacuum() if vacuum else None
     return PruneResult(
-        deleted, await backend.free_bytes(), size_before, await backend.database_size(), vacuum
+        deleted, await backend.free_bytes(), size_before, await backend.database_size(), vacuum, kept
     )
 
 
@@ -760,11 +765,22 @@ async def _window_end(store: SqlCheckpointStore, start: str, window: int) -> str
     return None if found[0][0] is None else str(found[0][0])
 
 
-async def vacuum(store: SqlCheckpointStore) -> tuple[int | None, int | None]:
-    """Give free space back to the operating system; (size before, size after) in bytes."""
+@dataclass(frozen=True, slots=True)
+class VacuumResult:
+    """Sizes on disk in bytes (database and WAL) before and after, and what a reader kept."""
+
+    before: int | None
+    after: int | None
+    wal_kept: int | None
+    """Bytes left in the SQLite WAL because another connection's open read transaction still
+    needed them: they are given back once that reader ends. None: everything went back."""
+
+
+async def vacuum(store: SqlCheckpointStore) -> VacuumResult:
+    """Give free space back to the operating system, and say whether a reader kept some of it."""
     before = await store.backend.database_size()
-    await store.backend.vacuum()
-    return before, await store.backend.database_size()
+    kept = await store.backend.vacuum()
+    return VacuumResult(before, await store.backend.database_size(), kept)
 
 
 # -- ad-hoc SQL ------------------------------------------------------------------------------------

@@ -83,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="PRAGMA synchronous for both stores: NORMAL (default) or FULL; repeat to run both",
     )
     group.add_argument(
+        "--core-sync-interval",
+        metavar="SECONDS",
+        help="ckptdb's sync_interval at NORMAL (default: the store's, 1 s; 'off' leaves the WAL's fsyncs "
+        "to checkpoints): how long an acknowledged save may wait for the fsync that survives a power cut",
+    )
+    group.add_argument(
         "--core-n", type=int, metavar="N", help="saves per timed run (default 3000; quick 480)"
     )
     group.add_argument(
@@ -128,6 +134,7 @@ class Config:
     peer_list: bool
     data_dir: Path
     tmpdir: Path | None
+    store_options: dict[str, float | None]
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Config:
@@ -150,7 +157,14 @@ class Config:
             peer_list=not args.core_no_peer_list,
             data_dir=args.core_data_dir,
             tmpdir=args.core_tmpdir,
+            store_options=_sync_option(args.core_sync_interval),
         )
+
+
+def _sync_option(text: str | None) -> dict[str, float | None]:
+    if text is None:
+        return {}
+    return {"sync_interval": None if text.lower() == "off" else float(text)}
 
 
 def log(message: str) -> None:
@@ -306,8 +320,8 @@ async def pragmas(conn: aiosqlite.Connection | WriterThread) -> tuple[str, int]:
 SYNC_CODES = {"NORMAL": 1, "FULL": 2}
 
 
-async def open_ours(path: Path, level: str) -> SqlCheckpointStore:
-    store = await open_store(path, synchronous=level)
+async def open_ours(path: Path, level: str, options: dict[str, float | None]) -> SqlCheckpointStore:
+    store = await open_store(path, synchronous=level, **options)
     backend = store.backend
     assert isinstance(backend, SqliteBackend) and backend._writer is not None
     found = await pragmas(backend._writer)
@@ -375,7 +389,7 @@ async def bench_saves(cfg: Config, level: str, tasks: int) -> tuple[list[float],
         warm = Workload.build(tasks, warm_total, f"warm{rep}")
         work = Workload.build(tasks, cfg.n, f"g{rep}")
         with tempfile.TemporaryDirectory(prefix="ckptdb-bench-", dir=cfg.tmpdir) as tmp:
-            store = await open_ours(Path(tmp) / "ours.db", level)
+            store = await open_ours(Path(tmp) / "ours.db", level, cfg.store_options)
             conn, saver = await open_peer(Path(tmp) / "peer.db", level)
             put = peer_saver(saver)
             try:
@@ -435,7 +449,7 @@ async def bench_loop_turns(cfg: Config, level: str) -> tuple[list[float], list[f
     task changes how the loop runs)."""
     work = Workload.build(TASKS, cfg.n, "turns")
     with tempfile.TemporaryDirectory(prefix="ckptdb-bench-", dir=cfg.tmpdir) as tmp:
-        store = await open_ours(Path(tmp) / "ours.db", level)
+        store = await open_ours(Path(tmp) / "ours.db", level, cfg.store_options)
         try:
             ours = await loop_turns(work.ours, store.save)
         finally:
@@ -470,7 +484,7 @@ async def bench_loads(cfg: Config, level: str) -> tuple[list[float], list[float]
     ours_rates: list[float] = []
     peer_rates: list[float] = []
     with tempfile.TemporaryDirectory(prefix="ckptdb-bench-", dir=cfg.tmpdir) as tmp:
-        store = await open_ours(Path(tmp) / "ours.db", level)
+        store = await open_ours(Path(tmp) / "ours.db", level, cfg.store_options)
         conn, saver = await open_peer(Path(tmp) / "peer.db", level)
         try:
             await store.save_many(cp for chunk in work.ours for cp in chunk)
@@ -755,6 +769,8 @@ async def run_async(cfg: Config) -> list[Result]:
     )
     for level in cfg.levels:
         log(f"synchronous={level} (both stores, WAL; checked on the live connections)")
+        if level == "NORMAL":
+            log(f"ckptdb sync_interval: {cfg.store_options.get('sync_interval', 'default (1 s)')}")
         for tasks, metric, target in ((1, "save sequential", 1.5), (TASKS, f"save {TASKS} tasks", 5.0)):
             ours_all, peer_all = await bench_saves(cfg, level, tasks)
             detail = f"{cfg.n} saves in fresh files, blocks of {max(1, BLOCK // tasks) * tasks} alternating"

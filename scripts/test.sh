@@ -13,6 +13,12 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,postgres]'
 
+# tests/test_durability.py builds an LD_PRELOAD shim (fault injection, a power-cut trace) with gcc.
+if ! command -v gcc >/dev/null 2>&1; then
+  echo "== installing gcc (Debian) for the durability tests' I/O shim"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null
+fi
+
 echo "== ruff"
 .venv/bin/ruff check ckptdb tests scripts migrations
 .venv/bin/ruff format --check ckptdb tests scripts migrations

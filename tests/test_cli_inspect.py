@@ -267,6 +267,11 @@ def test_stats(db: str) -> None:
     )
     document = json.loads(ckptdb(db, "stats").stdout)  # json when piped
     assert document.pop("database_bytes") > 0
+    wal = document.pop("wal")
+    if is_postgres(db):
+        assert wal is None
+    else:
+        assert wal["bytes"] >= 0 and wal["checkpoints_starved"] is False
     assert document == {
         "database": db,
         "free_bytes": None if is_postgres(db) else 0,  # PostgreSQL cannot tell without a scan

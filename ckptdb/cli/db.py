@@ -102,6 +102,9 @@ def check(ctx: click.Context, quick: bool) -> None:
     readable, damaged = report.checkpoints - report.damaged_count, report.damaged_count
     counted = f"{report.checkpoints:,}" + ("" if report.read_all else " read before the damage")
     click.echo(f"checkpoints  {counted}: {readable:,} readable, {damaged:,} damaged")
+    warning = None if report.wal is None else report.wal.warning()
+    if warning is not None:
+        click.echo(f"wal          {warning}")
     if report.engine_problems:
         click.echo(f"the database file is damaged: {report.engine.remedy}", err=True)
     elif report.damaged_count:

@@ -208,10 +208,12 @@ def _stats_document(found: Stats) -> dict[str, Any]:
             "newest": None if g.newest is None else g.newest.isoformat(),
         }
 
+    wal = found.wal
     return {
         "database": found.database,
         "database_bytes": found.database_bytes,
         "free_bytes": found.free_bytes,
+        "wal": None if wal is None else {"bytes": wal.wal_bytes, "checkpoints_starved": wal.blocked},
         "checkpoints": found.total.checkpoints,
         "graphs": len(found.by_graph),
         **times(found.total),
@@ -235,6 +237,9 @@ def _print_stats_table(found: Stats) -> None:
         size += f" ({human_bytes(found.free_bytes)} free inside it: `ckptdb vacuum` gives that back)"
     click.echo(f"database     {found.database}")
     click.echo(f"size         {size}")
+    warning = None if found.wal is None else found.wal.warning()
+    if warning is not None:  # only then: a healthy WAL is part of the size above
+        click.echo(f"wal          {warning}")
     click.echo(f"checkpoints  {total.checkpoints:,} in {_plural(len(found.by_graph), 'graph')}")
     click.echo(f"oldest       {'-' if total.oldest is None else total.oldest.isoformat()}")
     click.echo(f"newest       {'-' if total.newest is None else total.newest.isoformat()}")
@@ -419,7 +424,10 @@ def prune(
         if plan.delete:
             click.echo(f"deleted {_plural(result.deleted, 'checkpoint')}")
         if result.vacuumed:
-            click.echo(f"vacuumed: {_size(result.size_before)} -> {_size(result.size_after)} on disk")
+            sizes = f"{_size(result.size_before)} -> {_size(result.size_after)}"
+            click.echo(f"vacuumed: {sizes} on disk{_wal_kept(result.wal_kept)}")
+            if result.wal_kept is not None:
+                sys.exit(EXIT_WAL_KEPT)
         elif result.free_bytes:
             click.echo(
                 f"{human_bytes(result.free_bytes)} inside the database is now free and is reused by new "
@@ -445,10 +453,25 @@ def vacuum() -> None:
         from ckptdb import inspect
 
         async with await inspect.open_existing(db_url()) as store:
-            before, after = await inspect.vacuum(store)
-        click.echo(f"vacuumed: {_size(before)} -> {_size(after)} on disk")
+            done = await inspect.vacuum(store)
+        click.echo(f"vacuumed: {_size(done.before)} -> {_size(done.after)} on disk{_wal_kept(done.wal_kept)}")
+        if done.wal_kept is not None:
+            sys.exit(EXIT_WAL_KEPT)
 
     run(main())
+
+
+EXIT_WAL_KEPT = 3
+"""`vacuum` (and `prune --vacuum`) rewrote the database, but a reader kept the WAL from shrinking."""
+
+
+def _wal_kept(size: int | None) -> str:
+    if size is None:
+        return ""
+    return (
+        f", but another connection's open read transaction kept the WAL at {human_bytes(size)}: it "
+        "shrinks once that reader ends (run `ckptdb vacuum` again then)"
+    )
 
 
 # -- sql -------------------------------------------------------------------------------------------

@@ -88,6 +88,27 @@ class IntegrityCheck:
     """What to do about the problems."""
 
 
+@dataclass(frozen=True, slots=True)
+class WalStatus:
+    """The SQLite write-ahead log, for `ckptdb stats` and `ckptdb db check`."""
+
+    wal_bytes: int
+    blocked: bool
+    """A checkpoint tried just now could not finish: another connection's open read transaction
+    still needs the WAL, which then grows with every write until that transaction ends."""
+    starved_since: float | None = None
+    """time.time() since when this process has seen checkpoints starved (None: not starved)."""
+
+    def warning(self) -> str | None:
+        if not self.blocked:
+            return None
+        return (
+            f"checkpoints starved by a reader: the WAL is {self.wal_bytes / 2**20:.1f} MiB and grows until "
+            "another connection's open read transaction ends (a long query, an idle `BEGIN` in a sqlite3 "
+            "shell); end it and the WAL shrinks back"
+        )
+
+
 class Backend(ABC):
     """One connection set to one database; each method is one round trip where the engine allows."""
 
@@ -154,13 +175,19 @@ class Backend(ABC):
         to the operating system only by `vacuum()`. None when the engine cannot say cheaply."""
 
     @abstractmethod
-    async def vacuum(self) -> None:
-        """Give the space freed by deletes back (SQLite: VACUUM and truncate the WAL)."""
+    async def vacuum(self) -> int | None:
+        """Give the space freed by deletes back (SQLite: VACUUM and truncate the WAL). Returns the
+        bytes a reader's open transaction kept in the WAL (SQLite), None when all went back."""
 
     def group_writer(self) -> Callable[[str, Sequence[Row]], Awaitable[None]] | None:
         """For a backend that commits concurrent row writes together itself (SQLite: its writer
         thread), the function that queues rows and returns what to await for their commit; None
         (the default): the store groups them and calls `write_rows`."""
+        return None
+
+    async def wal_status(self) -> WalStatus | None:
+        """The write-ahead log's size and whether a reader starves its checkpoints; None on an
+        engine whose log the server keeps (PostgreSQL)."""
         return None
 
     @abstractmethod

@@ -36,7 +36,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from ckptdb.errors import CkptdbError, InvalidCheckpointError, StoreError
+from ckptdb.errors import CkptdbError, InvalidCheckpointError, OutcomeUnknownError, StoreError
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import Backend, DatabaseTarget, IntegrityCheck, Row
 from ckptdb.sql.revision import VERSION_TABLE
@@ -181,6 +181,37 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
     return StoreError(f"{where}: {text}")
 
 
+_LOST_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """The server went away or cut us off (terminated, shut down, a reset socket): from the client
+    no one can tell whether a COMMIT sent just before had been carried out."""
+    state = getattr(exc, "sqlstate", None)
+    if state in _LOST_CONNECTION_STATES or (isinstance(state, str) and state.startswith("08")):
+        return True
+    name = type(exc).__name__
+    if name in ("ConnectionDoesNotExistError", "ConnectionResetError", "ConnectionFailureError"):
+        return True
+    if name == "InterfaceError" and "connection is closed" in str(exc):
+        return True
+    never_sent = (ConnectionRefusedError, socket.gaierror, TimeoutError)  # no connection: nothing was sent
+    return isinstance(exc, OSError) and not isinstance(exc, never_sent)
+
+
+def translate_write_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
+    """As `translate_error`, for a failed write: a connection lost during it leaves its outcome
+    unknown (a backend terminated while its COMMIT waited for a synchronous standby had already
+    committed locally), so say so rather than "retry"."""
+    if isinstance(exc, CkptdbError) or not _connection_lost(exc):
+        return translate_error(exc, target)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return OutcomeUnknownError(
+        f"lost the connection to PostgreSQL at {server_address(target.url)} during a write ({text}): it "
+        "may or may not be committed: load what it saved (or deleted) to find out before retrying"
+    )
+
+
 async def _keep_session(conn: Any) -> None:
     """Pool reset hook: nothing beyond asyncpg's own rollback of an open transaction.
 
@@ -266,7 +297,8 @@ class PostgresBackend(Backend):
     (seconds per statement, default none), `statement_cache_size` (0 behind pgbouncer in transaction
     mode). The SQLite options are accepted for portability: `synchronous="FULL"` sets
     `synchronous_commit = on` (the server default anyway), `busy_timeout_ms` sets `lock_timeout`,
-    and `commit_on_loop` changes nothing (asyncpg awaits the server: no commit runs on the loop).
+    and `commit_on_loop` and `sync_interval` change nothing (asyncpg awaits the server: no commit
+    runs on the loop; the server's own `synchronous_commit` decides when the WAL is flushed).
     """
 
     def __init__(
@@ -280,8 +312,9 @@ class PostgresBackend(Backend):
         synchronous: str | None = None,
         busy_timeout_ms: int | None = None,
         commit_on_loop: bool | None = None,
+        sync_interval: float | None = None,
     ) -> None:
-        del commit_on_loop  # nothing to choose here: see the class docstring
+        del commit_on_loop, sync_interval  # nothing to choose here: see the class docstring
         self.target = target
         self.dsn = asyncpg_dsn(target.url)
         if pool_max_size < 1 or pool_min_size < 0 or pool_min_size > pool_max_size:
@@ -401,7 +434,7 @@ class PostgresBackend(Backend):
                 if _is_retryable(exc) and tries < DEADLOCK_RETRIES:
                     await asyncio.sleep(random.uniform(0.001, 0.02) * (tries + 1))
                     continue
-                raise translate_error(exc, self.target) from None
+                raise translate_write_error(exc, self.target) from None
         raise AssertionError("unreachable")
 
     async def _on_writer(self, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -627,7 +660,7 @@ class PostgresBackend(Backend):
             "no client-side check on this engine (PostgreSQL: the amcheck extension)", ran=False
         )
 
-    async def vacuum(self) -> None:
+    async def vacuum(self) -> int | None:
         """VACUUM FULL rewrites the table and hands the space back; it locks the table for the
         whole rewrite, so it gives up after `lock_timeout` (5 s) instead of queueing behind long
         transactions and stalling every writer behind it."""
@@ -639,6 +672,7 @@ class PostgresBackend(Backend):
                     await conn.execute("VACUUM (FULL, ANALYZE) checkpoints")
                 finally:
                     await conn.execute("RESET lock_timeout")
+            return None  # no WAL of ours to report: the server recycles its own
         except Exception as exc:
             if getattr(exc, "sqlstate", None) == "55P03":
                 raise StoreError(

@@ -8,8 +8,10 @@ gathered in one event-loop turn commit right there on the loop's thread instead,
 wait: the writer thread is idle and no other connection holds the write lock (tried without the
 busy timeout; if locked, the thread takes them and waits). The reader (aiosqlite) serves reads, so
 they never wait behind writes. The checkpointer (`Checkpointer`, a thread and connection of its
-own) copies the WAL back into the database file off the commit path; the writer's own
-auto-checkpoint stays on, at a higher mark, as the bound on the WAL's length.
+own) copies the WAL back into the database file off the commit path, fsyncs the WAL at most
+`sync_interval` after a commit (the power-loss bound at NORMAL), and notices a reader that keeps
+checkpoints from finishing; the writer's own auto-checkpoint stays on, at a higher mark, as the
+bound on the WAL's length.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import queue
 import re
@@ -30,8 +33,8 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from ckptdb.errors import CkptdbError, StoreError
-from ckptdb.sql.backend import Backend, DatabaseTarget, IntegrityCheck, Row
+from ckptdb.errors import CkptdbError, OutcomeUnknownError, StoreError
+from ckptdb.sql.backend import Backend, DatabaseTarget, IntegrityCheck, Row, WalStatus
 from ckptdb.sql.revision import VERSION_TABLE
 from ckptdb.state_filter import PathStep, StateFilter
 
@@ -39,6 +42,13 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 SYNCHRONOUS = ("NORMAL", "FULL")
+
+_log = logging.getLogger("ckptdb.sqlite")
+
+SYNC_INTERVAL = 1.0
+"""Default `sync_interval` (seconds): at synchronous=NORMAL, every acknowledged save is fsynced
+within this long (plus one fsync), as PostgreSQL's `synchronous_commit = off` bounds its loss by
+`wal_writer_delay`."""
 
 T = TypeVar("T")
 
@@ -57,6 +67,17 @@ huge prune transaction) or the checkpointer cannot open its connection."""
 ESTIMATED_PAGES_PER_ROW = 4
 """Pages a saved row dirties besides its own text: the table leaf and three index leaves, fewer
 when rows share a transaction (an overestimate only makes checkpoints a little more frequent)."""
+WAL_SIZE_LIMIT = WAL_LIMIT_PAGES * 4096
+"""`PRAGMA journal_size_limit` of the writer and the checkpointer (16 MiB): a WAL that a reader made
+grow (a `sqlite3` shell holding `BEGIN; SELECT` for 60 s took it to 3.45 GB, and it stayed at 3.4 GB
+after the reader ended) is cut back to this when it starts over; and once a checkpoint finishes
+beside an idle writer, a TRUNCATE checkpoint gives all of it back."""
+STARVED_RETRY_SECONDS = 1.0
+"""While a reader keeps checkpoints from finishing, the checkpointer tries again this often, so the
+WAL shrinks soon after the reader ends even if nothing is written any more."""
+DISK_HEADROOM = 1 << 20
+"""Bytes of free disk the writer keeps, beyond what the starved checkpoint will need (see
+`WriterThread._room_for`)."""
 LOOP_COMMIT_ROWS = 32
 """Saves gathered in one event-loop turn commit on the loop's thread up to this many rows (about a
 millisecond of SQLite work); bigger batches, an import's say, go to the writer thread."""
@@ -109,9 +130,21 @@ def _execute_in_transaction(
         return [db.execute(sql, params).rowcount for sql, params in statements]
 
 
-def translate_error(exc: sqlite3.Error, where: str) -> CkptdbError:
-    """Turn the driver's error into one line that says what to do."""
+def translate_error(exc: sqlite3.Error, where: str, *, writing: bool = False) -> CkptdbError:
+    """Turn the driver's error into one line that says what to do.
+
+    `writing`: the error came from a write on the writer connection. An I/O error there (SQLITE_IOERR,
+    any extended code: a failed fsync of the WAL at FULL, a failed write) leaves its outcome
+    unknown: the frames may be in the WAL with their commit mark, and the next open replays them
+    (a save whose fdatasync failed with EIO was there after a restart in 5 of 5 trials).
+    """
     text = str(exc)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if writing and code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:
+        return OutcomeUnknownError(
+            f"{where}: I/O error while writing ({text}): this write may or may not be on disk: load what "
+            "it saved (or deleted) to find out before retrying, and check the disk (`ckptdb db check`)"
+        )
     if "not a database" in text or "malformed" in text:
         return StoreError(
             f"{where} is not a usable SQLite database ({text}): check the path, or restore a backup"
@@ -236,43 +269,159 @@ def _deliver(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *ar
 
 
 class Checkpointer:
-    """A thread with its own connection that runs `PRAGMA wal_checkpoint(PASSIVE)` when poked.
+    """A thread with its own connection that runs `PRAGMA wal_checkpoint(PASSIVE)` when poked, and
+    that fsyncs the WAL at most `sync_interval` seconds after a commit.
 
     PASSIVE never waits for readers or the writer and never blocks them; SQLite makes a checkpoint
     safe against a crash at any point (it syncs the WAL before copying and the database after, by
     this connection's `synchronous`, set to the writer's). A failure here only leaves the work to
     the writer's own auto-checkpoint, so errors are kept (`last_error`) and not raised.
+
+    At synchronous=NORMAL a commit is not fsynced, and checkpoints come by WAL pages, never by
+    time: a store saving a few checkpoints a second went tens of seconds without one, and a
+    simulated power cut lost 78 acknowledged saves per crash point on average. So the first commit
+    after a sync (`note_commit`) starts a timer, and when it runs out this thread fsyncs the -wal
+    file: every save acknowledged before that fsync starts is on disk when it ends, so the loss
+    window of a power cut is `sync_interval` plus one fsync. An fdatasync of the WAL file costs
+    what a FULL commit's does (about 0.4 ms on the development disk), once per interval at most,
+    where a PASSIVE checkpoint would also copy pages and fsync the database file; and a checkpoint
+    starved by a reader fsyncs nothing at all. `sync_interval=None` turns the timer off.
     """
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        wal_path: str | None = None,
+        sync_interval: float | None = None,
+    ) -> None:
         self._connect = connect
+        self._wal_path = wal_path
+        self._sync_interval = sync_interval if wal_path is not None and sync_interval else None
+        self._sync_due: float | None = None  # when the WAL must be fsynced; None: nothing unsynced
+        self._retry_due: float | None = None  # when to try a starved checkpoint again
+        self._poked = False
+        self.starved_since: float | None = None
+        """time.time() of the first checkpoint since the last complete one that a reader kept from
+        finishing (it needs WAL frames newer than that reader's snapshot), None when not starved."""
+        self._warned_bytes = 0
+        self._short_of: int | None = None  # frames a checkpoint last stopped at, short of the log
+        self.commits = 0
+        """Commits this process made (`note_commit`): a checkpoint that ran while it changed raced
+        our own writer, and its shortfall says nothing about readers."""
         self._wake = threading.Event()
         self.lock = threading.Lock()
         """Held while a checkpoint runs here: the writer takes it to finish one without racing."""
         self._stopping = False
         self.runs = 0
+        self.syncs = 0
+        """fsyncs of the WAL made by the timer (for tests and `bench.py core`)."""
         self.last_result: tuple[int, int, int] | None = None
         self.last_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="ckptdb-sqlite-checkpoint", daemon=True)
         self._thread.start()
 
     def poke(self) -> None:
+        self._poked = True
         self._wake.set()
+
+    def note_commit(self) -> None:
+        """After a commit (on whichever thread made it): start the sync timer unless it runs."""
+        self.commits += 1
+        if self._sync_interval is not None and self._sync_due is None:
+            self._sync_due = time.monotonic() + self._sync_interval
+            self._wake.set()
+
+    def record(self, row: Sequence[Any], *, settled: bool = True) -> None:
+        """The result row (busy, log, checkpointed) of a PASSIVE checkpoint run here or by the writer.
+
+        checkpointed < log, from a checkpoint that no commit of ours raced (`settled`), twice at
+        the same frame: a reader still needs the frames after its snapshot, so the WAL cannot
+        start over and grows with every commit. (Beside 16 saving tasks, 1 to 2 checkpoints in 60
+        fell a few dozen frames short once, for a commit that had just ended.) Warn (once per
+        doubling past WAL_SIZE_LIMIT), and try again every STARVED_RETRY_SECONDS. Complete, with
+        the file grown past the limit: give the space back with a TRUNCATE checkpoint when the
+        writer is idle.
+        """
+        result = (int(row[0]), int(row[1]), int(row[2]))
+        self.last_result = result
+        _busy, log, done = result
+        if log > done >= 0:
+            if not settled:
+                return
+            if self.starved_since is None and self._short_of != done:
+                # Seen once: a commit that had just ended may still hold its read mark. A reader
+                # pins the same frame again on the next try; a writer's race moves on.
+                self._short_of = done
+                self._retry_soon()
+                return
+            if self.starved_since is None:
+                self.starved_since = time.time()
+            size = self.wal_bytes()
+            if size >= max(WAL_SIZE_LIMIT, 2 * self._warned_bytes):
+                self._warned_bytes = size
+                _log.warning(
+                    "checkpoints of %s starved by a reader since %s: the WAL is %.1f MiB and grows until "
+                    "that reader's transaction ends (a long query, an idle `BEGIN` in a sqlite3 shell)",
+                    self._wal_path,
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.starved_since)),
+                    size / 2**20,
+                )
+            self._retry_soon()
+            return
+        if self.starved_since is not None:
+            _log.info("checkpoints of %s finish again (the reader ended)", self._wal_path)
+        self.starved_since = None
+        self._short_of = None
+        self._warned_bytes = 0
+        if threading.current_thread() is not self._thread and self.wal_bytes() > WAL_SIZE_LIMIT:
+            self._retry_soon(0.0)  # the checkpoint thread truncates it (it does so at once itself)
+
+    def _retry_soon(self, delay: float = STARVED_RETRY_SECONDS) -> None:
+        if self._retry_due is None:
+            self._retry_due = time.monotonic() + delay
+            self._wake.set()
+
+    def wal_bytes(self) -> int:
+        if self._wal_path is None:
+            return 0
+        try:
+            return os.path.getsize(self._wal_path)
+        except OSError:
+            return 0
 
     def _run(self) -> None:
         db: sqlite3.Connection | None = None
         try:
             while True:
-                self._wake.wait()
+                dues = [due for due in (self._sync_due, self._retry_due) if due is not None]
+                self._wake.wait(max(0.0, min(dues) - time.monotonic()) if dues else None)
                 self._wake.clear()
                 if self._stopping:
+                    if self._sync_due is not None:  # another process may keep the WAL after we close
+                        self._sync_due = None
+                        self._sync_wal()
                     return
+                due = self._sync_due
+                if due is not None and time.monotonic() >= due:
+                    # Cleared before the fsync starts: a commit made meanwhile starts a new timer.
+                    self._sync_due = None
+                    self._sync_wal()
+                due = self._retry_due
+                retry = due is not None and time.monotonic() >= due
+                if retry:
+                    self._retry_due = None
+                if not (self._poked or retry):
+                    continue
+                self._poked = False
                 try:
                     if db is None:
                         db = self._connect()
                     with self.lock:
+                        commits = self.commits
                         row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    self.last_result = (int(row[0]), int(row[1]), int(row[2]))
+                        self.record(row, settled=self.commits == commits)
+                        if self.starved_since is None and self.wal_bytes() > WAL_SIZE_LIMIT:
+                            self._truncate(db)
                 except Exception as exc:  # the writer's auto-checkpoint remains
                     self.last_error = exc
                 self.runs += 1
@@ -280,6 +429,53 @@ class Checkpointer:
             if db is not None:
                 with suppress(sqlite3.Error):
                     db.close()
+
+    def _truncate(self, db: sqlite3.Connection) -> None:
+        """TRUNCATE takes the write lock: with no busy timeout it only runs when no one writes, and
+        a write under way makes it give up at once (tried again later; meanwhile the next WAL
+        restart cuts the file to journal_size_limit)."""
+        timeout = db.execute("PRAGMA busy_timeout").fetchone()[0]
+        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            busy = 1
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+        if busy:
+            self._retry_soon()
+
+    def _sync_wal(self) -> None:
+        """fdatasync the -wal file through a descriptor of our own (Linux flushes the file, not the
+        descriptor). Opened each time: the last connection to close deletes the WAL, and a later
+        one makes a new file. No file: nothing is unsynced (that close checkpointed and synced)."""
+        assert self._wal_path is not None
+        try:
+            fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._sync_failed(exc)
+            return
+        try:
+            os.fdatasync(fd)
+            self.syncs += 1
+        except OSError as exc:
+            self._sync_failed(exc)
+        finally:
+            os.close(fd)
+
+    def _sync_failed(self, exc: OSError) -> None:
+        self.last_error = exc
+        _log.error(
+            "could not fsync %s (%s): saves acknowledged in the last %s s may be lost on a power cut; "
+            "check the disk",
+            self._wal_path,
+            exc,
+            self._sync_interval,
+        )
 
     @property
     def alive(self) -> bool:
@@ -335,6 +531,7 @@ class WriterThread:
         self.last_error: BaseException | None = None
         """An error of the checkpoint bookkeeping after a commit, or what stopped the thread (kept,
         not raised: the callers waiting on it get a StoreError)."""
+        self._room_checked = 0.0  # time.monotonic() of the last checkpoint tried by _room_for
         self._pages = 0  # estimated WAL pages since the checkpointer was last woken
         self._wal_pages = 0  # since the writer last finished a checkpoint itself
         self.finished_checkpoints = 0
@@ -404,7 +601,13 @@ class WriterThread:
                 return
             rows = self._gathered_rows
             batch = self._take_gathered()
-        if rows > LOOP_COMMIT_ROWS or self._unfinished or not self._conn_lock.acquire(blocking=False):
+        starved = self._checkpointer is not None and self._checkpointer.starved_since is not None
+        if (
+            rows > LOOP_COMMIT_ROWS
+            or self._unfinished
+            or starved  # the thread checks for room on the disk first
+            or not self._conn_lock.acquire(blocking=False)
+        ):
             self._hand_over(batch)  # the thread has work: they go after it
             return
         try:
@@ -431,8 +634,12 @@ class WriterThread:
             db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         if errors is not None and all(error is not None and _is_busy(error) for error in errors):
             return batch
+        if errors is not None and self._checkpointer is not None and any(map(_is_full, errors)):
+            self._checkpointer.poke()  # a checkpoint that can finish now makes room again
         self.transactions += 1
         self.loop_transactions += 1
+        if self._checkpointer is not None:  # before any caller hears of it: the bound counts from here
+            self._checkpointer.note_commit()
         locked: list[_Rows] = []
         for index, request in enumerate(batch):
             error = None if errors is None else errors[index]
@@ -543,6 +750,8 @@ class WriterThread:
                         result, error = job.work(self._conn), None
                 except BaseException as exc:  # handed to the caller
                     result, error = None, self._translate(exc)
+                if self._checkpointer is not None:  # a delete, a prune, a batch: it may have written
+                    self._checkpointer.note_commit()
                 self._finished(1)  # before the answer: the caller's next save may go on the loop
                 _deliver(job.future.get_loop(), _settle_call, job.future, result, error)
                 self._current = ()
@@ -562,11 +771,18 @@ class WriterThread:
                 count += len(following.rows)
             self._current = batch
             with self._conn_lock:
-                errors = self._commit(batch)
+                refusal = self._room_for(batch)
+                if refusal is None:
+                    errors = self._commit(batch)
+                    if errors is not None and self._checkpointer is not None and any(map(_is_full, errors)):
+                        self._checkpointer.poke()  # a checkpoint that can finish now makes room again
+                else:
+                    errors = [refusal] * len(batch)
                 self.transactions += 1
                 self.rows += count
                 finish = False
                 if self._checkpointer is not None:
+                    self._checkpointer.note_commit()
                     try:
                         finish = self._count_pages(batch)
                     except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
@@ -577,6 +793,49 @@ class WriterThread:
             if finish:  # the connection's lock keeps saves from the loop out meanwhile
                 with self._conn_lock:
                     self._finish_checkpoint(self._conn)
+
+    def _room_for(self, batch: list[_Rows]) -> StoreError | None:
+        """While a reader starves checkpoints, refuse a write that would leave too little disk for
+        the checkpoint that must run once the reader ends; None: go ahead.
+
+        That checkpoint copies the WAL's pages into the database file, which grows to the size of
+        the newest snapshot. With the disk full of WAL, it cannot: on a 24 MiB file system the
+        store then failed every write for good, reader gone or not. So the writer keeps that growth
+        plus DISK_HEADROOM free, and first tries a checkpoint itself (the reader may have ended)."""
+        checkpointer = self._checkpointer
+        if checkpointer is None or checkpointer.starved_since is None:
+            return None
+        db = self._conn
+        now = time.monotonic()
+        if now - self._room_checked >= 0.2:
+            self._room_checked = now
+            with suppress(sqlite3.Error), checkpointer.lock:
+                checkpointer.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+            if checkpointer.starved_since is None:
+                return None
+        try:
+            page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+            pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+            growth = max(0, pages * page_size - os.path.getsize(self._where))
+            disk = os.statvfs(os.path.dirname(os.path.abspath(self._where)))
+        except (sqlite3.Error, OSError):
+            return None  # cannot tell: let SQLite try
+        free = disk.f_bavail * disk.f_frsize
+        rows = sum(len(request.rows) for request in batch)
+        size = sum(
+            len(value) for request in batch for row in request.rows for value in row if type(value) is str
+        )
+        wanted = growth + DISK_HEADROOM + (rows * ESTIMATED_PAGES_PER_ROW + 1) * page_size + 2 * size
+        if free >= wanted:
+            return None
+        since = time.strftime("%H:%M:%S", time.localtime(checkpointer.starved_since))
+        return StoreError(
+            f"{self._where}: not written: a reader's open transaction has kept checkpoints from finishing "
+            f"since {since} (WAL {checkpointer.wal_bytes() / 2**20:.1f} MiB) and {free / 2**20:.1f} MiB of "
+            "disk is left, which the checkpoint needs once that reader ends; end the long read (a query, "
+            "an idle `BEGIN` in a sqlite3 shell) or free disk space, then save again; nothing of this write "
+            "was saved"
+        )
 
     def _finished(self, jobs: int) -> None:
         with self._state_lock:
@@ -611,7 +870,7 @@ class WriterThread:
         assert self._checkpointer is not None
         try:
             with self._checkpointer.lock:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self._checkpointer.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
         except Exception as exc:
             self.last_error = exc
         self.finished_checkpoints += 1
@@ -627,7 +886,7 @@ class WriterThread:
             _deliver(request.future.get_loop(), _settle_rows, [request], None if error is None else [error])
 
     def _translate(self, exc: BaseException) -> BaseException:
-        return translate_error(exc, self._where) if isinstance(exc, sqlite3.Error) else exc
+        return translate_error(exc, self._where, writing=True) if isinstance(exc, sqlite3.Error) else exc
 
     def _commit(self, batch: list[_Rows], *, translate: bool = True) -> list[BaseException | None] | None:
         """None when every request committed, else each request's outcome (retried one by one)."""
@@ -656,6 +915,13 @@ class WriterThread:
             single = self._commit([request], translate=translate)
             outcomes.append(None if single is None else single[0])
         return outcomes
+
+
+def _is_full(exc: BaseException | None) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None and isinstance(exc, StoreError):  # already translated
+        return "disk or database full" in str(exc)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_FULL
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -688,9 +954,12 @@ class SqliteBackend(Backend):
         synchronous: str = "NORMAL",
         busy_timeout_ms: int = 30_000,
         commit_on_loop: bool = True,
+        sync_interval: float | None = SYNC_INTERVAL,
     ) -> None:
         """`commit_on_loop=False` keeps every SQLite write off the event loop's thread, at about
-        twice the time per sequential save; at synchronous=FULL (an fsync per commit) it is off."""
+        twice the time per sequential save; at synchronous=FULL (an fsync per commit) it is off.
+        `sync_interval` (seconds, at NORMAL): the longest an acknowledged save waits for the fsync
+        that makes it survive a power cut (see `Checkpointer`); None or 0 leaves it to checkpoints."""
         assert target.path is not None
         self.target = target
         self.path = target.path
@@ -700,6 +969,15 @@ class SqliteBackend(Backend):
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self.commit_on_loop = bool(commit_on_loop) and synchronous == "NORMAL"
+        if sync_interval is not None and (
+            isinstance(sync_interval, bool)
+            or not isinstance(sync_interval, int | float)
+            or not 0 <= sync_interval <= 3600
+        ):
+            raise CkptdbError(
+                f"sync_interval must be seconds between 0 and 3600 (0 or None: off), got {sync_interval!r}"
+            )
+        self.sync_interval = float(sync_interval) if sync_interval and synchronous == "NORMAL" else None
         self._writer: WriterThread | None = None
         self._reader: aiosqlite.Connection | None = None
         self._checkpointer: Checkpointer | None = None
@@ -735,11 +1013,17 @@ class SqliteBackend(Backend):
             raise
         return db
 
+    def _checkpointer_connection(self) -> sqlite3.Connection:
+        db = self._driver_connection("rw")
+        db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        return db
+
     def _open_writer(self, create: bool) -> sqlite3.Connection:
         db = self._driver_connection("rwc" if create else "rw")
         try:
             ensure_wal(db, self.busy_timeout_ms)
             db.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
+            db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         except BaseException:
             db.close()
             raise
@@ -752,7 +1036,9 @@ class SqliteBackend(Backend):
             raise StoreError(f"cannot create {self.path}: directory {self.path.parent} does not exist")
         try:
             db = await asyncio.to_thread(self._open_writer, create)
-            self._checkpointer = Checkpointer(lambda: self._driver_connection("rw"))
+            self._checkpointer = Checkpointer(
+                self._checkpointer_connection, f"{self.path}-wal", self.sync_interval
+            )
             self._writer = WriterThread(
                 db,
                 self._where(),
@@ -992,15 +1278,74 @@ class SqliteBackend(Backend):
             remedy="restore a backup (SQLite: `sqlite3 DB .recover` saves what still reads)",
         )
 
-    async def vacuum(self) -> None:
+    async def wal_status(self) -> WalStatus:
+        """Tries a PASSIVE checkpoint (on the writer thread, in turn): whether it finishes is the one
+        way to learn that a reader in some other process holds the WAL."""
+        writer, _ = self._conns()
+        checkpointer = self._checkpointer
+        assert checkpointer is not None
+
+        def probe(db: sqlite3.Connection) -> tuple[int, int, int]:
+            with checkpointer.lock:
+                row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                checkpointer.record(row)
+            return int(row[0]), int(row[1]), int(row[2])
+
+        try:
+            _busy, log, done = await writer.call(probe)
+            blocked = log > done >= 0
+            if blocked:  # a reader pins the same frame again; a commit that had just ended does not
+                _busy, log, again = await writer.call(probe)
+                blocked = log > again >= 0 and again == done
+        except CkptdbError:  # a read-only file, say: the size alone
+            return WalStatus(checkpointer.wal_bytes(), False, None)
+        return WalStatus(checkpointer.wal_bytes(), blocked, checkpointer.starved_since)
+
+    async def vacuum(self) -> int | None:
         writer, _ = self._conns()
         # The rewrite goes through the WAL, which keeps its largest size until truncated.
-        await writer.call(_vacuum)
+        busy = int(self.busy_timeout_ms)
+        if await writer.call(lambda db: _vacuum(db, busy)):
+            return None
+        try:
+            return os.path.getsize(f"{self.path}-wal")
+        except FileNotFoundError:
+            return None
 
 
-def _vacuum(db: sqlite3.Connection) -> None:
+VACUUM_CHECKPOINT_BUSY_MS = 200
+"""How long each try of the vacuum's TRUNCATE checkpoint waits for readers. It holds the write lock
+while it waits: with the store's busy timeout (30 s) a reader's open transaction kept every other
+writer out for 30 s, and their saves failed with "database is locked"."""
+VACUUM_CHECKPOINT_TRIES = 5
+VACUUM_CHECKPOINT_PAUSE = 0.2
+"""Seconds between two tries, with the lock released so other writers go on."""
+
+
+def _vacuum(db: sqlite3.Connection, busy_timeout_ms: int) -> bool:
+    """VACUUM, then give the WAL back; False when a reader kept it from being truncated."""
     db.execute("VACUUM")
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return truncate_wal(db, busy_timeout_ms)
+
+
+def truncate_wal(db: sqlite3.Connection, busy_timeout_ms: int, tries: int = VACUUM_CHECKPOINT_TRIES) -> bool:
+    """`PRAGMA wal_checkpoint(TRUNCATE)`: copy the whole WAL into the database and cut the file
+    to 0 bytes; True when that happened. It needs every reader to have moved past the WAL's end:
+    its result row (busy, log, checkpointed) says busy=1 when one had not, which a caller must
+    not take for success. Short waits with the lock released in between, then a PASSIVE
+    checkpoint copies what the readers allow."""
+    db.execute(f"PRAGMA busy_timeout = {VACUUM_CHECKPOINT_BUSY_MS}")
+    try:
+        for attempt in range(tries):
+            if attempt:
+                time.sleep(VACUUM_CHECKPOINT_PAUSE)
+            busy, _log, _done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        return False
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
 
 
 BULK_CACHE_KIB = 65_536

@@ -370,6 +370,8 @@ async def open_store(target: str | Path | None = None, **options: Any) -> SqlChe
     Options: `create=False` refuses to create a missing database; `synchronous="FULL"` (SQLite)
     makes each commit survive power loss, not only a process crash; `commit_on_loop=False`
     (SQLite) keeps every write off the event loop's thread, at about half the sequential save rate;
-    `busy_timeout_ms` (SQLite, default 30,000) is how long a write waits for another process.
+    `busy_timeout_ms` (SQLite, default 30,000) is how long a write waits for another process;
+    `sync_interval` (SQLite at NORMAL, seconds, default 1.0) bounds how long an acknowledged save
+    can wait for the fsync that makes it survive a power cut (None: only checkpoints fsync).
     """
     return await SqlCheckpointStore.open(target if target is not None else "checkpoints.db", **options)
