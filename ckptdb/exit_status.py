@@ -15,7 +15,8 @@ class ExitStatus(IntEnum):
     """A mistyped option or argument, or an output path that would overwrite an input: nothing touched."""
     PROBLEMS = 3
     """It ran to the end, but some items were not moved as they are: invalid or damaged, in conflict
-    (kept, or replaced: the report names them), refused by the destination, or counts that differ."""
+    (kept, or replaced: the report names them), refused by the destination, or counts that differ;
+    `db check` found damage; `vacuum` rewrote the file but a reader kept the WAL from shrinking."""
     STOPPED = 4
     """Stopped on purpose before writing: `--strict` found invalid input, or `--on-conflict fail` met
     a conflict (earlier batches stay committed)."""

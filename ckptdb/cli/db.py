@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ckptdb.cli.common import db_url, library_errors
+from ckptdb.exit_status import ExitStatus
 
 
 @click.group()
@@ -68,10 +69,6 @@ def current() -> None:
     click.echo(f"{revision or 'none'} ({state})")
 
 
-EXIT_PROBLEMS = 3
-"""`db check` found problems (as `import` uses 3 for files it could not take)."""
-
-
 @db.command()
 @click.option("--quick", is_flag=True, help="SQLite: PRAGMA quick_check (skips index contents; faster).")
 @click.pass_context
@@ -110,4 +107,4 @@ def check(ctx: click.Context, quick: bool) -> None:
     elif report.damaged_count:
         click.echo("damaged rows: delete one (`ckptdb rm ID`), fix it in SQL, or restore a backup", err=True)
     if not report.ok:
-        ctx.exit(EXIT_PROBLEMS)
+        ctx.exit(ExitStatus.PROBLEMS)

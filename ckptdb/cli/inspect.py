@@ -26,6 +26,7 @@ from ckptdb.cli.output import (
     stdout_guard,
     write_rows,
 )
+from ckptdb.exit_status import ExitStatus
 
 if TYPE_CHECKING:
     from ckptdb.inspect import PrunePlan, Stats
@@ -427,7 +428,7 @@ def prune(
             sizes = f"{_size(result.size_before)} -> {_size(result.size_after)}"
             click.echo(f"vacuumed: {sizes} on disk{_wal_kept(result.wal_kept)}")
             if result.wal_kept is not None:
-                sys.exit(EXIT_WAL_KEPT)
+                click.get_current_context().exit(ExitStatus.PROBLEMS)
         elif result.free_bytes:
             click.echo(
                 f"{human_bytes(result.free_bytes)} inside the database is now free and is reused by new "
@@ -456,13 +457,9 @@ def vacuum() -> None:
             done = await inspect.vacuum(store)
         click.echo(f"vacuumed: {_size(done.before)} -> {_size(done.after)} on disk{_wal_kept(done.wal_kept)}")
         if done.wal_kept is not None:
-            sys.exit(EXIT_WAL_KEPT)
+            click.get_current_context().exit(ExitStatus.PROBLEMS)
 
     run(main())
-
-
-EXIT_WAL_KEPT = 3
-"""`vacuum` (and `prune --vacuum`) rewrote the database, but a reader kept the WAL from shrinking."""
 
 
 def _wal_kept(size: int | None) -> str:
