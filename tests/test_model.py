@@ -241,13 +241,12 @@ def test_checkpoint_constructor_refuses_naive_datetime() -> None:
     "text",
     [
         "2026-11-03T01:03:47",  # no zone
-        "2026-11-03 01:03:47Z",  # RFC 3339 allows a space, chrono's serde form does not write it
-        "2026-11-03T01:03:47.1234567891Z",  # 10 fraction digits
         "2026-11-03T24:00:00Z",
         "2026-02-30T00:00:00Z",
         "2026-11-03T01:03:47.Z",
         "２０２６-11-03T01:03:47Z",  # fullwidth digits: not what chrono accepts
-        "2026-11-03T01:03:47Z ",
+        "2026-11-03t01:03:47Z",  # chrono takes `T` or a space only (test_rust_agreement.py has the rest)
+        "2026-11-03T01:03:47+24:00",
         "",
     ],
 )
@@ -285,7 +284,8 @@ def test_step_count_outside_u64_is_refused(text: str) -> None:
 
 @pytest.mark.parametrize("value", [2**64, -1, 1.0, True, "3", None])
 def test_step_count_checked_when_writing(value: Any) -> None:
-    cp = sample(step_count=value)
+    cp = sample()
+    cp.step_count = value  # the constructor refuses it already (test_constructors_check_every_field)
     with pytest.raises(InvalidCheckpointError) as info:
         cp.to_json()
     assert info.value.field == "step_count"
@@ -409,7 +409,9 @@ def test_lone_surrogate_read_from_an_escape_is_refused_on_write() -> None:
     ],
 )
 def test_lone_surrogates_are_refused_not_unicode_encode_error(overrides: dict[str, Any]) -> None:
-    cp = sample(**overrides)
+    cp = sample()
+    for name, value in overrides.items():  # assigned later: the constructor refuses them already
+        setattr(cp, name, value)
     with pytest.raises(InvalidCheckpointError):
         cp.to_json()
 
