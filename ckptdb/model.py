@@ -764,10 +764,9 @@ def parse_document(data: str | bytes, *, source: str | None = None) -> Checkpoin
         raise InvalidCheckpointError(
             f"top level is {_json_type(document)}, not a checkpoint object", source=source
         )
+    # serde refuses a repeated struct field; repeated unknown ones it skips, as often as they come.
     for name in repeated:
-        if (
-            name in _KNOWN
-        ):  # serde refuses a repeated struct field; unknown ones it skips, as often as they come
+        if name in _KNOWN:
             raise InvalidCheckpointError(
                 "appears more than once (echo refuses a repeated field)", field=name, source=source
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import io
 import json
 import math
 import struct
@@ -682,3 +683,126 @@ def test_extra_fields_need_string_keys(extra: dict[Any, Any]) -> None:
     with pytest.raises(InvalidCheckpointError) as info:
         sample(extra=extra).to_json()
     assert info.value.field == "extra"
+
+
+# ── every public constructor checks its arguments ─────────────────────────────────────────────────
+
+GOOD_NEW: dict[str, Any] = {
+    "graph_name": "g",
+    "current_node": "n",
+    "state_snapshot": {"x": 1},
+    "path": ["start"],
+    "step_count": 1,
+    "interrupt_type": "beforenode",
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "words"),
+    [
+        ({"path": "start"}, "path", "did you mean ['start']?"),
+        ({"path": b"start"}, "path", "list of node names"),
+        ({"path": {"start": 1}}, "path", "list of node names"),
+        ({"path": ["a", 3]}, "path", "entry 1 is the number 3"),
+        ({"path": None}, "path", "list of node names"),
+        ({"step_count": True}, "step_count", "unsigned integer"),
+        ({"step_count": 1.0}, "step_count", "unsigned integer"),
+        ({"step_count": -1}, "step_count", "unsigned integer"),
+        ({"step_count": 2**64}, "step_count", "unsigned integer"),
+        ({"step_count": "3"}, "step_count", "unsigned integer"),
+        ({"graph_name": 7}, "graph_name", "expected a string"),
+        ({"current_node": None}, "current_node", "expected a string"),
+        ({"interrupt_type": "BeforeNode"}, "interrupt_type", "is not one of"),
+        ({"interrupt_type": 1}, "interrupt_type", "is not one of"),
+        ({"state_snapshot": {1, 2}}, "state_snapshot", "set is not a JSON value"),
+        ({"state_snapshot": {"t": datetime.now(UTC)}}, "state_snapshot", "datetime is not a JSON value"),
+        ({"state_snapshot": {1: "one"}}, "state_snapshot", "is not a string"),
+        ({"state_snapshot": [math.nan]}, "state_snapshot", "NaN"),
+        ({"state_snapshot": "a\ud800"}, "state_snapshot", "lone surrogate"),
+        ({"state_snapshot": 10**400}, "state_snapshot", "out of range for echo"),
+        ({"pending_action": b"raw"}, "pending_action", "bytes is not a JSON value"),
+    ],
+    ids=repr,
+)
+def test_new_checks_every_argument_where_it_enters(overrides: dict[str, Any], field: str, words: str) -> None:
+    with pytest.raises(InvalidCheckpointError) as info:
+        Checkpoint.new(**{**GOOD_NEW, **overrides})
+    assert info.value.field == field
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_new_takes_a_tuple_path_and_the_enum_or_its_string() -> None:
+    cp = Checkpoint.new(**{**GOOD_NEW, "path": ("a", "b"), "interrupt_type": InterruptType.TOOL_APPROVAL})
+    assert cp.path == ["a", "b"] and cp.interrupt_type is InterruptType.TOOL_APPROVAL
+    assert Checkpoint.new(**GOOD_NEW).interrupt_type is InterruptType.BEFORE_NODE
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"path": "start"}, "path"),
+        ({"path": ("a",)}, "path"),
+        ({"step_count": False}, "step_count"),
+        ({"id": 5}, "id"),
+        ({"created_at": 1793667827}, "created_at"),
+        ({"created_at": "yesterday"}, "created_at"),
+        ({"created_at": datetime(2026, 1, 1)}, "created_at"),
+        ({"created_at": Timestamp(0, 24 * 60)}, "created_at"),
+        ({"created_at": Timestamp(0, None, 12)}, "created_at"),
+        ({"created_at": Timestamp(0, None, 0, "2026-11-23T10:00:00Z")}, "created_at"),
+        ({"interrupt_type": "tool_approval"}, "interrupt_type"),
+        ({"state_snapshot": object()}, "state_snapshot"),
+        ({"extra": {"tags": {1, 2}}}, "tags"),
+        ({"extra": ["tags"]}, "extra"),
+    ],
+    ids=repr,
+)
+def test_the_dataclass_constructor_checks_its_fields_too(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidCheckpointError) as info:
+        sample(**overrides)
+    assert info.value.field == field
+
+
+def test_timestamp_takes_text_echo_reads_and_keeps_it() -> None:
+    cp = sample(created_at="2026-11-23 18:00:00+08:00")
+    assert cp.created_at.isoformat() == "2026-11-23 18:00:00+08:00"
+    assert cp.created_at.rust_text() == "2026-11-23T10:00:00Z"
+    assert cp.created_at == Timestamp.parse("2026-11-23 18:00:00+08:00")
+
+
+# ── from_json is given the wrong kind of thing ────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (
+            Path("checkpoints/a.json"),
+            "not a path: Checkpoint.from_json(Path('checkpoints/a.json').read_bytes())",
+        ),
+        (io.StringIO("{}"), "not an open file: Checkpoint.from_json(f.read())"),
+        ({"id": "x"}, "Checkpoint.from_document(obj)"),
+        (None, "takes JSON text (str) or bytes, got NoneType"),
+        (42, "got int"),
+        (["{}"], "got list"),
+    ],
+    ids=repr,
+)
+def test_from_json_with_the_wrong_type_says_what_to_pass(data: Any, words: str) -> None:
+    with pytest.raises(InvalidCheckpointError) as info:
+        Checkpoint.from_json(data, source="arg")
+    assert words in str(info.value)
+    assert str(info.value).startswith("arg: ") and "\n" not in str(info.value)
+
+
+def test_from_json_takes_bytearray_and_memoryview_as_bytes(fixture_dir: Path) -> None:
+    raw = next(iter(sorted(fixture_dir.glob("*.json")))).read_bytes()
+    assert Checkpoint.from_json(bytearray(raw)).to_json().encode() == raw
+    assert Checkpoint.from_json(memoryview(raw)).to_json().encode() == raw
+
+
+@pytest.mark.parametrize("document", [None, "{}", ["id"], 3], ids=repr)
+def test_from_document_refuses_what_is_not_a_dict(document: Any) -> None:
+    with pytest.raises(InvalidCheckpointError, match="takes a dict"):
+        Checkpoint.from_document(document)
