@@ -322,6 +322,15 @@ class Timestamp:
     fraction_digits: int | None = None
     text: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.text is not None and self.fraction_digits is None:  # a Timestamp(..., text=...) made by hand
+            try:
+                digits = Timestamp.parse(self.text).fraction_digits
+            except ValueError:
+                return  # check_fields refuses it, naming the field
+            if digits is not None:
+                object.__setattr__(self, "fraction_digits", digits)
+
     @classmethod
     def now(cls) -> Timestamp:
         return cls(time.time_ns())

@@ -520,3 +520,13 @@ async def test_every_store_keeps_created_at_as_echo_wrote_it(store: CheckpointSt
     assert loaded.to_json() == checkpoint.to_json()
     info = next(i for i in await store.list() if i.id == checkpoint.id)
     assert info.created_at.isoformat() == text
+
+
+async def test_a_hand_made_timestamp_text_is_kept_by_every_store(store: CheckpointStore) -> None:
+    """Timestamp(nanos, text=...) without fraction_digits: the spelling still survives a SQL row."""
+    text = "2026-11-23 10:00:00.5z"
+    checkpoint = Checkpoint.new("g", "n", None, [], 0, "beforenode")
+    checkpoint.created_at = Timestamp(Timestamp.parse(text).unix_nanos, text=text)
+    await store.save(checkpoint)
+    loaded = await store.load(checkpoint.id)
+    assert loaded is not None and loaded.created_at.isoformat() == text
