@@ -2,7 +2,10 @@
 
 `Checkpoint.from_json` / `Checkpoint.to_json` read and write the echo file format byte for byte
 (see FILE_FORMAT.md): nanosecond timestamps, unsigned 64-bit step counts, exact floats, any
-Unicode, and unknown top-level fields of newer echo versions kept in `extra`.
+Unicode, and unknown top-level fields of newer echo versions kept in `extra`. A file is valid
+exactly when echo's `serde_json::from_str::<Checkpoint>` loads it: times as chrono 0.4.23 parses
+them (a port of its parser, keeping each spelling), numbers, repeated fields and nesting as
+serde_json 1.0.87 reads them (tests/test_rust_agreement.py runs the real crates on one corpus).
 """
 
 from __future__ import annotations
@@ -486,7 +489,7 @@ def _is_leap(text: str) -> bool:
 
 
 def to_timestamp(value: Timestamp | datetime | str, *, field_name: str = "created_at") -> Timestamp:
-    """Accept a Timestamp, an aware datetime, or RFC 3339 text."""
+    """Accept a Timestamp, an aware datetime, or time text as echo reads it (see Timestamp.parse)."""
     if isinstance(value, Timestamp):
         return value
     if isinstance(value, datetime):
