@@ -19,6 +19,25 @@ if ! command -v gcc >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null
 fi
 
+# tests/test_rust_agreement.py builds a small Rust program (tests/rust_verifier) offline from the
+# crate sources echo 0.1.1 was built with, as Debian packages them; cargo may come from rustup too.
+need_rust=""
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+  need_rust="cargo"
+fi
+for crate in serde_json-1.0.87 chrono-0.4.23 serde-1.0.152 serde_derive-1.0.152; do
+  if [ ! -d "/usr/share/cargo/registry/$crate" ]; then
+    need_rust="$need_rust librust-serde-json-dev librust-chrono-dev librust-serde-dev librust-serde-derive-dev"
+    break
+  fi
+done
+if [ -n "$need_rust" ]; then
+  echo "== apt-get install $need_rust (for the Rust verifier)"
+  apt-get update -qq
+  # shellcheck disable=SC2086  # a list of package names
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need_rust >/dev/null
+fi
+
 echo "== ruff"
 .venv/bin/ruff check ckptdb tests scripts migrations
 .venv/bin/ruff format --check ckptdb tests scripts migrations

@@ -704,7 +704,7 @@ def test_from_json_refuses_10000_levels(kind: str, where: str) -> None:
     text = text.replace(json.dumps(placeholder), opener * 10_000 + '"bottom"' + closer * 10_000)
     assert deep is not None and len(text) > 20_000
     for data in (text, text.encode()):
-        with pytest.raises(InvalidCheckpointError, match="nested deeper than 512 levels"):
+        with pytest.raises(InvalidCheckpointError, match="nested deeper than 126 levels"):
             Checkpoint.from_json(data, source="deep.json")
 
 
@@ -721,7 +721,7 @@ async def test_every_store_refuses_10000_levels_and_writes_nothing(store: Checkp
         store.save(deep_pending),
         store.save_many([make_checkpoint("new"), deep]),
     ):
-        with pytest.raises(InvalidCheckpointError, match="nested deeper than 512 levels"):
+        with pytest.raises(InvalidCheckpointError, match="nested deeper than 126 levels"):
             await attempt
     assert sorted(i.id for i in await store.list()) == sorted(c.id for c in kept)
     await assert_intact(store, kept)

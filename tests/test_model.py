@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import io
 import json
 import math
 import struct
@@ -15,10 +16,10 @@ from typing import Any
 
 import pytest
 from conftest import FIXTURE_DIR, canonical_sha256, load_manifest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckptdb import Checkpoint, CheckpointInfo, InterruptType, InvalidCheckpointError, Timestamp
+from ckptdb import Checkpoint, CheckpointInfo, InterruptType, InvalidCheckpointError, Timestamp, model
 
 NS = 1_000_000_000
 
@@ -241,13 +242,12 @@ def test_checkpoint_constructor_refuses_naive_datetime() -> None:
     "text",
     [
         "2026-11-03T01:03:47",  # no zone
-        "2026-11-03 01:03:47Z",  # RFC 3339 allows a space, chrono's serde form does not write it
-        "2026-11-03T01:03:47.1234567891Z",  # 10 fraction digits
         "2026-11-03T24:00:00Z",
         "2026-02-30T00:00:00Z",
         "2026-11-03T01:03:47.Z",
         "２０２６-11-03T01:03:47Z",  # fullwidth digits: not what chrono accepts
-        "2026-11-03T01:03:47Z ",
+        "2026-11-03t01:03:47Z",  # chrono takes `T` or a space only (test_rust_agreement.py has the rest)
+        "2026-11-03T01:03:47+24:00",
         "",
     ],
 )
@@ -285,7 +285,8 @@ def test_step_count_outside_u64_is_refused(text: str) -> None:
 
 @pytest.mark.parametrize("value", [2**64, -1, 1.0, True, "3", None])
 def test_step_count_checked_when_writing(value: Any) -> None:
-    cp = sample(step_count=value)
+    cp = sample()
+    cp.step_count = value  # the constructor refuses it already (test_constructors_check_every_field)
     with pytest.raises(InvalidCheckpointError) as info:
         cp.to_json()
     assert info.value.field == "step_count"
@@ -409,7 +410,9 @@ def test_lone_surrogate_read_from_an_escape_is_refused_on_write() -> None:
     ],
 )
 def test_lone_surrogates_are_refused_not_unicode_encode_error(overrides: dict[str, Any]) -> None:
-    cp = sample(**overrides)
+    cp = sample()
+    for name, value in overrides.items():  # assigned later: the constructor refuses them already
+        setattr(cp, name, value)
     with pytest.raises(InvalidCheckpointError):
         cp.to_json()
 
@@ -680,3 +683,155 @@ def test_extra_fields_need_string_keys(extra: dict[Any, Any]) -> None:
     with pytest.raises(InvalidCheckpointError) as info:
         sample(extra=extra).to_json()
     assert info.value.field == "extra"
+
+
+# ── every public constructor checks its arguments ─────────────────────────────────────────────────
+
+GOOD_NEW: dict[str, Any] = {
+    "graph_name": "g",
+    "current_node": "n",
+    "state_snapshot": {"x": 1},
+    "path": ["start"],
+    "step_count": 1,
+    "interrupt_type": "beforenode",
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "words"),
+    [
+        ({"path": "start"}, "path", "did you mean ['start']?"),
+        ({"path": b"start"}, "path", "list of node names"),
+        ({"path": {"start": 1}}, "path", "list of node names"),
+        ({"path": ["a", 3]}, "path", "entry 1 is the number 3"),
+        ({"path": None}, "path", "list of node names"),
+        ({"step_count": True}, "step_count", "unsigned integer"),
+        ({"step_count": 1.0}, "step_count", "unsigned integer"),
+        ({"step_count": -1}, "step_count", "unsigned integer"),
+        ({"step_count": 2**64}, "step_count", "unsigned integer"),
+        ({"step_count": "3"}, "step_count", "unsigned integer"),
+        ({"graph_name": 7}, "graph_name", "expected a string"),
+        ({"current_node": None}, "current_node", "expected a string"),
+        ({"interrupt_type": "BeforeNode"}, "interrupt_type", "is not one of"),
+        ({"interrupt_type": 1}, "interrupt_type", "is not one of"),
+        ({"state_snapshot": {1, 2}}, "state_snapshot", "set is not a JSON value"),
+        ({"state_snapshot": {"t": datetime.now(UTC)}}, "state_snapshot", "datetime is not a JSON value"),
+        ({"state_snapshot": {1: "one"}}, "state_snapshot", "is not a string"),
+        ({"state_snapshot": [math.nan]}, "state_snapshot", "NaN"),
+        ({"state_snapshot": 10**400}, "state_snapshot", "out of range for echo"),
+        ({"pending_action": b"raw"}, "pending_action", "bytes is not a JSON value"),
+    ],
+    ids=repr,
+)
+def test_new_checks_every_argument_where_it_enters(overrides: dict[str, Any], field: str, words: str) -> None:
+    with pytest.raises(InvalidCheckpointError) as info:
+        Checkpoint.new(**{**GOOD_NEW, **overrides})
+    assert info.value.field == field
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_new_takes_a_tuple_path_and_the_enum_or_its_string() -> None:
+    cp = Checkpoint.new(**{**GOOD_NEW, "path": ("a", "b"), "interrupt_type": InterruptType.TOOL_APPROVAL})
+    assert cp.path == ["a", "b"] and cp.interrupt_type is InterruptType.TOOL_APPROVAL
+    assert Checkpoint.new(**GOOD_NEW).interrupt_type is InterruptType.BEFORE_NODE
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"path": "start"}, "path"),
+        ({"path": ("a",)}, "path"),
+        ({"step_count": False}, "step_count"),
+        ({"id": 5}, "id"),
+        ({"created_at": 1793667827}, "created_at"),
+        ({"created_at": "yesterday"}, "created_at"),
+        ({"created_at": datetime(2026, 1, 1)}, "created_at"),
+        ({"created_at": Timestamp(0, 24 * 60)}, "created_at"),
+        ({"created_at": Timestamp(0, None, 12)}, "created_at"),
+        ({"created_at": Timestamp(0, None, 0, "2026-11-23T10:00:00Z")}, "created_at"),
+        ({"interrupt_type": "tool_approval"}, "interrupt_type"),
+        ({"state_snapshot": object()}, "state_snapshot"),
+        ({"extra": {"tags": {1, 2}}}, "tags"),
+        ({"extra": ["tags"]}, "extra"),
+    ],
+    ids=repr,
+)
+def test_the_dataclass_constructor_checks_its_fields_too(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidCheckpointError) as info:
+        sample(**overrides)
+    assert info.value.field == field
+
+
+def test_timestamp_takes_text_echo_reads_and_keeps_it() -> None:
+    cp = sample(created_at="2026-11-23 18:00:00+08:00")
+    assert cp.created_at.isoformat() == "2026-11-23 18:00:00+08:00"
+    assert cp.created_at.rust_text() == "2026-11-23T10:00:00Z"
+    assert cp.created_at == Timestamp.parse("2026-11-23 18:00:00+08:00")
+
+
+# ── from_json is given the wrong kind of thing ────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (
+            Path("checkpoints/a.json"),
+            "not a path: Checkpoint.from_json(Path('checkpoints/a.json').read_bytes())",
+        ),
+        (io.StringIO("{}"), "not an open file: Checkpoint.from_json(f.read())"),
+        ({"id": "x"}, "Checkpoint.from_document(obj)"),
+        (None, "takes JSON text (str) or bytes, got NoneType"),
+        (42, "got int"),
+        (["{}"], "got list"),
+    ],
+    ids=repr,
+)
+def test_from_json_with_the_wrong_type_says_what_to_pass(data: Any, words: str) -> None:
+    with pytest.raises(InvalidCheckpointError) as info:
+        Checkpoint.from_json(data, source="arg")
+    assert words in str(info.value)
+    assert str(info.value).startswith("arg: ") and "\n" not in str(info.value)
+
+
+def test_from_json_takes_bytearray_and_memoryview_as_bytes(fixture_dir: Path) -> None:
+    raw = next(iter(sorted(fixture_dir.glob("*.json")))).read_bytes()
+    assert Checkpoint.from_json(bytearray(raw)).to_json().encode() == raw
+    assert Checkpoint.from_json(memoryview(raw)).to_json().encode() == raw
+
+
+@pytest.mark.parametrize("document", [None, "{}", ["id"], 3], ids=repr)
+def test_from_document_refuses_what_is_not_a_dict(document: Any) -> None:
+    with pytest.raises(InvalidCheckpointError, match="takes a dict"):
+        Checkpoint.from_document(document)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.integers(0, 9999),
+    st.integers(1, 13),
+    st.integers(1, 31),
+    st.integers(0, 24),
+    st.integers(0, 60),
+    st.integers(0, 60),
+    st.none() | st.text("0123456789", min_size=1, max_size=9),
+    st.sampled_from(["Z", "+00:00", "-00:00", "+08:00", "-05:30", "+23:59", "+24:00", "-12:60"]),
+)
+def test_the_fast_path_for_echo_spellings_agrees_with_the_full_chrono_parser(
+    year: int, month: int, day: int, hour: int, minute: int, second: int, frac: str | None, zone: str
+) -> None:
+    fraction = "." + frac if frac else ""
+    text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{fraction}{zone}"
+    try:
+        full: Timestamp | str = Timestamp(*model._parse_chrono(text)[:2])
+    except ValueError:
+        full = "refused"
+    try:
+        parsed = Timestamp.parse(text)
+    except ValueError:
+        assert full == "refused", text
+        return
+    assert not isinstance(full, str), text
+    assert (parsed.unix_nanos, parsed.offset_minutes) == (full.unix_nanos, full.offset_minutes), text
+    assert parsed.isoformat() == text

@@ -37,7 +37,7 @@ from ckptdb import (
     SqlCheckpointStore,
     Timestamp,
 )
-from ckptdb.model import FIELD_ORDER, MAX_NANOS, MIN_NANOS, U64_MAX
+from ckptdb.model import CHRONO_MAX_NANOS, CHRONO_MIN_NANOS, FIELD_ORDER, MAX_NANOS, MIN_NANOS, U64_MAX
 
 STORE_EXAMPLES = 100
 CODEC_EXAMPLES = 300
@@ -105,8 +105,8 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(clean_text, children, max_size=4),
     max_leaves=24,
 )
-# Deep nesting: up to 300 levels (well inside what every store must take from any caller).
-deep_values = st.builds(wrap, json_values, st.lists(st.booleans(), max_size=300))
+# Deep nesting: up to about 100 levels plus what json_values nests (what echo reads is 126 levels).
+deep_values = st.builds(wrap, json_values, st.lists(st.booleans(), max_size=100))
 any_json = json_values | deep_values | st.sampled_from([{}, [], "", {"": {}}, [[]], {"a": []}])
 
 
@@ -181,8 +181,19 @@ POISONS = {
     ),
     "step_count above 2^64-1": lambda cp: setattr(cp, "step_count", U64_MAX + 1),
     "negative step_count": lambda cp: setattr(cp, "step_count", -1),
-    "a time before year 1": lambda cp: setattr(cp, "created_at", Timestamp(MIN_NANOS - 1)),
-    "a time after year 9999": lambda cp: setattr(cp, "created_at", Timestamp(MAX_NANOS + 1)),
+    # chrono's range; years 0 and 10000 are echo's (the SQL stores' narrower range is tested below)
+    "a time before chrono's year -262144": lambda cp: setattr(
+        cp, "created_at", Timestamp(CHRONO_MIN_NANOS - 1)
+    ),
+    "a time after chrono's year 262143": lambda cp: setattr(
+        cp, "created_at", Timestamp(CHRONO_MAX_NANOS + 1)
+    ),
+    "an offset of 24 hours": lambda cp: setattr(cp, "created_at", Timestamp(0, 1440)),
+    "a time text that is not the instant": lambda cp: setattr(
+        cp, "created_at", Timestamp(0, None, 0, "2026-11-23 10:00:00Z")
+    ),
+    "nesting past what echo reads": lambda cp: setattr(cp, "state_snapshot", wrap(1, [True] * 127)),
+    "an int past f64 (echo refuses it)": lambda cp: setattr(cp, "pending_action", [10**400]),
     "a time far out of range": lambda cp: setattr(cp, "created_at", Timestamp(10**30)),
     "a non-string path entry": lambda cp: setattr(cp, "path", ["a", 3]),
 }
@@ -438,7 +449,8 @@ def test_from_json_refuses_escaped_lone_surrogates(document: str) -> None:
 async def test_non_string_keys_are_refused_by_every_store(store: CheckpointStore, state: Any) -> None:
     """JSON keys are strings. A dict with an int/float/bool/None key is not a JSON object: storing
     it as {"1": ...} would hand back different data from what was saved."""
-    checkpoint = Checkpoint.new("g", "n", state, [], 0, "beforenode")
+    checkpoint = Checkpoint.new("g", "n", None, [], 0, "beforenode")
+    checkpoint.state_snapshot = state  # Checkpoint.new refuses it already (test_model.py)
     try:
         await store.save(checkpoint)
     except InvalidCheckpointError as exc:
@@ -466,3 +478,55 @@ async def test_every_poison_is_refused_by_every_store_and_the_codec(
     assert [info.id for info in await store.list()] == [kept.id]
     loaded = await store.load(kept.id)
     assert loaded is not None and loaded.to_json() == kept.to_json()
+
+
+@pytest.mark.parametrize(
+    "text", ["0000-12-31T23:59:59.999999999Z", "+10000-01-01T00:00:00Z", "-0001-06-01T12:00:00Z"]
+)
+async def test_years_echo_reads_outside_0001_9999(store: CheckpointStore, text: str) -> None:
+    """echo (chrono) reads and writes years 0, 10000 and below 0, so the codec and the file and
+    memory stores keep them; the SQL stores' fixed-width UTC column holds 0001-9999 only and
+    refuses the rest with one line, writing nothing (README, Known gaps)."""
+    checkpoint = Checkpoint.from_json(json.dumps({**VALID_DOC, "created_at": text}))
+    assert json.loads(checkpoint.to_json())["created_at"] == text
+    if isinstance(store, SqlCheckpointStore):
+        with pytest.raises(InvalidCheckpointError, match="outside the years 0001-9999"):
+            await store.save(checkpoint)
+        assert await store.load(checkpoint.id) is None
+        return
+    await store.save(checkpoint)
+    loaded = await store.load(checkpoint.id)
+    assert loaded is not None and loaded.to_json() == checkpoint.to_json()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-23 10:00:00z",
+        "2026-11-23T10:00:00-00:00",
+        "2026-11-23T10:00:00.123456789123Z",
+        "2026-12-31T23:59:60.5Z",
+        "2026-11-23T10:00:00UTC",
+        "2026-1-3T1:2:3+0800",
+    ],
+)
+async def test_every_store_keeps_created_at_as_echo_wrote_it(store: CheckpointStore, text: str) -> None:
+    """The spellings chrono reads beyond RFC 3339 come back from every store exactly as written."""
+    checkpoint = Checkpoint.from_json(json.dumps({**VALID_DOC, "created_at": text}))
+    await store.save(checkpoint)
+    loaded = await store.load(checkpoint.id)
+    assert loaded is not None
+    assert loaded.created_at.isoformat() == text
+    assert loaded.to_json() == checkpoint.to_json()
+    info = next(i for i in await store.list() if i.id == checkpoint.id)
+    assert info.created_at.isoformat() == text
+
+
+async def test_a_hand_made_timestamp_text_is_kept_by_every_store(store: CheckpointStore) -> None:
+    """Timestamp(nanos, text=...) without fraction_digits: the spelling still survives a SQL row."""
+    text = "2026-11-23 10:00:00.5z"
+    checkpoint = Checkpoint.new("g", "n", None, [], 0, "beforenode")
+    checkpoint.created_at = Timestamp(Timestamp.parse(text).unix_nanos, text=text)
+    await store.save(checkpoint)
+    loaded = await store.load(checkpoint.id)
+    assert loaded is not None and loaded.created_at.isoformat() == text

@@ -260,7 +260,8 @@ async def test_deep_state_is_stored_or_refused_cleanly_never_a_recursion_error(
     deep: Any = "bottom"
     for _ in range(600):
         deep = [deep]
-    cp = make("deep", state={"values": {"deep": deep}})
+    cp = make("deep")
+    cp.state_snapshot = {"values": {"deep": deep}}  # assigned: the constructor refuses it already
     try:
         await store.save(cp)
     except InvalidCheckpointError:
