@@ -69,8 +69,9 @@ async def check_database(
     max_listed: int = 100,
     progress: ProgressCallback | None = None,
 ) -> CheckReport:
-    """Check an existing database (never creates one; refuses a schema this ckptdb cannot read)."""
-    async with await open_store(target, create=False) as store:
+    """Check an existing database, read-only (never creates or changes one; refuses a schema this
+    ckptdb cannot read)."""
+    async with await open_store(target, readonly=True) as store:
         engine = await store.integrity_check(quick=quick)
         report = CheckReport(store.target.display(), HEAD, engine, engine_problems=list(engine.problems))
         total = 0

@@ -98,7 +98,7 @@ def list_command(
             graph=graph, node=node, types=types, since=since, until=until, where=conditions, limit=limit
         )
         async with (
-            await inspect.open_existing(db_url()) as store,
+            await inspect.open_existing(db_url(), readonly=True) as store,
             aclosing(inspect.list_records(store, query)) as records,
         ):
             with row_writer(fmt, LIST_COLUMNS) as out:
@@ -144,7 +144,7 @@ def show(checkpoint_id: str, field: str | None) -> None:
     async def main() -> None:
         from ckptdb import inspect
 
-        async with await inspect.open_existing(db_url()) as store:
+        async with await inspect.open_existing(db_url(), readonly=True) as store:
             _print_checkpoint(await inspect.get_checkpoint(store, checkpoint_id), field)
 
     run(main())
@@ -159,7 +159,7 @@ def latest(graph: str, field: str | None) -> None:
     async def main() -> None:
         from ckptdb import inspect
 
-        async with await inspect.open_existing(db_url()) as store:
+        async with await inspect.open_existing(db_url(), readonly=True) as store:
             _print_checkpoint(await inspect.latest_checkpoint(store, graph), field)
 
     run(main())
@@ -183,7 +183,7 @@ def graphs(exact: bool, fmt: str | None) -> None:
     async def main() -> None:
         from ckptdb import inspect
 
-        async with await inspect.open_existing(db_url()) as store:
+        async with await inspect.open_existing(db_url(), readonly=True) as store:
             found = await inspect.graphs(store, exact=exact or None)
         rows = [
             (
@@ -261,7 +261,7 @@ def stats(fmt: str | None) -> None:
 
         from ckptdb import inspect
 
-        async with await inspect.open_existing(db_url()) as store:
+        async with await inspect.open_existing(db_url(), readonly=True) as store:
             found = await inspect.stats(store)
         with stdout_guard():
             if resolve_format(fmt, sys.stdout, ("table", "json")) == "json":
@@ -281,7 +281,7 @@ def pending(fmt: str | None) -> None:
     async def main() -> None:
         from ckptdb import inspect
 
-        async with await inspect.open_existing(db_url()) as store:
+        async with await inspect.open_existing(db_url(), readonly=True) as store:
             found = await inspect.pending(store)
         rows = [
             (
@@ -470,7 +470,7 @@ def sql(query: str, fmt: str | None) -> None:
         from ckptdb import inspect
 
         async with (
-            await inspect.open_existing(db_url()) as store,
+            await inspect.open_existing(db_url(), readonly=True) as store,
             aclosing(inspect.run_sql(store, query)) as rows,
         ):
             header = await anext(rows)

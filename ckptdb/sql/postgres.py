@@ -34,7 +34,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ckptdb.errors import CkptdbError, InvalidCheckpointError, StoreError
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import Backend, DatabaseTarget, IntegrityCheck, Row
+from ckptdb.sql.backend import (
+    Backend,
+    DatabaseTarget,
+    IntegrityCheck,
+    Row,
+    SchemaState,
+    check_bool,
+    check_choice,
+    check_count,
+)
 from ckptdb.sql.revision import VERSION_TABLE
 from ckptdb.state_filter import PathStep, StateFilter
 
@@ -257,6 +266,16 @@ class PostgresBackend(Backend):
     and `commit_on_loop` changes nothing (asyncpg awaits the server: no commit runs on the loop).
     """
 
+    OPTIONS = (
+        "pool_min_size",
+        "pool_max_size",
+        "command_timeout",
+        "statement_cache_size",
+        "synchronous",
+        "busy_timeout_ms",
+        "commit_on_loop",
+    )
+
     def __init__(
         self,
         target: DatabaseTarget,
@@ -269,23 +288,29 @@ class PostgresBackend(Backend):
         busy_timeout_ms: int | None = None,
         commit_on_loop: bool | None = None,
     ) -> None:
-        del commit_on_loop  # nothing to choose here: see the class docstring
+        if commit_on_loop is not None:
+            check_bool("commit_on_loop", commit_on_loop)  # nothing to choose here: see above
         self.target = target
         self.dsn = asyncpg_dsn(target.url)
-        if pool_max_size < 1 or pool_min_size < 0 or pool_min_size > pool_max_size:
+        check_count("pool_min_size", pool_min_size)
+        check_count("pool_max_size", pool_max_size, minimum=1)
+        if pool_min_size > pool_max_size:
             raise CkptdbError(f"bad pool sizes: min {pool_min_size}, max {pool_max_size}")
+        number = isinstance(command_timeout, (int, float)) and not isinstance(command_timeout, bool)
+        if command_timeout is not None and (not number or command_timeout <= 0):
+            raise CkptdbError(
+                f"command_timeout must be a number of seconds above 0, or None; got {command_timeout!r}"
+            )
         self.pool_min_size = pool_min_size
         self.pool_max_size = pool_max_size
         self.command_timeout = command_timeout
-        self.statement_cache_size = statement_cache_size
+        self.statement_cache_size = check_count("statement_cache_size", statement_cache_size)
         self.server_settings = {"application_name": "ckptdb"}
-        if synchronous is not None:
-            if synchronous.upper() not in ("NORMAL", "FULL"):
-                raise CkptdbError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
-            if synchronous.upper() == "FULL":
-                self.server_settings["synchronous_commit"] = "on"
+        if synchronous is not None and check_choice("synchronous", synchronous, ("NORMAL", "FULL")) == "FULL":
+            self.server_settings["synchronous_commit"] = "on"
         if busy_timeout_ms is not None:
-            self.server_settings["lock_timeout"] = str(int(busy_timeout_ms))
+            self.server_settings["lock_timeout"] = str(check_count("busy_timeout_ms", busy_timeout_ms))
+        self.readonly = False
         self._pool: asyncpg.Pool | None = None
         # The group commit's usual connection, kept out of the pool so a save skips the acquire
         # and release; whoever finds it busy takes a pooled one, so nothing ever waits for it.
@@ -294,12 +319,17 @@ class PostgresBackend(Backend):
 
     # -- connections ----------------------------------------------------------------------------
 
-    async def connect(self, *, create: bool) -> None:
-        """Open the pool. PostgreSQL databases are never created here (`create` is about tables)."""
+    async def connect(self, *, create: bool, readonly: bool = False) -> None:
+        """Open the pool. PostgreSQL databases are never created here (`create` is about tables).
+        Read-only: every session starts with `default_transaction_read_only`, so the server itself
+        refuses any write."""
         try:
             import asyncpg
         except ImportError:
             raise StoreError("PostgreSQL support needs asyncpg: pip install 'ckptdb[postgres]'") from None
+        self.readonly = readonly
+        if readonly:
+            self.server_settings["default_transaction_read_only"] = "on"
         try:
             self._pool = await asyncpg.create_pool(
                 self.dsn,
@@ -331,9 +361,15 @@ class PostgresBackend(Backend):
             raise StoreError("the store is closed")
         return self._pool
 
+    def _writable(self) -> None:
+        if self.readonly:
+            raise StoreError(
+                f"{self.target.display()} was opened read-only: open it with open_store() to write"
+            )
+
     # -- reads ----------------------------------------------------------------------------------
 
-    async def schema_revision(self) -> tuple[bool, str | None]:
+    async def schema_state(self) -> SchemaState:
         pool = self._get_pool()
         try:
             found = await pool.fetchrow(
@@ -341,12 +377,12 @@ class PostgresBackend(Backend):
             )
             assert found is not None
             has_checkpoints, has_versions = bool(found[0]), bool(found[1])
-            if not has_versions:
-                return has_checkpoints, None
-            revision = await pool.fetchval(f"SELECT version_num FROM {VERSION_TABLE} LIMIT 1")
+            revision = None
+            if has_versions:
+                revision = await pool.fetchval(f"SELECT version_num FROM {VERSION_TABLE} LIMIT 1")
         except Exception as exc:
             raise translate_error(exc, self.target) from None
-        return True, revision
+        return SchemaState(has_checkpoints, has_versions, revision)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         pool = self._get_pool()
@@ -418,6 +454,7 @@ class PostgresBackend(Backend):
 
     async def write_rows(self, sql: str, rows: Sequence[Row]) -> None:
         """One row: one autocommit statement (one round trip). More: executemany in a transaction."""
+        self._writable()
         check_storable(rows)
         text = to_dollar_params(sql)
 
@@ -435,6 +472,7 @@ class PostgresBackend(Backend):
 
     async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         pool = self._get_pool()
+        self._writable()
         prepared: list[tuple[str, Sequence[Any]]] = []
         for sql, params in statements:
             if sql.lstrip()[:6].upper() in _WRITES_ROWS:
@@ -505,8 +543,9 @@ class PostgresBackend(Backend):
             return f"({' AND '.join(guards)} AND {test})", [*guard_params, *params]
         return test, params
 
-    def sync_engine(self) -> Engine:
-        """psycopg 3 (sync) for Alembic; each transaction takes the migration advisory lock first."""
+    def sync_engine(self, *, create: bool = True, readonly: bool = False) -> Engine:
+        """psycopg 3 (sync) for Alembic; each transaction takes the migration advisory lock first
+        (read-only: a read-only session instead, which takes no lock)."""
         import sqlalchemy as sa
         from sqlalchemy.engine import make_url
         from sqlalchemy.pool import NullPool
@@ -518,14 +557,17 @@ class PostgresBackend(Backend):
                 "migrations on PostgreSQL need psycopg: pip install 'ckptdb[postgres]'"
             ) from None
         url = make_url(asyncpg_dsn(self.target.url)).set(drivername="postgresql+psycopg")
-        engine = sa.create_engine(
-            url, poolclass=NullPool, connect_args={"application_name": "ckptdb-migrate"}
-        )
+        del create  # databases are never created, only their tables
+        connect_args: dict[str, Any] = {"application_name": "ckptdb-migrate"}
+        if readonly:
+            connect_args["options"] = "-c default_transaction_read_only=on"
+        engine = sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
         target = self.target
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+            if not readonly:
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
 
         @sa.event.listens_for(engine, "handle_error")
         def _on_error(context: Any) -> CkptdbError:
