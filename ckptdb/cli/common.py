@@ -4,6 +4,7 @@ one line and an exit status."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -36,6 +37,22 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except CkptdbError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise _out_of_resources(exc) from None
+
+
+_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN)
+
+
+def _out_of_resources(exc: OSError) -> BaseException:
+    """The process ran out of file descriptors, memory or threads anywhere (a module import, a
+    thread start, a socket): one line, for every command, instead of a traceback."""
+    if exc.errno not in _RESOURCE_ERRNOS:
+        return exc
+    return click.ClickException(
+        f"out of system resources ({exc.strerror}): raise the limit (ulimit -n for open files) or "
+        "stop other programs, then run the command again"
+    )
 
 
 def library_errors(func: Callable[P, T]) -> Callable[P, T]:
@@ -49,6 +66,8 @@ def library_errors(func: Callable[P, T]) -> Callable[P, T]:
             return func(*args, **kwargs)
         except CkptdbError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise _out_of_resources(exc) from None
 
     return wrapper
 

@@ -15,6 +15,7 @@ auto-checkpoint stays on, at a higher mark, as the bound on the WAL's length.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import queue
 import sqlite3
@@ -142,6 +143,8 @@ def translate_error(exc: sqlite3.Error, where: str) -> CkptdbError:
         return StoreError(f"{where} is read-only ({text}): check the file's and its directory's permissions")
     if "full" in text:
         return StoreError(f"{where}: disk or database full ({text}); nothing of this write was saved")
+    if "unable to open" in text and _out_of_descriptors():
+        return StoreError(f"cannot open {where}: too many open files ({text}): {_RESOURCES}")
     if "unable to open" in text:
         return StoreError(f"cannot open {where} ({text}): check that the directory exists and is writable")
     if "disk I/O error" in text:
@@ -661,6 +664,23 @@ async def _connect(uri: str) -> aiosqlite.Connection:
     return await conn
 
 
+def _out_of_descriptors() -> bool:
+    """Whether "unable to open database file" was the process's file-descriptor limit, not the
+    path (SQLite reports both the same way): can this process open the three files a WAL
+    database needs (the file, its -wal and -shm) right now? Asked before the failed open's other
+    connections are closed, so the answer is about the state the open met."""
+    opened: list[int] = []
+    try:
+        for _ in range(3):
+            opened.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError as exc:
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    finally:
+        for fd in opened:
+            os.close(fd)
+    return False
+
+
 class _TidyConnection(sqlite3.Connection):
     """A connection that runs `after_close` once it is closed (the migration engine's read-only
     connections tidy up as the store's reader does: see `SqliteBackend._remove_wal_files`)."""
@@ -796,8 +816,9 @@ class SqliteBackend(Backend):
             )
             self._reader = await self._open(create=False)
         except sqlite3.Error as exc:
+            error = translate_error(exc, self._where())  # before close frees the descriptors
             await self.close()
-            raise translate_error(exc, self._where()) from None
+            raise error from None
         except OSError as exc:  # no thread or file descriptor left (ulimit -n, -u)
             await self.close()
             raise StoreError(f"cannot open {self._where()}: {exc.strerror or exc}: {_RESOURCES}") from None
