@@ -11,7 +11,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ckptdb.errors import CkptdbError, InvalidCheckpointError, InvalidIdError, SchemaError, StoreError
+    from ckptdb.errors import (
+        CkptdbError,
+        InvalidCheckpointError,
+        InvalidIdError,
+        SchemaError,
+        StoreError,
+        UnavailableError,
+    )
     from ckptdb.files import FileCheckpointStore
     from ckptdb.memory import MemoryCheckpointStore
     from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
@@ -26,6 +33,7 @@ _HOME = {
     "InvalidIdError": "ckptdb.errors",
     "SchemaError": "ckptdb.errors",
     "StoreError": "ckptdb.errors",
+    "UnavailableError": "ckptdb.errors",
     "FileCheckpointStore": "ckptdb.files",
     "MemoryCheckpointStore": "ckptdb.memory",
     "Checkpoint": "ckptdb.model",
@@ -60,6 +68,7 @@ __all__ = [
     "StateFilter",
     "StoreError",
     "Timestamp",
+    "UnavailableError",
     "open_store",
     "parse_target",
 ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ckptdb.echo_json import MAX_DEPTH, check_json_value
-from ckptdb.errors import DamagedRowError, InvalidCheckpointError, StoreError
+from ckptdb.errors import DamagedRowError, InvalidCheckpointError, StoreError, UnavailableError
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import IntegrityCheck
 from ckptdb.sql.revision import HEAD
@@ -87,6 +87,8 @@ async def check_database(
                             report.damaged.append(DamagedRow(str(row[0]), reason))
                     if progress is not None and report.checkpoints % 1000 == 0:
                         progress(report.checkpoints, total)
+        except UnavailableError:  # an outage (a lost connection), not damage: the check did not run
+            raise
         except StoreError as exc:  # the file is damaged past the rows read so far
             report.read_all = False
             report.engine_problems.append(f"reading stopped after {report.checkpoints} rows: {exc}")

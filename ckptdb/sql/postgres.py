@@ -32,7 +32,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from ckptdb.errors import CkptdbError, InvalidCheckpointError, StoreError
+from ckptdb.errors import CkptdbError, InvalidCheckpointError, StoreError, UnavailableError
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import (
     Backend,
@@ -113,10 +113,38 @@ def _names(url: str) -> tuple[str, str]:
     return (parts.username or "(default user)", parts.path.lstrip("/") or "(default database)")
 
 
+_CLIENT_STATE_SIGNS = (
+    "another operation is in progress",
+    "cannot switch to state",
+    "connection is closed",
+    "connection was closed",
+    "underlying connection is closed",
+    "pool is closing",
+)
+"""What asyncpg's client-side errors (InterfaceError, InternalClientError) say when the real cause
+was a connection that died under an operation: its protocol state machine is left mid-operation,
+and whatever touches the connection next (the transaction's exit, the pool's reset) fails with one
+of these instead of the server's reason."""
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    if type(exc).__name__ in ("ConnectionDoesNotExistError", "ConnectionResetError", "BrokenPipeError"):
+        return True
+    if type(exc).__name__ in ("InterfaceError", "InternalClientError"):
+        return any(sign in str(exc) for sign in _CLIENT_STATE_SIGNS)
+    return getattr(exc, "sqlstate", None) in ("57P01", "57P02", "57P03", "08006", "08003")
+
+
 def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
     """One line that says what went wrong and what to do; for asyncpg and psycopg errors alike."""
     if isinstance(exc, CkptdbError):
         return exc
+    # The server's reason (a terminated session, a lost socket) came first; asyncpg's complaint
+    # about the connection's state after it says nothing a person can act on.
+    cause = exc.__context__
+    client_side = type(exc).__name__ in ("InterfaceError", "InternalClientError")
+    if client_side and cause is not None and (_lost_connection(cause) or isinstance(cause, OSError)):
+        exc = cause
     where = target.display()
     address = server_address(target.url)
     host, port = address.rsplit(":", 1)
@@ -125,14 +153,16 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     lowered = str(exc).lower()
     if isinstance(exc, ConnectionRefusedError) or "connection refused" in lowered:
-        return StoreError(
+        return UnavailableError(
             f"cannot connect to PostgreSQL at {address} (connection refused): is the server running and "
             f"listening there? check with `pg_isready -h {host} -p {port}`"
         )
     if isinstance(exc, socket.gaierror) or "could not translate host name" in lowered:
-        return StoreError(f"cannot resolve the PostgreSQL host in {where} ({text}): check the host name")
+        return UnavailableError(
+            f"cannot resolve the PostgreSQL host in {where} ({text}): check the host name"
+        )
     if isinstance(exc, TimeoutError) or "timeout expired" in lowered:
-        return StoreError(
+        return UnavailableError(
             f"timed out connecting to PostgreSQL at {address}: check the host, port and firewall"
         )
     refused = ("password authentication failed", "no password", "no pg_hba.conf entry")
@@ -152,12 +182,14 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
             f"{where}: the PostgreSQL server's disk is full ({text}); nothing of this write was saved"
         )
     if state == "53300":
-        return StoreError(
+        return UnavailableError(
             f"PostgreSQL at {address} has no free connection slots ({text}): lower pool_max_size or raise "
             "max_connections"
         )
     if state == "57P03":
-        return StoreError(f"PostgreSQL at {address} is starting up or shutting down ({text}): retry shortly")
+        return UnavailableError(
+            f"PostgreSQL at {address} is starting up or shutting down ({text}): retry shortly"
+        )
     if state == "25006":
         return StoreError(f"{where} is read-only ({text}): a standby? connect to the primary")
     if state == "42501":
@@ -177,13 +209,17 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
         )
     if state == "54001":
         return InvalidCheckpointError(f"JSON nested too deeply for PostgreSQL ({text}); nothing was written")
-    lost = type(exc).__name__ in ("ConnectionDoesNotExistError", "ConnectionResetError")
-    if state in ("57P01", "57P02") or lost:
-        return StoreError(
-            f"lost the connection to PostgreSQL at {address} ({text}): retry; was the server restarted?"
+    if _lost_connection(exc):
+        client_side = type(exc).__name__ in ("InterfaceError", "InternalClientError")
+        # asyncpg's state-machine wording ("cannot switch to state 12") helps nobody
+        why = " in the middle of an operation" if client_side else f" ({text})"
+        return UnavailableError(
+            f"lost the connection to PostgreSQL at {address}{why}: was "
+            f"the server stopped or restarted? check with `pg_isready -h {host} -p {port}` and retry "
+            "(an unfinished transaction was rolled back)"
         )
     if isinstance(exc, OSError):
-        return StoreError(f"cannot reach PostgreSQL at {address} ({text})")
+        return UnavailableError(f"cannot reach PostgreSQL at {address} ({text}): check the server and retry")
     return StoreError(f"{where}: {text}")
 
 

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlencode
 
 import aiosqlite
 
-from ckptdb.errors import CkptdbError, StoreError
+from ckptdb.errors import CkptdbError, StoreError, UnavailableError
 from ckptdb.sql.backend import (
     Backend,
     DatabaseTarget,
@@ -144,7 +144,7 @@ def translate_error(exc: sqlite3.Error, where: str) -> CkptdbError:
     if "full" in text:
         return StoreError(f"{where}: disk or database full ({text}); nothing of this write was saved")
     if "unable to open" in text and _out_of_descriptors():
-        return StoreError(f"cannot open {where}: too many open files ({text}): {_RESOURCES}")
+        return UnavailableError(f"cannot open {where}: too many open files ({text}): {_RESOURCES}")
     if "unable to open" in text:
         return StoreError(f"cannot open {where} ({text}): check that the directory exists and is writable")
     if "disk I/O error" in text:
@@ -821,7 +821,9 @@ class SqliteBackend(Backend):
             raise error from None
         except OSError as exc:  # no thread or file descriptor left (ulimit -n, -u)
             await self.close()
-            raise StoreError(f"cannot open {self._where()}: {exc.strerror or exc}: {_RESOURCES}") from None
+            raise UnavailableError(
+                f"cannot open {self._where()}: {exc.strerror or exc}: {_RESOURCES}"
+            ) from None
         except BaseException:
             await self.close()
             raise
