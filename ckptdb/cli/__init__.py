@@ -6,6 +6,8 @@ read-only commands do not pay for SQLAlchemy or Alembic at start-up.
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from ckptdb.cli.common import DEFAULT_DB, CliContext
@@ -32,6 +34,9 @@ def main(ctx: click.Context, db_url: str) -> None:
     and leaves them queryable with plain SQL.
     """
     ctx.obj = CliContext(db_url)
+    # asyncpg's pool logs its own retries (a traceback through logging's last-resort handler) when
+    # the server goes away; the command's one-line error already says what happened.
+    logging.getLogger("asyncpg").addHandler(logging.NullHandler())
 
 
 main.add_command(db)
