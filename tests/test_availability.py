@@ -214,13 +214,15 @@ def _wait_for_query(cluster: Cluster, condition: str, command: subprocess.Popen[
 
 @pytest.mark.parametrize("how", ["terminated", "server-killed"])
 def test_connection_lost_mid_query(running: Cluster, how: str) -> None:
-    """`sql` and `list` (a streaming cursor in a read-only transaction, where asyncpg's complaint
-    about the dead connection used to replace the server's reason) lose their session mid-query."""
+    """`sql`, `list` (a streaming cursor in a read-only transaction, where asyncpg's complaint
+    about the dead connection used to replace the server's reason) and `db check` (which took the
+    lost connection for a damaged database, exit 3) lose their session mid-query."""
     for args, marker in (
         (["sql", "select pg_sleep(600)"], "application_name = 'ckptdb-sql'"),
         (["list"], "application_name = 'ckptdb' AND wait_event_type = 'Lock'"),
+        (["db", "check"], "application_name = 'ckptdb' AND wait_event_type = 'Lock'"),
     ):
-        if args[0] == "list":
+        if args[0] != "sql":
             # A read that is still running when the session goes: it waits for another session's lock.
             locker = subprocess.Popen(
                 [sys.executable, "-c", _HOLD_LOCK, running.url], stdout=subprocess.PIPE, text=True
@@ -240,7 +242,7 @@ def test_connection_lost_mid_query(running: Cluster, how: str) -> None:
                 os.kill(running.postmaster_pid(), signal.SIGKILL)
             stdout, stderr = command.communicate(timeout=120)
         finally:
-            if args[0] == "list":
+            if args[0] != "sql":
                 locker.kill()
                 locker.wait()
             if command.poll() is None:
