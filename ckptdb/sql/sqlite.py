@@ -791,8 +791,9 @@ class SqliteBackend(Backend):
         if writing and not os.access(path.parent, os.W_OK):
             # SQLite writes its -wal (or -journal) next to the file: no write without the directory.
             raise StoreError(
-                f"cannot write {path}: its directory is read-only (a read-only file system, or no "
-                "write permission); the commands that only read (list, show, export, db check) still work"
+                f"cannot write {path}: its directory is read-only (a read-only file system, or no write "
+                "permission): check that the directory exists and is writable; the commands that only "
+                "read (list, show, export, db check) still work"
             )
 
     async def connect(self, *, create: bool, readonly: bool = False) -> None:
