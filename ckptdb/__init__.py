@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         OutcomeUnknownError,
         SchemaError,
         StoreError,
+        UnavailableError,
     )
     from ckptdb.files import FileCheckpointStore
     from ckptdb.memory import MemoryCheckpointStore
@@ -34,6 +35,7 @@ _HOME = {
     "OutcomeUnknownError": "ckptdb.errors",
     "SchemaError": "ckptdb.errors",
     "StoreError": "ckptdb.errors",
+    "UnavailableError": "ckptdb.errors",
     "FileCheckpointStore": "ckptdb.files",
     "MemoryCheckpointStore": "ckptdb.memory",
     "Checkpoint": "ckptdb.model",
@@ -69,6 +71,7 @@ __all__ = [
     "StateFilter",
     "StoreError",
     "Timestamp",
+    "UnavailableError",
     "open_store",
     "parse_target",
 ]

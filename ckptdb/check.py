@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ckptdb.echo_json import MAX_DEPTH, check_json_value
-from ckptdb.errors import DamagedRowError, InvalidCheckpointError, StoreError
+from ckptdb.errors import DamagedRowError, InvalidCheckpointError, StoreError, UnavailableError
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import IntegrityCheck, WalStatus
 from ckptdb.sql.revision import HEAD
@@ -71,8 +71,9 @@ async def check_database(
     max_listed: int = 100,
     progress: ProgressCallback | None = None,
 ) -> CheckReport:
-    """Check an existing database (never creates one; refuses a schema this ckptdb cannot read)."""
-    async with await open_store(target, create=False) as store:
+    """Check an existing database, read-only (never creates or changes one; refuses a schema this
+    ckptdb cannot read)."""
+    async with await open_store(target, readonly=True) as store:
         engine = await store.integrity_check(quick=quick)
         report = CheckReport(store.target.display(), HEAD, engine, engine_problems=list(engine.problems))
         total = 0
@@ -88,6 +89,8 @@ async def check_database(
                             report.damaged.append(DamagedRow(str(row[0]), reason))
                     if progress is not None and report.checkpoints % 1000 == 0:
                         progress(report.checkpoints, total)
+        except UnavailableError:  # an outage (a lost connection), not damage: the check did not run
+            raise
         except StoreError as exc:  # the file is damaged past the rows read so far
             report.read_all = False
             report.engine_problems.append(f"reading stopped after {report.checkpoints} rows: {exc}")

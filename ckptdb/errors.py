@@ -43,6 +43,12 @@ class OutcomeUnknownError(StoreError):
     before you write it again or give up on it."""
 
 
+class UnavailableError(StoreError):
+    """The database could not be reached or used just now, through no fault of its contents: the
+    server is down, restarting or refusing connections, the connection was lost mid-operation, or
+    this process ran out of file descriptors. Retrying later may succeed; nothing is damaged."""
+
+
 class DamagedRowError(StoreError):
     """A stored row ckptdb did not write that way (a damaged file, or a hand edit in SQL): it
     cannot be read back as a checkpoint. `ckptdb db check` lists every such row."""

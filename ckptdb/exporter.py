@@ -479,14 +479,14 @@ async def run_export(
     """
     options = options or ExportOptions()
     query = query or CheckpointQuery(limit=None)
-    store = await SqlCheckpointStore.open(db, create=False)
+    store = await SqlCheckpointStore.open(db, readonly=True)
     try:
         total = await store.count(query)
     finally:
         await store.close()
     helper = helper_pool(total, options.parallel)
     try:
-        store = await SqlCheckpointStore.open(db, create=False)
+        store = await SqlCheckpointStore.open(db, readonly=True)
         try:
             return await _export(store, directory, query, options, progress_callback, None, total, helper)
         finally:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ckptdb.errors import InvalidCheckpointError, InvalidIdError, StoreError
+from ckptdb.errors import CkptdbError, InvalidCheckpointError, InvalidIdError, StoreError
 from ckptdb.model import Checkpoint, CheckpointInfo
 from ckptdb.store import (
     CheckpointPage,
@@ -89,7 +89,22 @@ class FileCheckpointStore(CheckpointStore):
     """Reads and writes an echo checkpoint directory, so an app can keep its files while migrating."""
 
     def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        """`directory` may not exist yet (the first save creates it); anything else there that is
+        not a directory is refused now, rather than at the first save or, for reads, never (a
+        listing of a file would simply be empty)."""
+        if not isinstance(directory, (str, os.PathLike)) or not str(directory):
+            raise CkptdbError(
+                f"FileCheckpointStore takes a directory path, got {directory!r}: pass the echo checkpoint "
+                "directory, e.g. FileCheckpointStore('checkpoints')"
+            )
+        if not isinstance(fsync, bool):
+            raise CkptdbError(f"fsync must be True or False, got {fsync!r}")
         self.directory = Path(directory)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise StoreError(
+                f"{self.directory} is a file, not a directory: FileCheckpointStore takes the directory "
+                "that holds the {id}.json files (for a database file use open_store)"
+            )
         self._fsync = fsync
 
     def _path(self, checkpoint_id: str) -> Path:

@@ -82,11 +82,15 @@ class NotFoundError(CkptdbError):
     """No checkpoint (or graph) by that name."""
 
 
-async def open_existing(target: str | Path) -> SqlCheckpointStore:
-    """Open a store for inspection: never creates a missing database (it says it is missing)."""
+async def open_existing(target: str | Path, *, readonly: bool = False) -> SqlCheckpointStore:
+    """Open a store for inspection: never creates a missing database (it says it is missing).
+
+    `readonly` (every command that only looks) never migrates or changes the file (no
+    journal-mode switch, no writer thread), and works on a read-only file or file system.
+    """
     from ckptdb.sql.store import open_store
 
-    return await open_store(target, create=False)
+    return await open_store(target, create=False, readonly=readonly)
 
 
 # -- parsing what a person types -----------------------------------------------------------------

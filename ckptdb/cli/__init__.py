@@ -6,6 +6,8 @@ read-only commands do not pay for SQLAlchemy or Alembic at start-up.
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from ckptdb.cli.common import DEFAULT_DB, CkptdbGroup, CliContext
@@ -36,6 +38,9 @@ def main(ctx: click.Context, db_url: str) -> None:
     and leaves them queryable with plain SQL.
     """
     ctx.obj = CliContext(db_url)
+    # asyncpg's pool logs its own retries (a traceback through logging's last-resort handler) when
+    # the server goes away; the command's one-line error already says what happened.
+    logging.getLogger("asyncpg").addHandler(logging.NullHandler())
 
 
 for command in (db, import_command, export_command, *INSPECTION_COMMANDS, copy_command):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import sys
 from collections.abc import Callable, Coroutine
@@ -73,11 +74,27 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except CkptdbError as exc:
         raise command_error(exc) from None
+    except OSError as exc:
+        raise _out_of_resources(exc) from None
 
 
 def warn_damaged(exc: Exception) -> None:
     """A damaged row a read command skips: one warning line on stderr, and the command goes on."""
     click.echo(f"warning: {exc}", err=True)
+
+
+_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN)
+
+
+def _out_of_resources(exc: OSError) -> BaseException:
+    """The process ran out of file descriptors, memory or threads anywhere (a module import, a
+    thread start, a socket): one line, for every command, instead of a traceback."""
+    if exc.errno not in _RESOURCE_ERRNOS:
+        return exc
+    return click.ClickException(
+        f"out of system resources ({exc.strerror}): raise the limit (ulimit -n for open files) or "
+        "stop other programs, then run the command again"
+    )
 
 
 def library_errors(func: Callable[P, T]) -> Callable[P, T]:
@@ -91,6 +108,8 @@ def library_errors(func: Callable[P, T]) -> Callable[P, T]:
             return func(*args, **kwargs)
         except CkptdbError as exc:
             raise command_error(exc) from None
+        except OSError as exc:
+            raise _out_of_resources(exc) from None
 
     return wrapper
 

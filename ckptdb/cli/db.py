@@ -38,6 +38,7 @@ def downgrade(revision: str, yes: bool) -> None:
 
     target = migrate.parse_target(db_url())
     migrate.require_existing(target)
+    migrate.check_target_revision(revision)
     before = migrate.current(target)
     if migrate.drops_data(before, revision) and not yes:
         click.confirm(
@@ -56,10 +57,15 @@ def current() -> None:
 
     target = migrate.parse_target(db_url())
     migrate.require_existing(target)
-    revision = migrate.current(target)
+    schema = migrate.schema_state(target)  # read-only: changes nothing in the database
+    revision = schema.revision
     head = migrate.head()
+    if revision is None and schema.checkpoints_table:
+        migrate.check_schema(schema, target.display())  # another tool's table: an error
     if revision == head:
         state = "up to date"
+    elif revision is None and schema.version_table:
+        state = "the schema was downgraded to base: run `ckptdb db upgrade`"
     elif revision is None:
         state = "not a ckptdb database yet: run `ckptdb db upgrade`"
     elif revision in migrate.KNOWN_REVISIONS:

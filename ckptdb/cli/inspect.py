@@ -99,7 +99,7 @@ def list_command(
             graph=graph, node=node, types=types, since=since, until=until, where=conditions, limit=limit
         )
         async with (
-            await inspect.open_existing(db_url()) as store,
+            await inspect.open_existing(db_url(), readonly=True) as store,
             aclosing(inspect.list_records(store, query, on_damaged=warn_damaged)) as records,
         ):
             with row_writer(fmt, LIST_COLUMNS) as out:
@@ -145,7 +145,7 @@ def show(checkpoint_id: str, field: str | None) -> None:
     async def main() -> None:
         from ckptdb import inspect
 
-        async with await inspect.open_existing(db_url()) as store:
+        async with await inspect.open_existing(db_url(), readonly=True) as store:
             _print_checkpoint(await inspect.get_checkpoint(store, checkpoint_id), field)
 
     run(main())
@@ -160,7 +160,7 @@ def latest(graph: str, field: str | None) -> None:
     async def main() -> None:
         from ckptdb import inspect
 
-        async with await inspect.open_existing(db_url()) as store:
+        async with await inspect.open_existing(db_url(), readonly=True) as store:
             _print_checkpoint(await inspect.latest_checkpoint(store, graph), field)
 
     run(main())
@@ -184,7 +184,7 @@ def graphs(exact: bool, fmt: str | None) -> None:
     async def main() -> None:
         from ckptdb import inspect
 
-        async with await inspect.open_existing(db_url()) as store:
+        async with await inspect.open_existing(db_url(), readonly=True) as store:
             found = await inspect.graphs(store, exact=exact or None, on_damaged=warn_damaged)
         rows = [
             (
@@ -267,7 +267,7 @@ def stats(fmt: str | None) -> None:
 
         from ckptdb import inspect
 
-        async with await inspect.open_existing(db_url()) as store:
+        async with await inspect.open_existing(db_url(), readonly=True) as store:
             found = await inspect.stats(store, on_damaged=warn_damaged)
         with stdout_guard():
             if resolve_format(fmt, sys.stdout, ("table", "json")) == "json":
@@ -287,7 +287,7 @@ def pending(fmt: str | None) -> None:
     async def main() -> None:
         from ckptdb import inspect
 
-        async with await inspect.open_existing(db_url()) as store:
+        async with await inspect.open_existing(db_url(), readonly=True) as store:
             found = await inspect.pending(store, on_damaged=warn_damaged)
         rows = [
             (
@@ -490,7 +490,7 @@ def sql(query: str, fmt: str | None) -> None:
         from ckptdb import inspect
 
         async with (
-            await inspect.open_existing(db_url()) as store,
+            await inspect.open_existing(db_url(), readonly=True) as store,
             aclosing(inspect.run_sql(store, query)) as rows,
         ):
             header = await anext(rows)

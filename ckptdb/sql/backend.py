@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from ckptdb.errors import CkptdbError, SchemaError
+from ckptdb.errors import CkptdbError, SchemaError, StoreError
 from ckptdb.sql.revision import HEAD, KNOWN_REVISIONS
 from ckptdb.state_filter import StateFilter
 
@@ -40,16 +40,43 @@ class DatabaseTarget:
         return self.url
 
 
-def parse_target(target: str | Path) -> DatabaseTarget:
-    """`./checkpoints.db`, `sqlite:///abs.db`, `sqlite:///rel.db`, or `postgresql://...`."""
+def parse_target(target: str | Path | DatabaseTarget) -> DatabaseTarget:
+    """`./checkpoints.db`, `sqlite:///abs.db`, `sqlite:///rel.db`, or `postgresql://...`.
+
+    Only a text with `scheme://` is a URL; anything else is a file path taken as it is (`#`, `?`,
+    `%`, spaces, a leading `-`, a `file:` prefix are all part of the name), and from here on the
+    path travels as a Path, never pasted into another URL (see `ckptdb.sql.sqlite.sqlite_uri`).
+    In a `sqlite://` URL the path is percent-decoded once and a `?query` is refused rather than
+    silently dropped.
+    """
+    if isinstance(target, DatabaseTarget):
+        return target
+    if not isinstance(target, (str, Path)):
+        raise CkptdbError(
+            f"database target must be a path or URL string, got {type(target).__name__}: "
+            "pass 'checkpoints.db', 'sqlite:///path.db' or 'postgresql://...'"
+        )
     text = str(target)
-    scheme = text.split(":", 1)[0].lower() if "://" in text else ""
+    scheme = text.split("://", 1)[0].lower() if "://" in text and not isinstance(target, Path) else ""
+    if scheme and not all(c.isalnum() or c in "+-." for c in scheme):
+        scheme = ""  # `dir/x://y` is a path whose name holds "://"
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
         return DatabaseTarget("postgresql", text)
-    if scheme.startswith("sqlite"):
-        path_text = unquote(text.split("://", 1)[1].split("?", 1)[0])
+    if scheme in ("sqlite", "sqlite3") or scheme.startswith("sqlite+"):
+        rest = text.split("://", 1)[1]
+        if "?" in rest:
+            raise CkptdbError(
+                f"{text!r}: sqlite URLs take no ?options here; write the path alone "
+                "(percent-encode a '?' in the name as %3F) or give the plain file path"
+            )
+        path_text = unquote(rest)
         if path_text.startswith("/"):
             path_text = path_text[1:]  # sqlite:///rel.db -> rel.db ; sqlite:////abs.db -> /abs.db
+        elif path_text:
+            raise CkptdbError(
+                f"{text!r}: a sqlite URL has three slashes before a relative path (sqlite:///rel.db) "
+                "and four before an absolute one (sqlite:////abs/path.db)"
+            )
         text = path_text
     elif scheme:
         raise CkptdbError(
@@ -57,6 +84,8 @@ def parse_target(target: str | Path) -> DatabaseTarget:
         )
     if text in ("", ":memory:"):
         raise CkptdbError("an in-memory SQLite database cannot be shared; use MemoryCheckpointStore")
+    if "\x00" in text:
+        raise CkptdbError(f"database path {text!r} contains NUL: no file can have that name")
     path = Path(text).expanduser().absolute()
     return DatabaseTarget("sqlite", f"sqlite:///{path}", path)
 
@@ -74,6 +103,38 @@ def check_revision(revision: str | None, where: str) -> None:
         f"the database {where} has schema {revision}, which this ckptdb does not know "
         "(written by a newer ckptdb?): upgrade ckptdb (pip install -U ckptdb)"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """What a database holds of ckptdb's schema, read without changing anything."""
+
+    checkpoints_table: bool
+    version_table: bool
+    revision: str | None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing of ckptdb's (or anyone's `checkpoints`) yet: safe to create the schema in."""
+        return not self.checkpoints_table and not self.version_table
+
+
+def check_schema(state: SchemaState, where: str) -> None:
+    """Refuse, with what to do, any schema but this ckptdb's head."""
+    if state.revision is None:
+        if state.checkpoints_table:
+            raise StoreError(
+                f"{where} has a checkpoints table that ckptdb's migrations did not create (another "
+                "tool's, such as LangGraph's SQLite saver?): nothing was changed; point --db at a database "
+                "of ckptdb's own"
+            )
+        if state.version_table:
+            raise StoreError(
+                f"{where} has no ckptdb tables: the schema was downgraded to base; run "
+                f"`ckptdb --db {where} db upgrade`"
+            )
+        raise StoreError(f"{where} has no ckptdb schema: run `ckptdb --db {where} db upgrade`")
+    check_revision(state.revision, where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,16 +175,30 @@ class Backend(ABC):
 
     target: DatabaseTarget
 
+    OPTIONS: tuple[str, ...] = ()
+    """The keyword options the backend takes (`open_store(..., **options)`)."""
+
     @abstractmethod
-    async def connect(self, *, create: bool) -> None:
-        """Open connections; `create=False` refuses to create a missing database."""
+    async def connect(self, *, create: bool, readonly: bool = False) -> None:
+        """Open connections; `create=False` refuses to create a missing database. `readonly`
+        opens for reading only: nothing in the database (or next to it) is created or changed,
+        and every write raises StoreError."""
+
+    async def prepare_writes(self) -> None:  # noqa: B027  (a hook: most engines need nothing)
+        """Settings a writable database needs before the first write, applied once its schema is
+        known to be ckptdb's (SQLite: WAL); nothing by default."""
 
     @abstractmethod
     async def close(self) -> None: ...
 
     @abstractmethod
+    async def schema_state(self) -> SchemaState:
+        """Which of ckptdb's tables exist, and the revision in the version table (None if none)."""
+
     async def schema_revision(self) -> tuple[bool, str | None]:
         """(has any ckptdb table, revision in the version table or None)."""
+        state = await self.schema_state()
+        return not state.empty, state.revision
 
     @abstractmethod
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -146,8 +221,9 @@ class Backend(ABC):
         """SQL (with `?`) testing one state condition on `state_snapshot`, and its parameters."""
 
     @abstractmethod
-    def sync_engine(self) -> Engine:
-        """A synchronous SQLAlchemy engine whose transactions take the migration lock."""
+    def sync_engine(self, *, create: bool = True, readonly: bool = False) -> Engine:
+        """A synchronous SQLAlchemy engine whose transactions take the migration lock; `readonly`
+        reads the schema without changing anything (no lock, no settings written)."""
 
     @abstractmethod
     async def database_size(self) -> int | None:
@@ -202,11 +278,45 @@ class Backend(ABC):
 
 
 def open_backend(target: DatabaseTarget, **options: Any) -> Backend:
-    """The (not yet connected) backend for a target; drivers are imported only when used."""
+    """The (not yet connected) backend for a target; drivers are imported only when used. An
+    option the backend does not take is refused by name, with the ones it does."""
+    backend: type[Backend]
     if target.kind == "sqlite":
         from ckptdb.sql.sqlite import SqliteBackend
 
-        return SqliteBackend(target, **options)
-    from ckptdb.sql.postgres import PostgresBackend
+        backend = SqliteBackend
+    else:
+        from ckptdb.sql.postgres import PostgresBackend
 
-    return PostgresBackend(target, **options)
+        backend = PostgresBackend
+    unknown = sorted(set(options) - set(backend.OPTIONS))
+    if unknown:
+        engine = "SQLite" if target.kind == "sqlite" else "PostgreSQL"
+        known = ", ".join(sorted({*backend.OPTIONS, *STORE_OPTIONS}))
+        raise CkptdbError(f"unknown option {unknown[0]!r} for a {engine} store: the options are {known}")
+    return backend(target, **options)
+
+
+STORE_OPTIONS = ("create", "migrate", "readonly")
+"""`open_store`'s own options, besides the backend's."""
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise CkptdbError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_count(name: str, value: object, *, minimum: int = 0) -> int:
+    """A whole number of at least `minimum` (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise CkptdbError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """One of `choices`, in any letter case; returned upper-case."""
+    if not isinstance(value, str) or value.upper() not in choices:
+        listed = " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
+        raise CkptdbError(f"{name} must be {listed}, got {value!r}")
+    return value.upper()

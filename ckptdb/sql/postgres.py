@@ -36,9 +36,24 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from ckptdb.errors import CkptdbError, InvalidCheckpointError, OutcomeUnknownError, StoreError
+from ckptdb.errors import (
+    CkptdbError,
+    InvalidCheckpointError,
+    OutcomeUnknownError,
+    StoreError,
+    UnavailableError,
+)
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import Backend, DatabaseTarget, IntegrityCheck, Row
+from ckptdb.sql.backend import (
+    Backend,
+    DatabaseTarget,
+    IntegrityCheck,
+    Row,
+    SchemaState,
+    check_bool,
+    check_choice,
+    check_count,
+)
 from ckptdb.sql.revision import VERSION_TABLE
 from ckptdb.state_filter import PathStep, StateFilter
 
@@ -107,10 +122,38 @@ def _names(url: str) -> tuple[str, str]:
     return (parts.username or "(default user)", parts.path.lstrip("/") or "(default database)")
 
 
+_CLIENT_STATE_SIGNS = (
+    "another operation is in progress",
+    "cannot switch to state",
+    "connection is closed",
+    "connection was closed",
+    "underlying connection is closed",
+    "pool is closing",
+)
+"""What asyncpg's client-side errors (InterfaceError, InternalClientError) say when the real cause
+was a connection that died under an operation: its protocol state machine is left mid-operation,
+and whatever touches the connection next (the transaction's exit, the pool's reset) fails with one
+of these instead of the server's reason."""
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    if type(exc).__name__ in ("ConnectionDoesNotExistError", "ConnectionResetError", "BrokenPipeError"):
+        return True
+    if type(exc).__name__ in ("InterfaceError", "InternalClientError"):
+        return any(sign in str(exc) for sign in _CLIENT_STATE_SIGNS)
+    return getattr(exc, "sqlstate", None) in ("57P01", "57P02", "57P03", "08006", "08003")
+
+
 def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
     """One line that says what went wrong and what to do; for asyncpg and psycopg errors alike."""
     if isinstance(exc, CkptdbError):
         return exc
+    # The server's reason (a terminated session, a lost socket) came first; asyncpg's complaint
+    # about the connection's state after it says nothing a person can act on.
+    cause = exc.__context__
+    client_side = type(exc).__name__ in ("InterfaceError", "InternalClientError")
+    if client_side and cause is not None and (_lost_connection(cause) or isinstance(cause, OSError)):
+        exc = cause
     where = target.display()
     address = server_address(target.url)
     host, port = address.rsplit(":", 1)
@@ -119,14 +162,16 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     lowered = str(exc).lower()
     if isinstance(exc, ConnectionRefusedError) or "connection refused" in lowered:
-        return StoreError(
+        return UnavailableError(
             f"cannot connect to PostgreSQL at {address} (connection refused): is the server running and "
             f"listening there? check with `pg_isready -h {host} -p {port}`"
         )
     if isinstance(exc, socket.gaierror) or "could not translate host name" in lowered:
-        return StoreError(f"cannot resolve the PostgreSQL host in {where} ({text}): check the host name")
+        return UnavailableError(
+            f"cannot resolve the PostgreSQL host in {where} ({text}): check the host name"
+        )
     if isinstance(exc, TimeoutError) or "timeout expired" in lowered:
-        return StoreError(
+        return UnavailableError(
             f"timed out connecting to PostgreSQL at {address}: check the host, port and firewall"
         )
     refused = ("password authentication failed", "no password", "no pg_hba.conf entry")
@@ -146,12 +191,14 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
             f"{where}: the PostgreSQL server's disk is full ({text}); nothing of this write was saved"
         )
     if state == "53300":
-        return StoreError(
+        return UnavailableError(
             f"PostgreSQL at {address} has no free connection slots ({text}): lower pool_max_size or raise "
             "max_connections"
         )
     if state == "57P03":
-        return StoreError(f"PostgreSQL at {address} is starting up or shutting down ({text}): retry shortly")
+        return UnavailableError(
+            f"PostgreSQL at {address} is starting up or shutting down ({text}): retry shortly"
+        )
     if state == "25006":
         return StoreError(f"{where} is read-only ({text}): a standby? connect to the primary")
     if state == "42501":
@@ -171,13 +218,17 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
         )
     if state == "54001":
         return InvalidCheckpointError(f"JSON nested too deeply for PostgreSQL ({text}); nothing was written")
-    lost = type(exc).__name__ in ("ConnectionDoesNotExistError", "ConnectionResetError")
-    if state in ("57P01", "57P02") or lost:
-        return StoreError(
-            f"lost the connection to PostgreSQL at {address} ({text}): retry; was the server restarted?"
+    if _lost_connection(exc):
+        client_side = type(exc).__name__ in ("InterfaceError", "InternalClientError")
+        # asyncpg's state-machine wording ("cannot switch to state 12") helps nobody
+        why = " in the middle of an operation" if client_side else f" ({text})"
+        return UnavailableError(
+            f"lost the connection to PostgreSQL at {address}{why}: was "
+            f"the server stopped or restarted? check with `pg_isready -h {host} -p {port}` and retry "
+            "(an unfinished transaction was rolled back)"
         )
     if isinstance(exc, OSError):
-        return StoreError(f"cannot reach PostgreSQL at {address} ({text})")
+        return UnavailableError(f"cannot reach PostgreSQL at {address} ({text}): check the server and retry")
     return StoreError(f"{where}: {text}")
 
 
@@ -301,6 +352,17 @@ class PostgresBackend(Backend):
     runs on the loop; the server's own `synchronous_commit` decides when the WAL is flushed).
     """
 
+    OPTIONS = (
+        "pool_min_size",
+        "pool_max_size",
+        "command_timeout",
+        "statement_cache_size",
+        "synchronous",
+        "busy_timeout_ms",
+        "commit_on_loop",
+        "sync_interval",
+    )
+
     def __init__(
         self,
         target: DatabaseTarget,
@@ -314,23 +376,30 @@ class PostgresBackend(Backend):
         commit_on_loop: bool | None = None,
         sync_interval: float | None = None,
     ) -> None:
-        del commit_on_loop, sync_interval  # nothing to choose here: see the class docstring
+        del sync_interval  # nothing to choose here: see the class docstring
+        if commit_on_loop is not None:
+            check_bool("commit_on_loop", commit_on_loop)  # nothing to choose here: see above
         self.target = target
         self.dsn = asyncpg_dsn(target.url)
-        if pool_max_size < 1 or pool_min_size < 0 or pool_min_size > pool_max_size:
+        check_count("pool_min_size", pool_min_size)
+        check_count("pool_max_size", pool_max_size, minimum=1)
+        if pool_min_size > pool_max_size:
             raise CkptdbError(f"bad pool sizes: min {pool_min_size}, max {pool_max_size}")
+        number = isinstance(command_timeout, (int, float)) and not isinstance(command_timeout, bool)
+        if command_timeout is not None and (not number or command_timeout <= 0):
+            raise CkptdbError(
+                f"command_timeout must be a number of seconds above 0, or None; got {command_timeout!r}"
+            )
         self.pool_min_size = pool_min_size
         self.pool_max_size = pool_max_size
         self.command_timeout = command_timeout
-        self.statement_cache_size = statement_cache_size
+        self.statement_cache_size = check_count("statement_cache_size", statement_cache_size)
         self.server_settings = {"application_name": "ckptdb"}
-        if synchronous is not None:
-            if synchronous.upper() not in ("NORMAL", "FULL"):
-                raise CkptdbError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
-            if synchronous.upper() == "FULL":
-                self.server_settings["synchronous_commit"] = "on"
+        if synchronous is not None and check_choice("synchronous", synchronous, ("NORMAL", "FULL")) == "FULL":
+            self.server_settings["synchronous_commit"] = "on"
         if busy_timeout_ms is not None:
-            self.server_settings["lock_timeout"] = str(int(busy_timeout_ms))
+            self.server_settings["lock_timeout"] = str(check_count("busy_timeout_ms", busy_timeout_ms))
+        self.readonly = False
         self._pool: asyncpg.Pool | None = None
         # The group commit's usual connection, kept out of the pool so a save skips the acquire
         # and release; whoever finds it busy takes a pooled one, so nothing ever waits for it.
@@ -339,12 +408,17 @@ class PostgresBackend(Backend):
 
     # -- connections ----------------------------------------------------------------------------
 
-    async def connect(self, *, create: bool) -> None:
-        """Open the pool. PostgreSQL databases are never created here (`create` is about tables)."""
+    async def connect(self, *, create: bool, readonly: bool = False) -> None:
+        """Open the pool. PostgreSQL databases are never created here (`create` is about tables).
+        Read-only: every session starts with `default_transaction_read_only`, so the server itself
+        refuses any write."""
         try:
             import asyncpg
         except ImportError:
             raise StoreError("PostgreSQL support needs asyncpg: pip install 'ckptdb[postgres]'") from None
+        self.readonly = readonly
+        if readonly:
+            self.server_settings["default_transaction_read_only"] = "on"
         try:
             self._pool = await asyncpg.create_pool(
                 self.dsn,
@@ -376,9 +450,15 @@ class PostgresBackend(Backend):
             raise StoreError("the store is closed")
         return self._pool
 
+    def _writable(self) -> None:
+        if self.readonly:
+            raise StoreError(
+                f"{self.target.display()} was opened read-only: open it with open_store() to write"
+            )
+
     # -- reads ----------------------------------------------------------------------------------
 
-    async def schema_revision(self) -> tuple[bool, str | None]:
+    async def schema_state(self) -> SchemaState:
         pool = self._get_pool()
         try:
             found = await pool.fetchrow(
@@ -386,12 +466,12 @@ class PostgresBackend(Backend):
             )
             assert found is not None
             has_checkpoints, has_versions = bool(found[0]), bool(found[1])
-            if not has_versions:
-                return has_checkpoints, None
-            revision = await pool.fetchval(f"SELECT version_num FROM {VERSION_TABLE} LIMIT 1")
+            revision = None
+            if has_versions:
+                revision = await pool.fetchval(f"SELECT version_num FROM {VERSION_TABLE} LIMIT 1")
         except Exception as exc:
             raise translate_error(exc, self.target) from None
-        return True, revision
+        return SchemaState(has_checkpoints, has_versions, revision)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         pool = self._get_pool()
@@ -463,6 +543,7 @@ class PostgresBackend(Backend):
 
     async def write_rows(self, sql: str, rows: Sequence[Row]) -> None:
         """One row: one autocommit statement (one round trip). More: executemany in a transaction."""
+        self._writable()
         check_storable(rows)
         text = to_dollar_params(sql)
 
@@ -480,6 +561,7 @@ class PostgresBackend(Backend):
 
     async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         pool = self._get_pool()
+        self._writable()
         prepared: list[tuple[str, Sequence[Any]]] = []
         for sql, params in statements:
             if sql.lstrip()[:6].upper() in _WRITES_ROWS:
@@ -549,8 +631,9 @@ class PostgresBackend(Backend):
             return f"({' AND '.join(guards)} AND {test})", [*guard_params, *params]
         return test, params
 
-    def sync_engine(self) -> Engine:
-        """psycopg 3 (sync) for Alembic; each transaction takes the migration advisory lock first."""
+    def sync_engine(self, *, create: bool = True, readonly: bool = False) -> Engine:
+        """psycopg 3 (sync) for Alembic; each transaction takes the migration advisory lock first
+        (read-only: a read-only session instead, which takes no lock)."""
         import sqlalchemy as sa
         from sqlalchemy.engine import make_url
         from sqlalchemy.pool import NullPool
@@ -562,14 +645,17 @@ class PostgresBackend(Backend):
                 "migrations on PostgreSQL need psycopg: pip install 'ckptdb[postgres]'"
             ) from None
         url = make_url(asyncpg_dsn(self.target.url)).set(drivername="postgresql+psycopg")
-        engine = sa.create_engine(
-            url, poolclass=NullPool, connect_args={"application_name": "ckptdb-migrate"}
-        )
+        del create  # databases are never created, only their tables
+        connect_args: dict[str, Any] = {"application_name": "ckptdb-migrate"}
+        if readonly:
+            connect_args["options"] = "-c default_transaction_read_only=on"
+        engine = sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
         target = self.target
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+            if not readonly:
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
 
         @sa.event.listens_for(engine, "handle_error")
         def _on_error(context: Any) -> CkptdbError:

@@ -17,6 +17,7 @@ bound on the WAL's length.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import json
 import logging
@@ -28,13 +29,24 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import aclosing, contextmanager, suppress
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiosqlite
 
-from ckptdb.errors import CkptdbError, OutcomeUnknownError, StoreError
-from ckptdb.sql.backend import Backend, DatabaseTarget, IntegrityCheck, Row, WalStatus
+from ckptdb.errors import CkptdbError, OutcomeUnknownError, StoreError, UnavailableError
+from ckptdb.sql.backend import (
+    Backend,
+    DatabaseTarget,
+    IntegrityCheck,
+    Row,
+    SchemaState,
+    WalStatus,
+    check_bool,
+    check_choice,
+    check_count,
+)
 from ckptdb.sql.revision import VERSION_TABLE
 from ckptdb.state_filter import PathStep, StateFilter
 
@@ -51,6 +63,8 @@ within this long (plus one fsync), as PostgreSQL's `synchronous_commit = off` bo
 `wal_writer_delay`."""
 
 T = TypeVar("T")
+
+_RESOURCES = "raise the open-file limit (ulimit -n) or close other programs, then retry"
 
 CHECKPOINT_PAGES = 1000
 """About this many WAL pages written (estimated from the rows) wake the checkpointer thread, which runs
@@ -83,6 +97,19 @@ LOOP_COMMIT_ROWS = 32
 millisecond of SQLite work); bigger batches, an import's say, go to the writer thread."""
 MAX_GROUP_ROWS = 1000
 """At most this many rows of queued saves share one transaction."""
+
+
+def sqlite_uri(path: Path, **params: str) -> str:
+    """The `file:` URI that names exactly `path`, whatever its characters.
+
+    SQLite's URI parser ends the name at `?` and `#` and decodes `%XX`, so a path pasted into a URI
+    opens another file (`a#b.db` opens `a`, `x?c.db` opens `x`, `%41.db` opens `A.db`). Every byte
+    except letters, digits, `-._~` and `/` is percent-encoded (the name's bytes as the file system
+    has them, so non-UTF-8 names survive too), and the authority is left empty (`file://` then the
+    absolute path), so a path that starts with `//` is not read as a host.
+    """
+    name = quote(os.fsencode(path), safe="/")
+    return f"file://{name}" + (f"?{urlencode(params)}" if params else "")
 
 
 def ensure_wal(db: sqlite3.Connection, busy_timeout_ms: float) -> None:
@@ -153,8 +180,14 @@ def translate_error(exc: sqlite3.Error, where: str, *, writing: bool = False) ->
         return StoreError(f"{where} is read-only ({text}): check the file's and its directory's permissions")
     if "full" in text:
         return StoreError(f"{where}: disk or database full ({text}); nothing of this write was saved")
+    if "unable to open" in text and _out_of_descriptors():
+        return UnavailableError(f"cannot open {where}: too many open files ({text}): {_RESOURCES}")
     if "unable to open" in text:
         return StoreError(f"cannot open {where} ({text}): check that the directory exists and is writable")
+    if "disk I/O error" in text:
+        return StoreError(
+            f"{where}: disk I/O error ({text}): check the disk, and that this is a regular file"
+        )
     if "locked" in text or "busy" in text:
         return StoreError(f"{where} stayed locked by another writer past the busy timeout ({text})")
     return StoreError(f"{where}: {text}")
@@ -946,7 +979,39 @@ async def _connect(uri: str) -> aiosqlite.Connection:
     return await conn
 
 
+def _out_of_descriptors() -> bool:
+    """Whether "unable to open database file" was the process's file-descriptor limit, not the
+    path (SQLite reports both the same way): can this process open the three files a WAL
+    database needs (the file, its -wal and -shm) right now? Asked before the failed open's other
+    connections are closed, so the answer is about the state the open met."""
+    opened: list[int] = []
+    try:
+        for _ in range(3):
+            opened.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError as exc:
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    finally:
+        for fd in opened:
+            os.close(fd)
+    return False
+
+
+class _TidyConnection(sqlite3.Connection):
+    """A connection that runs `after_close` once it is closed (the migration engine's read-only
+    connections tidy up as the store's reader does: see `SqliteBackend._remove_wal_files`)."""
+
+    after_close: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        super().close()
+        after, self.after_close = self.after_close, None
+        if after is not None:
+            after()
+
+
 class SqliteBackend(Backend):
+    OPTIONS = ("synchronous", "busy_timeout_ms", "commit_on_loop", "sync_interval")
+
     def __init__(
         self,
         target: DatabaseTarget,
@@ -963,12 +1028,11 @@ class SqliteBackend(Backend):
         assert target.path is not None
         self.target = target
         self.path = target.path
-        synchronous = synchronous.upper()
-        if synchronous not in SYNCHRONOUS:
-            raise CkptdbError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+        synchronous = check_choice("synchronous", synchronous, SYNCHRONOUS)
         self.synchronous = synchronous
-        self.busy_timeout_ms = busy_timeout_ms
-        self.commit_on_loop = bool(commit_on_loop) and synchronous == "NORMAL"
+        self.busy_timeout_ms = check_count("busy_timeout_ms", busy_timeout_ms)
+        self.commit_on_loop = check_bool("commit_on_loop", commit_on_loop) and synchronous == "NORMAL"
+        self.readonly = False
         if sync_interval is not None and (
             isinstance(sync_interval, bool)
             or not isinstance(sync_interval, int | float)
@@ -981,13 +1045,13 @@ class SqliteBackend(Backend):
         self._writer: WriterThread | None = None
         self._reader: aiosqlite.Connection | None = None
         self._checkpointer: Checkpointer | None = None
+        self._tidy_wal = False  # read-only: remove the -wal/-shm that our reading made (see close)
 
     def _where(self) -> str:
         return str(self.path)
 
     async def _open(self, *, create: bool) -> aiosqlite.Connection:
-        mode = "rwc" if create else "rw"
-        conn = await _connect(f"file:{self.path}?mode={mode}")
+        conn = await _connect(sqlite_uri(self.path, mode="rwc" if create else "rw"))
         try:
             await conn.execute_fetchall(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             await conn.execute_fetchall(f"PRAGMA synchronous = {self.synchronous}")
@@ -997,13 +1061,25 @@ class SqliteBackend(Backend):
             raise
         return conn
 
+    def read_only_uri(self) -> str:
+        """`mode=ro`, and `immutable=1` only where no process can be writing the file.
+
+        `mode=ro` still takes SQLite's locks, so a writer in another process is seen correctly; but
+        on a WAL database it needs a `-shm` it can open, which it cannot create on a read-only file
+        system or in a directory it may not write to ("unable to open database file"). There, and
+        only there (no writer can run either: it could not create its `-wal`), `immutable=1` reads
+        the file without locks or a `-shm`. Where a `-wal` already exists, a writer may be live, so
+        plain `mode=ro` (which reads an existing `-wal` and `-shm`) stays.
+        """
+        directory_writable = os.access(self.path.parent, os.W_OK)
+        if not directory_writable and not os.path.exists(f"{self.path}-wal"):
+            return sqlite_uri(self.path, mode="ro", immutable="1")
+        return sqlite_uri(self.path, mode="ro")
+
     def _driver_connection(self, mode: str) -> sqlite3.Connection:
         """A plain sqlite3 connection (autocommit, usable from any one thread at a time)."""
         db = sqlite3.connect(
-            f"file:{quote(str(self.path))}?mode={mode}",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
+            sqlite_uri(self.path, mode=mode), uri=True, isolation_level=None, check_same_thread=False
         )
         try:
             db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
@@ -1019,9 +1095,10 @@ class SqliteBackend(Backend):
         return db
 
     def _open_writer(self, create: bool) -> sqlite3.Connection:
+        """The writer connection; the journal mode is left alone until `prepare_writes`, so opening
+        a file whose schema is then refused (another tool's) changes nothing in it."""
         db = self._driver_connection("rwc" if create else "rw")
         try:
-            ensure_wal(db, self.busy_timeout_ms)
             db.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
             db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         except BaseException:
@@ -1029,12 +1106,40 @@ class SqliteBackend(Backend):
             raise
         return db
 
-    async def connect(self, *, create: bool) -> None:
-        if not create and not self.path.exists():
-            raise StoreError(f"no database at {self.path}: check the path or --db (nothing was created)")
-        if create and not self.path.parent.is_dir():
-            raise StoreError(f"cannot create {self.path}: directory {self.path.parent} does not exist")
+    def check_path(self, *, create: bool, writing: bool = False) -> None:
+        """Refuse, before SQLite sees it, a path that cannot be a database file: SQLite would open a
+        directory or a device and fail later with "disk I/O error", or create the file elsewhere."""
+        path = self.path
+        if path.is_dir():
+            raise StoreError(
+                f"{path} is a directory, not an SQLite database file: give a file's path in --db"
+            )
+        if path.exists() and not path.is_file():
+            raise StoreError(
+                f"{path} is not a regular file (a device or a pipe?): give an SQLite file's path in --db"
+            )
+        if not create and not path.exists():
+            raise StoreError(f"no database at {path}: check the path or --db (nothing was created)")
+        if create and not path.exists() and not path.parent.is_dir():
+            raise StoreError(f"cannot create {path}: directory {path.parent} does not exist")
+        if writing and not os.access(path.parent, os.W_OK):
+            # SQLite writes its -wal (or -journal) next to the file: no write without the directory.
+            raise StoreError(
+                f"cannot write {path}: its directory is read-only (a read-only file system, or no write "
+                "permission): check that the directory exists and is writable; the commands that only "
+                "read (list, show, export, db check) still work"
+            )
+
+    async def connect(self, *, create: bool, readonly: bool = False) -> None:
+        self.check_path(create=create and not readonly, writing=not readonly)
+        self.readonly = readonly
         try:
+            if readonly:
+                # Only the reader: no writer thread, no checkpointer, nothing that could write.
+                self._tidy_wal = self._wal_tidy_needed()
+                self._reader = await _connect(self.read_only_uri())
+                await self._reader.execute_fetchall(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+                return
             db = await asyncio.to_thread(self._open_writer, create)
             self._checkpointer = Checkpointer(
                 self._checkpointer_connection, f"{self.path}-wal", self.sync_interval
@@ -1048,11 +1153,32 @@ class SqliteBackend(Backend):
             )
             self._reader = await self._open(create=False)
         except sqlite3.Error as exc:
+            error = translate_error(exc, self._where())  # before close frees the descriptors
             await self.close()
-            raise translate_error(exc, self._where()) from None
+            raise error from None
+        except OSError as exc:  # no thread or file descriptor left (ulimit -n, -u)
+            await self.close()
+            raise UnavailableError(
+                f"cannot open {self._where()}: {exc.strerror or exc}: {_RESOURCES}"
+            ) from None
         except BaseException:
             await self.close()
             raise
+
+    async def prepare_writes(self) -> None:
+        """WAL, switched on the first time a store opens the file for writing (see `ensure_wal`),
+        once its schema is known to be ckptdb's. On the writer connection, which nothing else uses
+        yet, under its lock rather than as a job on its thread."""
+        writer, _ = self._conns()
+
+        def switch() -> None:
+            with writer._conn_lock:
+                ensure_wal(writer._conn, self.busy_timeout_ms)
+
+        try:
+            await asyncio.to_thread(switch)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self._where()) from None
 
     async def close(self) -> None:
         # The checkpointer first: the last connection to close checkpoints and removes the WAL,
@@ -1068,18 +1194,51 @@ class SqliteBackend(Backend):
         if writer is not None:
             with suppress(CkptdbError, sqlite3.Error):
                 await writer.close()
+        if self._tidy_wal:
+            self._tidy_wal = False
+            await asyncio.to_thread(self._remove_wal_files)
+
+    def _wal_tidy_needed(self) -> bool:
+        """Whether reading may leave a `-wal`/`-shm` behind that was not there (see below)."""
+        wal_files = any(os.path.exists(f"{self.path}{suffix}") for suffix in ("-wal", "-shm"))
+        return not wal_files and os.access(self.path.parent, os.W_OK)
+
+    def _remove_wal_files(self) -> None:
+        """After reading a WAL database that had no `-wal`/`-shm` before: a read-only connection
+        creates both and, unable to checkpoint, leaves them behind on close. SQLite deletes them on
+        the close of the last connection that may write, so open and close one (it finds the WAL
+        empty: nothing is copied into the database file). Another process that opened the file
+        meanwhile keeps them: SQLite removes them only when no other connection is left."""
+        if not os.path.exists(f"{self.path}-wal"):
+            return
+        with suppress(sqlite3.Error, OSError):
+            db = sqlite3.connect(sqlite_uri(self.path, mode="rw"), uri=True, isolation_level=None)
+            try:
+                db.execute("PRAGMA busy_timeout = 100")
+                db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            finally:
+                db.close()
 
     def _conns(self) -> tuple[WriterThread, aiosqlite.Connection]:
-        if self._writer is None or self._reader is None:
+        if self._reader is None:
             raise StoreError("the store is closed")
+        if self._writer is None:
+            raise StoreError(f"{self._where()} was opened read-only: open it with open_store() to write")
         return self._writer, self._reader
 
+    def _read_conn(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StoreError("the store is closed")
+        return self._reader
+
     def group_writer(self) -> Callable[[str, Sequence[Row]], asyncio.Future[None]] | None:
+        if self.readonly:
+            return None  # writes reach write_rows, which says the store is read-only
         writer, _ = self._conns()
         return writer.submit_rows
 
-    async def schema_revision(self) -> tuple[bool, str | None]:
-        _, reader = self._conns()
+    async def schema_state(self) -> SchemaState:
+        reader = self._read_conn()
         try:
             names = {
                 r[0]
@@ -1088,15 +1247,15 @@ class SqliteBackend(Backend):
                     (VERSION_TABLE,),
                 )
             }
-            if VERSION_TABLE not in names:
-                return bool(names), None
-            rows = list(await reader.execute_fetchall(f"SELECT version_num FROM {VERSION_TABLE}"))
+            rows = []
+            if VERSION_TABLE in names:
+                rows = list(await reader.execute_fetchall(f"SELECT version_num FROM {VERSION_TABLE}"))
         except sqlite3.Error as exc:
             raise translate_error(exc, self._where()) from None
-        return True, (rows[0][0] if rows else None)
+        return SchemaState("checkpoints" in names, VERSION_TABLE in names, rows[0][0] if rows else None)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        _, reader = self._conns()
+        reader = self._read_conn()
         try:
             return list(await reader.execute_fetchall(sql, params))  # type: ignore[arg-type]
         except sqlite3.Error as exc:
@@ -1105,7 +1264,7 @@ class SqliteBackend(Backend):
     async def stream(
         self, sql: str, params: Sequence[Any] = (), batch: int = 1000
     ) -> AsyncGenerator[Row, None]:
-        _, reader = self._conns()
+        reader = self._read_conn()
         try:
             cursor = await reader.execute(sql, params)
             try:
@@ -1193,22 +1352,42 @@ class SqliteBackend(Backend):
             [*slow[1], *python_params, *fast[1]],
         )
 
-    def sync_engine(self) -> Engine:
+    def sync_engine(self, *, create: bool = True, readonly: bool = False) -> Engine:
+        """The engine opens the file through `sqlite_uri`, never through a SQLAlchemy URL (which
+        would decode `%XX` in the path and could meet `?` and `#`), and turns driver errors into
+        one-line ckptdb errors. Read-only: `mode=ro`, no journal-mode switch, plain BEGIN."""
         import sqlalchemy as sa
         from sqlalchemy.pool import NullPool
 
-        engine = sa.create_engine(self.target.url, poolclass=NullPool)
+        self.check_path(create=create and not readonly, writing=not readonly)
+        uri = self.read_only_uri() if readonly else sqlite_uri(self.path, mode="rwc" if create else "rw")
         busy = int(self.busy_timeout_ms)
+        where = self._where()
+        tidy = readonly and self._wal_tidy_needed()
+
+        def _creator() -> sqlite3.Connection:
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, factory=_TidyConnection)
+            conn.after_close = self._remove_wal_files if tidy else None
+            return conn
+
+        engine = sa.create_engine("sqlite://", creator=_creator, poolclass=NullPool)
 
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # let the "begin" hook below decide how to begin
             dbapi_conn.execute(f"PRAGMA busy_timeout = {busy}")
-            ensure_wal(dbapi_conn, busy)
+            if not readonly:
+                ensure_wal(dbapi_conn, busy)
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")  # serializes concurrent upgrades
+            # IMMEDIATE serializes concurrent upgrades; a read-only connection cannot take it.
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+        @sa.event.listens_for(engine, "handle_error")
+        def _on_error(context: Any) -> CkptdbError | None:
+            original = context.original_exception
+            return translate_error(original, where) if isinstance(original, sqlite3.Error) else None
 
         return engine
 
@@ -1232,8 +1411,7 @@ class SqliteBackend(Backend):
         if not sql.strip(" \t\r\n;"):
             raise CkptdbError("no SQL statement given")
         try:
-            uri = f"file:{quote(str(self.path))}?mode=ro"
-            conn = await _connect(uri)
+            conn = await _connect(self.read_only_uri())
         except sqlite3.Error as exc:
             raise translate_error(exc, self._where()) from None
         try:

@@ -16,7 +16,8 @@ from ckptdb.sql.backend import (
     Backend,
     DatabaseTarget,
     IntegrityCheck,
-    check_revision,
+    check_bool,
+    check_schema,
     open_backend,
     parse_target,
 )
@@ -87,33 +88,34 @@ class SqlCheckpointStore(CheckpointStore):
         *,
         create: bool = True,
         migrate: bool = True,
+        readonly: bool = False,
         **options: Any,
     ) -> SqlCheckpointStore:
         """Connect and check the schema. A new database is created and migrated to the newest
         schema when `create` (so the embedded default needs no set-up step); an existing one
-        that is behind or ahead is refused with a message saying what to run.
+        that is behind or ahead, or not ckptdb's, is refused with a message saying what to run,
+        before anything in it is changed.
+
+        `readonly=True` (what the inspection commands use) never creates, migrates or changes
+        anything, works on a read-only file or file system, and refuses writes (StoreError);
+        on SQLite it opens one reading connection and starts no threads.
         """
-        if not isinstance(target, DatabaseTarget):
-            target = parse_target(target)
+        for name, value in (("create", create), ("migrate", migrate), ("readonly", readonly)):
+            check_bool(name, value)
+        target = parse_target(target)
         backend = open_backend(target, **options)
-        await backend.connect(create=create)
+        create = create and not readonly
+        await backend.connect(create=create, readonly=readonly)
         try:
-            has_tables, revision = await backend.schema_revision()
-            if revision is None and not has_tables and create and migrate:
+            state = await backend.schema_state()
+            if state.empty and create and migrate:
                 from ckptdb import migrate as migrations
 
                 await asyncio.to_thread(migrations.upgrade_backend, backend)
-                has_tables, revision = await backend.schema_revision()
-            if revision is None and not has_tables:
-                raise StoreError(
-                    f"{target.display()} has no ckptdb schema: "
-                    f"run `ckptdb --db {target.display()} db upgrade`"
-                )
-            if revision is None:
-                raise StoreError(
-                    f"{target.display()} has a checkpoints table that ckptdb's migrations did not create"
-                )
-            check_revision(revision, target.display())
+                state = await backend.schema_state()
+            check_schema(state, target.display())
+            if not readonly:
+                await backend.prepare_writes()
         except BaseException:
             await backend.close()
             raise
@@ -367,7 +369,8 @@ class SqlCheckpointStore(CheckpointStore):
 async def open_store(target: str | Path | None = None, **options: Any) -> SqlCheckpointStore:
     """Open the store for a path or URL (default `./checkpoints.db`), creating SQLite files as needed.
 
-    Options: `create=False` refuses to create a missing database; `synchronous="FULL"` (SQLite)
+    Options: `create=False` refuses to create a missing database; `readonly=True` only reads
+    (creates, migrates and changes nothing, and works on read-only files); `synchronous="FULL"` (SQLite)
     makes each commit survive power loss, not only a process crash; `commit_on_loop=False`
     (SQLite) keeps every write off the event loop's thread, at about half the sequential save rate;
     `busy_timeout_ms` (SQLite, default 30,000) is how long a write waits for another process;
