@@ -30,12 +30,13 @@ def db_url() -> str:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run library code; its errors become `Error: <one line>` with exit status 1."""
+    from ckptdb.cli.output import one_line
     from ckptdb.errors import CkptdbError
 
     try:
         return asyncio.run(coro)
     except CkptdbError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(one_line(str(exc))) from None
 
 
 def library_errors(func: Callable[P, T]) -> Callable[P, T]:
@@ -43,12 +44,13 @@ def library_errors(func: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        from ckptdb.cli.output import one_line
         from ckptdb.errors import CkptdbError
 
         try:
             return func(*args, **kwargs)
         except CkptdbError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(one_line(str(exc))) from None
 
     return wrapper
 
