@@ -453,6 +453,8 @@ def vacuum() -> None:
 
 # -- sql -------------------------------------------------------------------------------------------
 
+EXIT_INTERRUPTED = 130
+
 
 @click.command()
 @click.argument("query", metavar="SQL")
@@ -480,8 +482,14 @@ def sql(query: str, fmt: str | None) -> None:
                 async for row in rows:
                     out.write(row)
 
-    with stdout_guard():
-        run(main())
+    try:
+        with stdout_guard():
+            run(main())
+    except KeyboardInterrupt:
+        # Ctrl-C cancelled the query (stopped on SQLite, cancelled by the server on PostgreSQL)
+        # before the database connection was closed.
+        click.echo("interrupted: the query was stopped; nothing was changed", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
 
 COMMANDS = (list_command, show, latest, graphs, stats, pending, rm, prune, vacuum, sql)
