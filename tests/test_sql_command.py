@@ -332,8 +332,8 @@ def _wait_until(condition: Any, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_ctrl_c_stops_a_query_that_would_never_end(db: str, engine: str) -> None:
-    process = subprocess.Popen(
+def _endless_query(db: str, engine: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, "-m", "ckptdb", "--db", db, "sql", ENDLESS[engine]],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -343,6 +343,10 @@ def test_ctrl_c_stops_a_query_that_would_never_end(db: str, engine: str) -> None
         # A shell that starts tests in the background ignores SIGINT, and a child inherits that.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def test_ctrl_c_stops_a_query_that_would_never_end(db: str, engine: str) -> None:
+    process = _endless_query(db, engine)
     try:
         if engine == "postgres":
             _wait_until(lambda: _running_query_pids(db), "the query never started on the server")
@@ -371,3 +375,34 @@ def test_ctrl_c_stops_a_query_that_would_never_end(db: str, engine: str) -> None
     assert (process.returncode, out, err) == (130, "", interrupted)
     if engine == "postgres":  # cancelled on the server, not left running there
         _wait_until(lambda: not _running_query_pids(db), "the server still runs the query")
+
+
+@pytest.mark.engine("postgres")
+def test_a_killed_client_does_not_leave_its_query_running_on_the_server(db: str) -> None:
+    process = _endless_query(db, "postgres")
+    try:
+        _wait_until(lambda: _running_query_pids(db), "the query never started on the server")
+    finally:
+        process.kill()  # SIGKILL: no cancel request, the socket just closes
+        process.communicate()
+    try:
+        _wait_until(lambda: not _running_query_pids(db), "the server still runs the killed client's query")
+    finally:
+        _terminate(_running_query_pids(db), db)  # a failed run leaves no runaway behind
+
+
+def _terminate(pids: list[int], db: str) -> None:
+    import asyncpg
+
+    from ckptdb.sql.postgres import asyncpg_dsn
+
+    async def run() -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(db))
+        try:
+            for pid in pids:
+                await conn.execute("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await conn.close()
+
+    if pids:
+        asyncio.run(run())

@@ -576,7 +576,7 @@ class PostgresBackend(Backend):
         try:
             transaction = conn.transaction(readonly=True)
             await transaction.start()
-            await conn.execute(_CATALOG_FIRST)
+            await conn.execute(_session_guards(conn))
             reporting = None
             try:
                 await conn.fetch(_DECLARE + text)
@@ -588,7 +588,7 @@ class PostgresBackend(Backend):
                 await transaction.rollback()
                 transaction = conn.transaction(readonly=True)
                 await transaction.start()
-                await conn.execute(_CATALOG_FIRST)
+                await conn.execute(_session_guards(conn))
                 try:
                     reporting = await conn.prepare(text)
                 except Exception as parse_exc:
@@ -653,7 +653,19 @@ _REPORTING = ("SHOW", "EXPLAIN")
 the same read-only transaction, which refuses what EXPLAIN ANALYZE of a write would do."""
 
 
-_CATALOG_FIRST = "SELECT set_config('search_path', 'pg_catalog, ' || current_setting('search_path'), true)"
+_CATALOG_FIRST = "set_config('search_path', 'pg_catalog, ' || current_setting('search_path'), true)"
+_CHECK_CLIENT = "set_config('client_connection_check_interval', '1000', true)"
+
+
+def _session_guards(conn: Any) -> str:
+    """Settings for the transaction of `ckptdb sql` (undone by its rollback): pg_catalog first in
+    search_path, and, from PostgreSQL 14 on, a check every second that the client is still there,
+    so a query whose `ckptdb sql` was killed (kill -9, a closed terminal) ends on the server instead
+    of running on until it finishes, which for a runaway recursive CTE is never."""
+    if conn.get_server_version().major >= 14:
+        return f"SELECT {_CATALOG_FIRST}, {_CHECK_CLIENT}"
+    return f"SELECT {_CATALOG_FIRST}"
+
 
 # Functions `ckptdb sql` may call on PostgreSQL: each reads its arguments (or the tables the query
 # already reads) and nothing else: no other session, no file, no setting, no lock, no sequence, no

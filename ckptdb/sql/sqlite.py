@@ -935,7 +935,8 @@ def _with_big_cache(db: sqlite3.Connection, statements: Sequence[tuple[str, Sequ
 
 _PROGRESS_STEPS = 1000
 """Virtual machine instructions between two looks at the stop flag of `ckptdb sql`: a few
-microseconds of work, so an interrupted query ends at once."""
+microseconds of work, so an interrupted query ends at once. Measured: a 3,000,000-row recursive
+CTE took 804 ms with the handler against 793 ms without (best of 5; 889 ms at every 100 steps)."""
 
 _READ_ACTIONS = frozenset(
     {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
