@@ -465,7 +465,9 @@ def sql(query: str, fmt: str | None) -> None:
 
     The database enforces read-only (on SQLite: a read-only connection, query_only and an
     authorizer): INSERT, UPDATE, DELETE, DDL, ATTACH, writing PRAGMAs and several statements
-    are refused and change nothing.
+    are refused and change nothing. Only functions without side effects may be called
+    (aggregates, text, math, time, JSON); others (pg_terminate_backend, pg_read_file,
+    load_extension...) are refused before the query runs. Ctrl-C stops a running query.
     """
 
     async def main() -> None:
