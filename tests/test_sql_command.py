@@ -247,6 +247,24 @@ def test_postgres_refusal_happens_before_the_server_sees_the_query(db: str, byst
         loop.run_until_complete(conn.execute("SELECT pg_reload_conf()"))
 
 
+@pytest.mark.engine("postgres")
+def test_postgres_reads_strings_as_the_check_did(db: str, bystander: Any) -> None:
+    """With standard_conforming_strings off, `'a\\'` does not end a string for the server; the
+    call that the check saw inside a later string would run. `ckptdb sql` turns it on."""
+    loop, conn = bystander
+    pid = _server_facts(loop, conn)[0]
+    name = loop.run_until_complete(conn.fetchval("SELECT current_database()"))
+    smuggled = f"SELECT 'a\\' AS x, ' , pg_terminate_backend({pid}) , ' AS y --'"
+    loop.run_until_complete(conn.execute(f'ALTER DATABASE "{name}" SET standard_conforming_strings = off'))
+    try:
+        result = ckptdb(db, "sql", smuggled)
+        assert (result.exit_code, result.stderr) == (0, ""), result.stderr
+        assert json.loads(result.stdout) == {"x": "a\\", "y": f" , pg_terminate_backend({pid}) , "}
+        assert _server_facts(loop, conn)[0] == pid  # the bystander is alive
+    finally:  # on a connection of its own: a failed run has terminated the bystander
+        _execute(db, f'ALTER DATABASE "{name}" RESET standard_conforming_strings')
+
+
 ORDINARY = {
     "sqlite": [
         "SELECT graph_name, count(*) AS n FROM checkpoint_summary GROUP BY 1 ORDER BY 1",
@@ -392,6 +410,12 @@ def test_a_killed_client_does_not_leave_its_query_running_on_the_server(db: str)
 
 
 def _terminate(pids: list[int], db: str) -> None:
+    for pid in pids:
+        _execute(db, f"SELECT pg_terminate_backend({int(pid)})")
+
+
+def _execute(db: str, statement: str) -> None:
+    """One statement on a new connection of the test's own."""
     import asyncpg
 
     from ckptdb.sql.postgres import asyncpg_dsn
@@ -399,10 +423,8 @@ def _terminate(pids: list[int], db: str) -> None:
     async def run() -> None:
         conn = await asyncpg.connect(asyncpg_dsn(db))
         try:
-            for pid in pids:
-                await conn.execute("SELECT pg_terminate_backend($1)", pid)
+            await conn.execute(statement)
         finally:
             await conn.close()
 
-    if pids:
-        asyncio.run(run())
+    asyncio.run(run())

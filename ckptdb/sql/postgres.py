@@ -568,9 +568,11 @@ class PostgresBackend(Backend):
         try:
             # Its own connection, closed at the end: a person's SQL never runs on a pooled one (whose
             # session state, advisory locks included, the pool does not reset between uses).
-            conn = await asyncpg.connect(
-                self.dsn, server_settings={**self.server_settings, "application_name": "ckptdb-sql"}
-            )
+            # standard_conforming_strings on, as pglast reads the text: with it off (a server or
+            # database default), 'a\' would end a string for pglast but not for the server, and
+            # code pglast took for the inside of a later string would run unchecked.
+            settings = {"application_name": "ckptdb-sql", "standard_conforming_strings": "on"}
+            conn = await asyncpg.connect(self.dsn, server_settings={**self.server_settings, **settings})
         except Exception as exc:
             raise translate_error(exc, self.target) from None
         try:
