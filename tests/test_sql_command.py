@@ -288,6 +288,7 @@ ORDINARY = {
         "SELECT row_number() OVER (ORDER BY id), string_agg(id, ',') OVER () FROM checkpoints",
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'checkpoints'",
         "SELECT count(*) FROM generate_series(1, 10)",
+        "SELECT pg_size_pretty(pg_total_relation_size('checkpoints')), pg_typeof(1)",
         "SHOW work_mem",
         "EXPLAIN SELECT * FROM checkpoints WHERE id = 'x'",
         "VALUES (1, 'x')",

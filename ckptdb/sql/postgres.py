@@ -711,7 +711,9 @@ _SAFE_FUNCTION_NAMES = """
     array_shuffle array_to_string array_upper cardinality trim_array unnest generate_series
     generate_subscripts
     coalesce nullif greatest least num_nulls num_nonnulls pg_typeof format_type pg_column_size
-    pg_size_pretty pg_size_bytes pg_collation_for current_database current_schema
+    pg_size_pretty pg_size_bytes pg_relation_size pg_table_size pg_indexes_size
+    pg_total_relation_size pg_database_size pg_get_viewdef pg_get_indexdef pg_get_constraintdef
+    obj_description col_description to_regclass pg_collation_for current_database current_schema
     current_schemas version gen_random_uuid uuid_extract_timestamp uuid_extract_version
     random random_normal int4range int8range numrange tsrange tstzrange daterange lower_inc
     upper_inc lower_inf upper_inf isempty range_merge
