@@ -61,8 +61,10 @@ _BY_STATUS: dict[int, type[CommandError]] = {
 def command_error(exc: Exception) -> CommandError:
     """The one translation of a ckptdb error into what the command prints and returns: the
     message, and the exit status the error carries (`CkptdbError.exit_status`)."""
+    from ckptdb.cli.output import one_line  # user text in a message shows escaped, as in a table
+
     status = int(getattr(exc, "exit_status", ExitStatus.ERROR))
-    return _BY_STATUS.get(status, CommandError)(str(exc))
+    return _BY_STATUS.get(status, CommandError)(one_line(str(exc)))
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

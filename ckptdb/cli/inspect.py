@@ -473,6 +473,8 @@ def _wal_kept(size: int | None) -> str:
 
 # -- sql -------------------------------------------------------------------------------------------
 
+EXIT_INTERRUPTED = 130
+
 
 @click.command()
 @click.argument("query", metavar="SQL")
@@ -483,7 +485,9 @@ def sql(query: str, fmt: str | None) -> None:
 
     The database enforces read-only (on SQLite: a read-only connection, query_only and an
     authorizer): INSERT, UPDATE, DELETE, DDL, ATTACH, writing PRAGMAs and several statements
-    are refused and change nothing.
+    are refused and change nothing. Only functions without side effects may be called
+    (aggregates, text, math, time, JSON); others (pg_terminate_backend, pg_read_file,
+    load_extension...) are refused before the query runs. Ctrl-C stops a running query.
     """
 
     async def main() -> None:
@@ -500,8 +504,14 @@ def sql(query: str, fmt: str | None) -> None:
                 async for row in rows:
                     out.write(row)
 
-    with stdout_guard():
-        run(main())
+    try:
+        with stdout_guard():
+            run(main())
+    except KeyboardInterrupt:
+        # Ctrl-C cancelled the query (stopped on SQLite, cancelled by the server on PostgreSQL)
+        # before the database connection was closed.
+        click.echo("interrupted: the query was stopped; nothing was changed", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
 
 COMMANDS = (list_command, show, latest, graphs, stats, pending, rm, prune, vacuum, sql)

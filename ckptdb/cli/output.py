@@ -2,15 +2,19 @@
 stream (a million rows never sit in memory; a table buffers only its first rows to size columns).
 
 Formats:
-- table: aligned columns for people; long cells are cut at 60 columns with `…`, control
-  characters shown escaped, sizes in KiB/MiB, numbers right-aligned. The default on a terminal.
+- table: aligned columns for people; long cells are cut at 60 columns with `…`, invisible and
+  reordering characters shown escaped (see `escape`), sizes in KiB/MiB, numbers right-aligned,
+  widths measured as a terminal draws them (wcwidth). The default on a terminal.
 - jsonl: one JSON object per line, values exact. The default when output is not a terminal
   (a pipe or a file): it streams, and `jq`, `grep` and `head` all handle it line by line.
 - json: one JSON array of objects.
-- csv: a header line, then RFC 4180 rows (JSON values as compact JSON text).
+- csv: a header line, then RFC 4180 rows (JSON values as compact JSON text), lines ending in LF.
 
-Only click and the standard library are imported here: this module is on the path of every
-listing command, which people run all day.
+Column names that repeat (`SELECT a.id, b.id ...` in `ckptdb sql`) become `id`, `id_2`, ... in
+every format, so a JSON object never drops a value under a name it already has.
+
+Only click, the standard library and wcwidth (imported on the first non-ASCII cell) are imported
+here: this module is on the path of every listing command, which people run all day.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -80,9 +85,75 @@ class Estimate(int):
     """A number known only approximately: tables write `~` before it, other formats the number."""
 
 
+def unique_names(names: Sequence[str]) -> list[str]:
+    """Column names made distinct: a repeat of `id` becomes `id_2`, then `id_3`, skipping any
+    name the row already has, so every value keeps a name of its own in a JSON object."""
+    taken = set(names)
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        if name in seen:
+            number = 2
+            while f"{name}_{number}" in taken:
+                number += 1
+            name = f"{name}_{number}"
+            taken.add(name)
+        seen.add(name)
+        out.append(name)
+    return out
+
+
 # -- cell text ---------------------------------------------------------------------------------
 
-_CONTROL = {i: f"\\x{i:02x}" for i in range(32)} | {9: "\\t", 10: "\\n", 13: "\\r", 127: "\\x7f"}
+_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_JOINERS = frozenset("\u200c\u200d")  # ZWNJ, ZWJ: part of emoji sequences and of several scripts
+# Categories a terminal does not show as themselves: controls (C0, DEL, C1), format characters
+# (bidi overrides and isolates, zero-width spaces, soft hyphen, tag characters), line and paragraph
+# separators, and lone surrogates (which cannot even be written as UTF-8).
+_HIDDEN_CATEGORIES = frozenset(("Cc", "Cf", "Zl", "Zp", "Cs"))
+
+
+def _escaped_char(char: str) -> str:
+    short = _SHORT_ESCAPES.get(char)
+    if short is not None:
+        return short
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def escape(text: str) -> str:
+    """`text` with every character that a terminal would not show as itself spelled as a Python
+    escape (`\\n`, `\\x85`, `\\u202e`): C0 and C1 controls, DEL, U+2028/U+2029, bidi controls
+    (U+202A-U+202E, U+2066-U+2069, U+200E/U+200F, U+061C) and other format characters, so a value
+    can neither move the cursor, end a line, nor make the text after it read reversed. ZWJ and ZWNJ
+    stay when they join two non-ASCII characters (an emoji family, Persian or Indic text) and are
+    escaped elsewhere (`gr\\u200daph`), where they only hide a difference."""
+    if text.isascii() and text.isprintable():
+        return text
+    import unicodedata
+
+    out = []
+    last = len(text) - 1
+    for index, char in enumerate(text):
+        if char.isprintable() or unicodedata.category(char) not in _HIDDEN_CATEGORIES:
+            out.append(char)  # other spaces, private use, unassigned: drawn as a space or a box
+        elif char in _JOINERS and 0 < index < last and _joins(text[index - 1], text[index + 1]):
+            out.append(char)
+        else:
+            out.append(_escaped_char(char))
+    return "".join(out)
+
+
+def _joins(before: str, after: str) -> bool:
+    return not before.isascii() and not after.isascii() and before.isprintable() and after.isprintable()
+
+
+def one_line(text: str) -> str:
+    """A message that echoes what a person typed or a file held, as one safe line: the same
+    escapes as a table cell (a newline in the text becomes `\\n`)."""
+    return escape(text)
 
 
 def human_bytes(size: int) -> str:
@@ -159,31 +230,34 @@ def _is_number(value: Any) -> bool:
 
 
 def display_width(text: str) -> int:
-    """Terminal columns: East Asian wide characters take two, combining marks none."""
+    """Terminal columns of escaped text, as wcwidth measures them: East Asian wide characters and
+    emoji take two, an emoji ZWJ sequence or a flag two in all, combining marks and joiners none."""
     if text.isascii():
         return len(text)
-    import unicodedata
+    import wcwidth
 
-    width = 0
-    for char in text:
-        if unicodedata.combining(char):
-            continue
-        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    width = int(wcwidth.wcswidth(text))
+    if width < 0:  # a control character wcwidth cannot measure (escape() leaves none)
+        return sum(max(0, int(wcwidth.wcwidth(char))) for char in text)
     return width
 
 
 def _fit(text: str, limit: int) -> str:
-    """Escape control characters and cut to `limit` columns with an ellipsis."""
+    """Escape what a terminal would not show (see `escape`) and cut to `limit` columns with an
+    ellipsis, between user-perceived characters (never inside an emoji sequence or before a
+    combining mark)."""
     clipped = len(text) > 4 * limit  # a cell can be a many-megabyte state: look at its start only
-    text = text[: 4 * limit].translate(_CONTROL)
+    text = escape(text[: 4 * limit])
     if not clipped and display_width(text) <= limit:
         return text
+    import wcwidth
+
     out, width = [], 0
-    for char in text:
-        w = display_width(char)
+    for grapheme in wcwidth.iter_graphemes(text):
+        w = display_width(grapheme)
         if width + w > limit - 1:
             break
-        out.append(char)
+        out.append(grapheme)
         width += w
     return "".join(out) + "…"
 
@@ -196,7 +270,7 @@ class RowWriter:
 
     def __init__(self, columns: Sequence[Column], stream: IO[str]) -> None:
         self.columns = list(columns)
-        self.names = [column.name for column in self.columns]
+        self.names = unique_names([column.name for column in self.columns])
         self.stream = stream
 
     def write(self, row: Sequence[Any]) -> None:
@@ -237,18 +311,40 @@ class JsonWriter(JsonLinesWriter):
         self.stream.write("[]\n" if self.count == 0 else "\n]\n")
 
 
-class CsvWriter(RowWriter):
-    def __init__(self, columns: Sequence[Column], stream: IO[str]) -> None:
-        import csv
+# A field is quoted when it holds a separator, a quote, CR or LF (RFC 4180), any other control
+# character (NUL included: kept as it is, inside quotes), or a space at either end (which some
+# readers trim). An empty string is quoted too, so that it differs from NULL (an empty field).
+_CSV_QUOTE = re.compile(r'[,"\x00-\x1f\x7f]|^\s|\s$')
 
+
+def csv_field(value: str | None) -> str:
+    """One RFC 4180 field: quoted (quotes doubled) when it must be; NULL is an empty field."""
+    if value is None:
+        return ""
+    if value == "" or _CSV_QUOTE.search(value):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+class CsvWriter(RowWriter):
+    """Written by hand rather than with the csv module, whose writer leaves a lone CR unquoted when
+    lines end in LF and spells an empty string as it spells NULL."""
+
+    def __init__(self, columns: Sequence[Column], stream: IO[str]) -> None:
         super().__init__(columns, stream)
-        self.csv = csv.writer(stream, lineterminator="\n")
-        self.csv.writerow(self.names)
+        self._line(self.names)
+
+    def _line(self, fields: Sequence[str | None]) -> None:
+        self.stream.write(",".join(csv_field(field) for field in fields) + "\n")
 
     def write(self, row: Sequence[Any]) -> None:
-        self.csv.writerow(  # numbers as they are: no thousands separators, no KiB
+        self._line(  # numbers as they are: no thousands separators, no KiB
             [
-                int(v) if c.kind in ("bytes", "number") and isinstance(v, int) else _text(v, c.kind)
+                None
+                if v is None
+                else str(int(v))
+                if c.kind in ("bytes", "number") and isinstance(v, int)
+                else _text(v, c.kind)
                 for c, v in zip(self.columns, row, strict=True)
             ]
         )

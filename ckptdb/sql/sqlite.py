@@ -1407,17 +1407,26 @@ class SqliteBackend(Backend):
     async def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncGenerator[Row, None]:
         """Three locks, each enough on its own for writes: the file opened `mode=ro`, `PRAGMA
         query_only`, and an authorizer that allows only reads (it alone stops ATTACH and VACUUM
-        INTO, which create files whatever the first two say)."""
+        INTO, which create files whatever the first two say, and refuses the functions that reach
+        outside the database).
+
+        The query stops as soon as its reader goes away (Ctrl-C cancels the task, or the caller
+        closes this generator): a progress handler, which SQLite calls every
+        `_PROGRESS_STEPS` virtual machine instructions on the connection's own thread, ends it
+        once `stop` is set. Without it the close below would wait behind an endless query (a
+        recursive CTE ran on through SIGINTs for 10 minutes)."""
         if not sql.strip(" \t\r\n;"):
             raise CkptdbError("no SQL statement given")
         try:
             conn = await _connect(self.read_only_uri())
         except sqlite3.Error as exc:
             raise translate_error(exc, self._where()) from None
+        stop = threading.Event()
         try:
             await conn.execute_fetchall(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             await conn.execute_fetchall("PRAGMA query_only = ON")
             await conn.set_authorizer(_read_only_authorizer)
+            await conn.set_progress_handler(lambda: 1 if stop.is_set() else 0, _PROGRESS_STEPS)
             cursor = await conn.execute(sql)
             yield tuple(column[0] for column in cursor.description or ())
             while rows := await cursor.fetchmany(batch):
@@ -1426,6 +1435,7 @@ class SqliteBackend(Backend):
         except sqlite3.Error as exc:
             raise _read_only_error(exc) from None
         finally:
+            stop.set()  # a query still running on the connection's thread ends at its next step
             with suppress(sqlite3.Error, ValueError):
                 await conn.close()
 
@@ -1540,6 +1550,11 @@ def _with_big_cache(db: sqlite3.Connection, statements: Sequence[tuple[str, Sequ
 
 # -- read-only SQL for people (`ckptdb sql`) ----------------------------------------------------
 
+_PROGRESS_STEPS = 1000
+"""Virtual machine instructions between two looks at the stop flag of `ckptdb sql`: a few
+microseconds of work, so an interrupted query ends at once. Measured: a 3,000,000-row recursive
+CTE took 804 ms with the handler against 793 ms without (best of 5; 889 ms at every 100 steps)."""
+
 _READ_ACTIONS = frozenset(
     {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 )
@@ -1591,9 +1606,34 @@ _LOOKUP_PRAGMAS = frozenset(
 )
 
 
+# Functions `ckptdb sql` may call on SQLite: SQLite's built-in functions, as of 3.47, that read
+# their arguments and nothing else. Not here: load_extension (loads code), fts3_tokenizer (returns,
+# or with two arguments installs, a C pointer), sqlite_log (writes to the error log); nor anything a
+# newer SQLite adds until it is looked at (an allowlist: a function it does not know is refused).
+_SAFE_FUNCTION_NAMES = """
+    -> ->> abs acos acosh asin asinh atan atan2 atanh avg ceil ceiling char coalesce concat
+    concat_ws cos cosh count cume_dist current_date current_time current_timestamp date datetime
+    degrees dense_rank exp first_value floor format glob group_concat hex ifnull iif if instr
+    julianday lag last_value lead length like likelihood likely ln log log10 log2 lower ltrim max
+    min mod nth_value ntile nullif octet_length percent_rank pi pow power printf quote radians
+    random randomblob rank replace round row_number rtrim sign sin sinh soundex sqrt strftime
+    string_agg substr substring subtype sum tan tanh time timediff total trim trunc typeof unhex
+    unicode unistr unixepoch unlikely upper zeroblob changes last_insert_rowid total_changes
+    sqlite_version sqlite_source_id sqlite_compileoption_get sqlite_compileoption_used
+    json json_array json_array_length json_error_position json_extract json_group_array
+    json_group_object json_insert json_object json_patch json_pretty json_quote json_remove
+    json_replace json_set json_type json_valid jsonb jsonb_array jsonb_extract jsonb_group_array
+    jsonb_group_object jsonb_insert jsonb_object jsonb_patch jsonb_remove jsonb_replace jsonb_set
+    json_each json_tree match bm25 highlight snippet offsets matchinfo
+"""
+_SAFE_FUNCTIONS = frozenset(_SAFE_FUNCTION_NAMES.split())
+
+
 def _read_only_authorizer(
     action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
 ) -> int:
+    if action == sqlite3.SQLITE_FUNCTION:  # arg2: the function's name
+        return sqlite3.SQLITE_OK if (arg2 or "").lower() in _SAFE_FUNCTIONS else sqlite3.SQLITE_DENY
     if action in _READ_ACTIONS:
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_PRAGMA:
@@ -1613,6 +1653,12 @@ def _read_only_error(exc: sqlite3.Error) -> CkptdbError:
     text = str(exc)
     if "one statement at a time" in text:
         return CkptdbError("refused: one SQL statement at a time (nothing was run)")
+    if text.startswith("not authorized to use function: "):
+        name = text.removeprefix("not authorized to use function: ")
+        return CkptdbError(
+            "refused: `sql` calls only functions without side effects (aggregates, text, math, "
+            f"date, JSON functions); {name}() is not one of them: nothing was run"
+        )
     if any(sign in text for sign in ("authoriz", "readonly", "query_only", "may not be modified")):
         return CkptdbError(
             "refused: `sql` only reads (SELECT, WITH, reporting PRAGMAs such as table_info); this "
