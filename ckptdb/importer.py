@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -40,7 +40,7 @@ from typing import IO, Any, Literal
 from ckptdb.errors import CkptdbError, InvalidCheckpointError
 from ckptdb.model import Checkpoint
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import DatabaseTarget, open_backend, parse_target
+from ckptdb.sql.backend import DatabaseTarget, InsertResult, Resolve, Row, open_backend, parse_target
 from ckptdb.sql.store import SqlCheckpointStore
 
 OnConflict = Literal["skip", "replace", "fail"]
@@ -324,6 +324,7 @@ class _Item:
     row: tuple[Any, ...] | None = None
     digest: bytes | None = None  # canonical content digest, dry runs only
     wrote: bool = False  # its row is in the batch's write
+    first: _Item | None = None  # the item of this batch whose row for the same id is in the write
 
 
 _TMP_REASON = "leftover temp file of an interrupted save: never read"
@@ -566,6 +567,24 @@ def helper_pool(total: int, enabled: bool) -> ProcessPoolExecutor | None:
 
 # ── the import ────────────────────────────────────────────────────────────────────────────────────
 
+_REPLACED = "replaced by this file (--on-conflict replace)"
+_KEPT = "kept the stored one (--on-conflict replace overwrites it)"
+
+
+def _source_of(row: Row) -> str:
+    return printable(row[11]) if row[11] else "an earlier save"
+
+
+class _ConflictStop(CkptdbError):
+    """`on_conflict="fail"` inside a batch's transaction: an id absent when the batch was read is
+    stored now, with different content. Raised to roll the batch back; never leaves the importer."""
+
+    def __init__(self, checkpoint_id: str, row: Row) -> None:
+        super().__init__(f"id {checkpoint_id}: stored meanwhile with different content")
+        self.checkpoint_id = checkpoint_id
+        self.row = row
+
+
 _Content = tuple[Any, ...] | bytes  # a row, or (dry runs) a canonical digest
 _Prior = tuple[_Content | None, str, bool]
 
@@ -634,16 +653,19 @@ class _Importer:
         if self.store is not None:
             stored = await self.store.load_rows([item.checkpoint_id for item in valid if item.checkpoint_id])
         batch: dict[str, tuple[_Content, str]] = {}  # id -> (content it has now, the file it came from)
+        writing: dict[str, _Item] = {}  # id -> the item whose row the batch writes for it
         rows: list[tuple[Any, ...]] = []
         for item in valid:
             cid, row = item.checkpoint_id, item.row
             assert cid is not None and row is not None
             prior, where, in_run = self._prior(cid, batch, stored)
+            item.first = writing.get(cid)  # judged against that row, until the write says what landed
             kept: _Content
             if prior is None:
                 item.outcome = Outcome.IMPORTED
                 rows.append(row)
                 item.wrote = not options.dry_run
+                writing[cid] = item
                 kept = row
             elif self._same(item, prior):
                 item.outcome, item.reason = Outcome.UNCHANGED, f"same checkpoint as {where}"
@@ -665,13 +687,13 @@ class _Importer:
                 if in_run:
                     why = "the first one is kept"
                 elif options.on_conflict == "replace":
-                    why = "replaced by this file (--on-conflict replace)"
+                    why = _REPLACED
                     rows.append(row)
-                    self.report.replaced += 0 if options.dry_run else 1
                     item.wrote = not options.dry_run
+                    writing[cid] = item
                     kept = row
                 else:
-                    why = "kept the stored one (--on-conflict replace overwrites it)"
+                    why = _KEPT
                 item.reason = f"id {cid} {held} with different content: {why}"
             item.reason = None if item.reason is None else printable(item.reason)
             if in_run:
@@ -685,26 +707,107 @@ class _Importer:
             self.seen.update(batch)
         return rows, None
 
-    async def _write(self, rows: list[tuple[Any, ...]]) -> _Written:
-        """Write a batch's rows in one transaction; a row the database cannot hold (PostgreSQL:
-        U+0000 in an id or name) is left out, and the refused ones come back (id -> why)."""
-        assert self.store is not None
-        refused = await self.store.save_rows_refusing(rows, replace=self.options.on_conflict == "replace")
-        why = {cid: printable(_reason(exc)) for cid, exc in refused.items()}
-        return len(rows) - len(refused), why
+    def _resolver(self, rows: list[Row]) -> Resolve | None:
+        """What the batch's transaction does with ids it finds stored (some were absent when the
+        batch was read: another process wrote them since): `replace` overwrites those with
+        different content, `fail` rolls the batch back at the first such id, `skip` keeps them."""
+        on_conflict = self.options.on_conflict
+        if on_conflict == "skip":
+            return None
 
-    async def _finish(self, pending: _Pending) -> None:
-        """Wait for a batch's transaction, then make its outcomes final. The write is shielded: a
-        Ctrl-C must not cut the wait short and leave the report saying less than was committed."""
-        task, items = pending
-        written, refused = (0, {}) if task is None else await asyncio.shield(task)
-        self.report.written += written
+        def resolve(stored: Mapping[str, Row]) -> list[Row]:
+            differ = [row for row in rows if row[0] in stored and not same_content(row, stored[row[0]])]
+            if differ and on_conflict == "fail":
+                raise _ConflictStop(differ[0][0], stored[differ[0][0]])
+            return differ
+
+        return resolve
+
+    async def _write(self, rows: list[Row]) -> _Written:
+        """Write a batch's rows in one transaction; what the database did comes back row by row.
+        A row the database cannot hold (PostgreSQL: U+0000 in an id or name) is left out, and the
+        refused ones come back (id -> why)."""
+        assert self.store is not None
+        result, refused = await self.store.insert_rows_refusing(rows, self._resolver(rows))
+        return result, {cid: printable(_reason(exc)) for cid, exc in refused.items()}
+
+    def _judge(self, item: _Item, row: Row) -> None:
+        """The outcome of a file whose id the write found stored: unchanged or a kept conflict."""
+        assert item.row is not None
+        where = _source_of(row)
+        if same_content(item.row, row):
+            item.outcome, item.reason = Outcome.UNCHANGED, printable(f"same checkpoint as {where}")
+            return
+        held = f"id {item.checkpoint_id} is already stored (from {where})"
+        item.outcome, item.reason = Outcome.CONFLICT, printable(f"{held} with different content: {_KEPT}")
+
+    def _settle(self, items: Sequence[_Item], result: InsertResult, refused: dict[str, str]) -> None:
+        """Every outcome from what the batch's transaction did, not from the read that planned it:
+        an id that another process wrote in between is unchanged or a conflict, never imported.
+        A later file of the batch with the same id was judged against the first one's row; where
+        that row did not land, it is judged again against what did."""
+        self.report.written += len(result.inserted) + len(result.replaced)
+        landed: set[str] = set()
         for item in items:
-            if item.wrote and item.checkpoint_id in refused:  # the database cannot hold this one
-                if item.outcome is Outcome.CONFLICT:
-                    self.report.replaced -= 1
-                item.outcome, item.reason = Outcome.INVALID, refused[item.checkpoint_id]
+            cid = item.checkpoint_id
+            if not item.wrote or cid is None:
+                continue
+            if cid in refused:  # the database cannot hold this one
+                item.outcome, item.reason = Outcome.INVALID, refused[cid]
+            elif cid in result.inserted:
+                item.outcome, item.reason = Outcome.IMPORTED, None
+                landed.add(cid)
+            elif cid in result.replaced:
+                held = f"id {cid} is already stored (from {_source_of(result.stored[cid])})"
+                item.outcome = Outcome.CONFLICT
+                item.reason = printable(f"{held} with different content: {_REPLACED}")
+                self.report.replaced += 1
+                landed.add(cid)
+            else:
+                self._judge(item, result.stored[cid])
+        for item in items:
+            cid = item.checkpoint_id
+            if item.first is None or cid is None or cid in landed or item.row is None:
+                continue
+            if item.first.outcome is Outcome.INVALID:
+                item.outcome = Outcome.INVALID
+                item.reason = printable(
+                    f"not written: {item.first.path}, the first file with id {cid} in this run, was "
+                    "refused; fix that file and import again"
+                )
+                continue
+            row = result.stored[cid]  # the first one was unchanged, or a kept conflict
+            if self.options.on_conflict == "skip" or same_content(item.row, row):
+                self._judge(item, row)
+
+    def _stopped_by(self, items: Sequence[_Item], stop: _ConflictStop) -> _Item:
+        """`fail` met a conflict inside the batch's transaction, which rolled back: the file it stops at."""
+        item = next(item for item in items if item.wrote and item.checkpoint_id == stop.checkpoint_id)
+        held = f"id {stop.checkpoint_id} is already stored (from {_source_of(stop.row)})"
+        item.outcome = Outcome.CONFLICT
+        item.reason = printable(
+            f"{held} with different content: stopped here (--on-conflict fail); "
+            "nothing of this batch was written"
+        )
+        return item
+
+    async def _finish(self, pending: _Pending) -> _Item | None:
+        """Wait for a batch's transaction, then make its outcomes final; returns the item that
+        stops the run if `fail` met a conflict there. The write is shielded: a Ctrl-C must not
+        cut the wait short and leave the report saying less than was committed."""
+        task, items = pending
+        if task is not None:
+            try:
+                result, refused = await asyncio.shield(task)
+            except _ConflictStop as stop:
+                return self._stopped_by(items, stop)
+            self._settle(items, result, refused)
         self.emit(items)
+        return None
+
+    def _stop(self, item: _Item) -> None:
+        self.report.status = Status.STOPPED_ON_CONFLICT
+        self.report.stopped_at = self.emit([item])
 
     async def run(self, roots: Sequence[SourceDir]) -> None:
         options, report = self.options, self.report
@@ -752,21 +855,26 @@ class _Importer:
                 submit()
                 if pending is not None:
                     # The previous batch must be committed before looking ids up: it may hold some.
-                    await self._finish(pending)
+                    stop = await self._finish(pending)
                     pending = None
+                    if stop is not None:
+                        self._stop(stop)
+                        return
                 rows, stop = await self.decide(batch)
                 if stop is not None:
-                    report.status = Status.STOPPED_ON_CONFLICT
-                    report.stopped_at = self.emit([stop])
+                    self._stop(stop)
                     return
                 task = None
                 if rows and not options.dry_run:
                     task = asyncio.create_task(self._write(rows))
+                pending = (task, batch)  # before the next await: a Ctrl-C there must find the write
+                if task is not None:
                     await asyncio.sleep(0)  # let it hand the transaction to the database thread
-                pending = (task, batch)
             if pending is not None:
-                await self._finish(pending)
+                stop = await self._finish(pending)
                 pending = None
+                if stop is not None:
+                    self._stop(stop)
         except asyncio.CancelledError:
             # Ctrl-C: let the batch being committed finish, so that the report tells the truth.
             report.status = Status.INTERRUPTED
@@ -776,8 +884,8 @@ class _Importer:
             raise
 
 
-_Written = tuple[int, dict[str, str]]
-"""What a batch write did: (rows written, refused id -> why)."""
+_Written = tuple[InsertResult, dict[str, str]]
+"""What a batch write did: (the database's result row by row, refused id -> why)."""
 _Pending = tuple["asyncio.Task[_Written] | None", list[_Item]]
 """A batch whose rows are being written: (the write, its items)."""
 
