@@ -107,24 +107,33 @@ def _execute_in_transaction(
         return [db.execute(sql, params).rowcount for sql, params in statements]
 
 
+class _Taken(Exception):
+    """Some ids of a batch were stored already: its quick insert is rolled back (never raised out)."""
+
+
 def _insert_rows(db: sqlite3.Connection, rows: Sequence[Row], resolve: Resolve | None) -> InsertResult:
     """`Backend.insert_rows` on the writer connection. BEGIN IMMEDIATE holds the database's write
-    lock to the end, so what this transaction reads no other writer can change before it commits.
+    lock to the end, so what a transaction reads no other writer can change before it commits.
 
     The usual batch (every id new) costs what a plain insert does: one executemany, whose row
     count says whether every row went in. Only when some did not (an id another process wrote
-    first, or one already stored) is that undone, the stored rows read, and the absent ones
-    inserted: sqlite3's executemany cannot return rows, and RETURNING row by row would cost an
-    execute per row on every batch."""
+    first, or one already stored) is that transaction rolled back, and a second one reads the
+    stored rows and inserts the absent ones. sqlite3's executemany cannot return rows, RETURNING
+    row by row would cost an execute per row on every batch, and a savepoint to undo just the
+    insert costs more than the rare second transaction: SQLite copies each page that existed when
+    the savepoint opened to a sub-journal before changing it (measured: 20,000 rows in 1,000-row
+    batches, 8 interleaved runs on a busy machine, median 1.64 s with the savepoint against
+    1.49 s without)."""
+    try:
+        with _immediate_transaction(db):
+            if db.executemany(sqlrows.INSERT_IF_ABSENT, rows).rowcount != len(rows):
+                raise _Taken
+        return InsertResult(frozenset(row[0] for row in rows))
+    except _Taken:
+        pass
+    ids = [row[0] for row in rows]
+    stored: dict[str, Row] = {}
     with _immediate_transaction(db):
-        db.execute("SAVEPOINT ckptdb_insert")
-        if db.executemany(sqlrows.INSERT_IF_ABSENT, rows).rowcount == len(rows):
-            db.execute("RELEASE ckptdb_insert")
-            return InsertResult(frozenset(row[0] for row in rows))
-        db.execute("ROLLBACK TO ckptdb_insert")
-        db.execute("RELEASE ckptdb_insert")
-        ids = [row[0] for row in rows]
-        stored: dict[str, Row] = {}
         for start in range(0, len(ids), sqlrows.IDS_PER_QUERY):
             chunk = ids[start : start + sqlrows.IDS_PER_QUERY]
             for found in db.execute(sqlrows.select_by_ids(len(chunk)), chunk):
