@@ -588,6 +588,36 @@ def test_export_replaces_a_symlink_in_its_way_and_never_writes_through_it(
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(f"{c.id}.json" for c in (first, second, same))
 
 
+def test_a_second_file_of_an_id_is_judged_by_what_the_first_one_left_stored(
+    tmp_path: Path, db_target: str
+) -> None:
+    """Two files with one id in one batch: the second is judged against the first one's row, and
+    again against the database once the write says what landed. PostgreSQL refuses the first
+    (U+0000 in a text field): the second, the same checkpoint, must not claim to be stored."""
+    nul = fresh("nul-twice", graph_name="graph\x00name")
+    write_cp(tmp_path / "d", "a.json", nul)
+    write_cp(tmp_path / "d", "b.json", nul)
+    result = cli("--db", db_target, "import", str(tmp_path / "d"), "--report", str(tmp_path / "r.json"))
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    got = {entry["relative"]: (entry["outcome"], entry["reason"]) for entry in report["files"]}
+    if is_postgres(db_target):
+        assert got["a.json"][0] == "invalid" and "U+0000" in got["a.json"][1]
+        assert got["b.json"] == (
+            "invalid",
+            f"not written: {tmp_path}/d/a.json, the first file with id {nul.id} in this run, was refused; "
+            "fix that file and import again",
+        )
+        assert stored_ids(db_target) == []
+        assert result.exit_code == 3
+    else:
+        assert got == {
+            "a.json": ("imported", None),
+            "b.json": ("unchanged", f"same checkpoint as {tmp_path}/d/a.json"),
+        }
+        assert stored(db_target, nul.id) == nul
+        assert result.exit_code == 0
+
+
 def test_undecodable_file_names_are_reported_readably(tmp_path: Path, db_target: str) -> None:
     directory = tmp_path / "d"
     directory.mkdir()
