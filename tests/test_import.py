@@ -448,38 +448,174 @@ def test_strict_with_only_valid_files_imports(fixture_dir: Path, db_target: str)
 # ── file system corner cases ──────────────────────────────────────────────────────────────────────
 
 
-def test_symlinks_are_never_followed_out_of_dir(
+def test_symlinks_are_read_as_the_rust_store_reads_them_and_none_is_dropped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_target: str
 ) -> None:
+    """The Rust `list()` reads every `*.json` entry through its links (`read_to_string`), wherever
+    they point; what it would skip in silence (a dangling link, a loop, a link to a directory or
+    a FIFO) gets an outcome here. --recursive never follows a directory link, so a link back up
+    the tree ends nothing and loops nowhere."""
     monkeypatch.chdir(tmp_path)
-    inside, outside = fresh("inside"), fresh("outside")
-    write_cp(tmp_path / "d", "inside.json", inside)
-    write_cp(tmp_path / "elsewhere", "outside.json", outside)
-    (tmp_path / "d" / "link-in.json").symlink_to(tmp_path / "d" / "inside.json")
-    (tmp_path / "d" / "link-out.json").symlink_to(tmp_path / "elsewhere" / "outside.json")
-    (tmp_path / "d" / "broken.json").symlink_to(tmp_path / "nowhere.json")
-    (tmp_path / "d" / "linked-dir").symlink_to(tmp_path / "elsewhere")
-    (tmp_path / "d" / "fifo.json").parent.mkdir(exist_ok=True)
-    os.mkfifo(tmp_path / "d" / "fifo.json")
+    inside, outside, deep = fresh("inside"), fresh("outside"), fresh("deep")
+    d = tmp_path / "d"
+    write_cp(d, "inside.json", inside)
+    elsewhere = write_cp(tmp_path / "elsewhere", "outside.json", outside)
+    write_cp(d / "sub", "deep.json", deep)
+    (d / "rel-link.json").symlink_to("inside.json")  # relative, inside d: a second copy of inside
+    (d / "abs-link.json").symlink_to(elsewhere)  # absolute, outside d
+    (d / "rel-out.json").symlink_to("../elsewhere/outside.json")  # relative, the same file again
+    (d / "broken.json").symlink_to(tmp_path / "nowhere.json")
+    (d / "loop-a.json").symlink_to("loop-b.json")
+    (d / "loop-b.json").symlink_to("loop-a.json")
+    (d / "self.json").symlink_to("self.json")
+    (d / "dir-link.json").symlink_to(tmp_path / "elsewhere")
+    (d / "linked-dir").symlink_to(tmp_path / "elsewhere")
+    (d / "sub" / "up").symlink_to("..")  # a loop, were it followed
+    os.mkfifo(tmp_path / "elsewhere" / "fifo")
+    (d / "fifo-link.json").symlink_to(tmp_path / "elsewhere" / "fifo")
+    os.mkfifo(d / "fifo.json")
+    before = {**snapshot(d), **snapshot(tmp_path / "elsewhere")}
     result = cli("--db", db_target, "import", "-r", "d", "--report", "r.json")
     report = json.loads((tmp_path / "r.json").read_text())
     got = {entry["relative"]: (entry["outcome"], entry["reason"]) for entry in report["files"]}
+    not_followed = "not followed (--recursive reads real subdirectories only; pass that directory as a DIR"
+    loop = "symlink loop: the link leads back to itself and never reaches a file"
     assert got == {
+        "abs-link.json": ("imported", None),
         "broken.json": ("invalid", f"broken symlink: its target {tmp_path}/nowhere.json does not exist"),
+        "dir-link.json": (
+            "skipped",
+            f"symlink to the directory {tmp_path}/elsewhere: {not_followed} of its own to read it)",
+        ),
+        "fifo-link.json": ("skipped", "symlink to something that is not a regular file: never read"),
         "fifo.json": ("skipped", "not a regular file (a FIFO, socket or device is never read)"),
         "inside.json": ("imported", None),
-        "link-in.json": ("unchanged", "same checkpoint as d/inside.json"),
-        "link-out.json": (
+        "linked-dir": (
             "skipped",
-            f"symlink to {tmp_path}/elsewhere/outside.json, outside d: not followed",
+            f"symlink to the directory {tmp_path}/elsewhere: {not_followed} of its own to read it)",
         ),
-        "linked-dir": ("skipped", f"symlink to the directory {tmp_path}/elsewhere: not followed"),
+        "loop-a.json": ("invalid", loop),
+        "loop-b.json": ("invalid", loop),
+        "rel-link.json": ("unchanged", "same checkpoint as d/inside.json"),
+        "rel-out.json": ("unchanged", "same checkpoint as d/abs-link.json"),
+        "self.json": ("invalid", loop),
+        "sub/deep.json": ("imported", None),
+        "sub/up": ("skipped", f"symlink to the directory {d}: {not_followed} of its own to read it)"),
     }
+    assert list(got) == sorted(got)  # processing order: names sorted, subdirectories after
     assert result.exit_code == 3
-    assert stored_ids(db_target) == [inside.id]
-    top_only = cli("--db", db_target, "import", "d", "--report", "r2.json")
-    assert "linked-dir" not in outcomes(tmp_path / "r2.json")  # like a directory: not looked into
-    assert top_only.exit_code == 3
+    assert stored_ids(db_target) == sorted([inside.id, outside.id, deep.id])
+    assert stored(db_target, outside.id) == outside
+    sources = {row[0]: row[-1] for row in rows(db_target)}
+    assert sources[outside.id] == f"{d}/abs-link.json"  # where it was found, not where it points
+    assert {**snapshot(d), **snapshot(tmp_path / "elsewhere")} == before  # nothing touched
+    dry = cli("--db", db_target, "import", "-r", "d", "--dry-run", "--report", "dry.json")
+    assert dry.exit_code == 3
+    top = cli("--db", db_target, "import", "d", "--report", "top.json")
+    top_outcomes = outcomes(tmp_path / "top.json")
+    assert "linked-dir" not in top_outcomes  # a directory in all but name: not looked into
+    assert top_outcomes["dir-link.json"] == "skipped"  # named like a checkpoint: said why not
+    assert top_outcomes["abs-link.json"] == top_outcomes["inside.json"] == "unchanged"
+    assert top.exit_code == 3
+
+
+def test_a_directory_loop_under_recursive_is_reported_and_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_target: str
+) -> None:
+    """A loop of real directories (a bind mount of a parent inside it) is found by (st_dev, st_ino):
+    entered once, reported, never walked forever."""
+    monkeypatch.chdir(tmp_path)
+    top = fresh("loop-top")
+    write_cp(tmp_path / "d", "top.json", top)
+    mount_point = tmp_path / "d" / "a" / "again"
+    mount_point.mkdir(parents=True)
+    try:
+        made = subprocess.run(
+            ["mount", "--bind", str(tmp_path / "d"), str(mount_point)], capture_output=True, text=True
+        )
+    except OSError as exc:  # no mount(8) on this machine
+        pytest.skip(f"cannot make a bind mount here: {exc}")
+    if made.returncode != 0:
+        pytest.skip(f"cannot make a bind mount here (needs root): {made.stderr.strip()}")
+    try:
+        result = cli("--db", db_target, "import", "-r", "d", "--report", "r.json")
+        dry = cli("--db", db_target, "import", "-r", "d", "--dry-run", "-q")
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+    report = json.loads((tmp_path / "r.json").read_text())
+    got = {entry["relative"]: (entry["outcome"], entry["reason"]) for entry in report["files"]}
+    assert got == {
+        "top.json": ("imported", None),
+        "a/again": ("skipped", "directory loop: the same directory as d (a bind mount?): not read again"),
+    }
+    assert report["summary"]["files"] == 2
+    assert result.exit_code == 0 and dry.exit_code == 0
+    assert stored_ids(db_target) == [top.id]
+
+
+def test_export_replaces_a_symlink_in_its_way_and_never_writes_through_it(
+    tmp_path: Path, db_target: str
+) -> None:
+    """A `{id}.json` symlink in the export directory (to someone else's file, or dangling) is
+    replaced by the exported file: the rename swaps the link itself, the file it points to is
+    never opened for writing."""
+    first, second, same = fresh("export-1"), fresh("export-2"), fresh("export-same")
+    source = tmp_path / "src"
+    for checkpoint in (first, second, same):
+        write_cp(source, f"{checkpoint.id}.json", checkpoint)
+    assert cli("--db", db_target, "import", str(source)).exit_code == 0
+    theirs = write_cp(tmp_path / "theirs", "precious.json", fresh("someone-else"))
+    precious = theirs.read_bytes()
+    copy_of_same = write_cp(tmp_path / "theirs", "same.json", same)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / f"{first.id}.json").symlink_to(theirs)
+    (out_dir / f"{second.id}.json").symlink_to(tmp_path / "theirs" / "gone.json")
+    (out_dir / f"{same.id}.json").symlink_to(copy_of_same)
+    refused = cli("--db", db_target, "export", str(out_dir))
+    assert refused.exit_code == 3  # a different file is in the way: left as it is
+    assert theirs.read_bytes() == precious and (out_dir / f"{first.id}.json").is_symlink()
+    assert (out_dir / f"{same.id}.json").is_symlink()  # it already reads as this checkpoint
+    assert not (out_dir / f"{second.id}.json").is_symlink()  # the dangling link was replaced
+    result = cli("--db", db_target, "export", str(out_dir), "--overwrite")
+    assert result.exit_code == 0
+    assert theirs.read_bytes() == precious  # never written through the link
+    assert not (tmp_path / "theirs" / "gone.json").exists()
+    for checkpoint in (first, second):
+        exported = out_dir / f"{checkpoint.id}.json"
+        assert not exported.is_symlink() and exported.is_file()
+        assert Checkpoint.from_json(exported.read_bytes()) == checkpoint
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(f"{c.id}.json" for c in (first, second, same))
+
+
+def test_a_second_file_of_an_id_is_judged_by_what_the_first_one_left_stored(
+    tmp_path: Path, db_target: str
+) -> None:
+    """Two files with one id in one batch: the second is judged against the first one's row, and
+    again against the database once the write says what landed. PostgreSQL refuses the first
+    (U+0000 in a text field): the second, the same checkpoint, must not claim to be stored."""
+    nul = fresh("nul-twice", graph_name="graph\x00name")
+    write_cp(tmp_path / "d", "a.json", nul)
+    write_cp(tmp_path / "d", "b.json", nul)
+    result = cli("--db", db_target, "import", str(tmp_path / "d"), "--report", str(tmp_path / "r.json"))
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    got = {entry["relative"]: (entry["outcome"], entry["reason"]) for entry in report["files"]}
+    if is_postgres(db_target):
+        assert got["a.json"][0] == "invalid" and "U+0000" in got["a.json"][1]
+        assert got["b.json"] == (
+            "invalid",
+            f"not written: {tmp_path}/d/a.json, the first file with id {nul.id} in this run, was refused; "
+            "fix that file and import again",
+        )
+        assert stored_ids(db_target) == []
+        assert result.exit_code == 3
+    else:
+        assert got == {
+            "a.json": ("imported", None),
+            "b.json": ("unchanged", f"same checkpoint as {tmp_path}/d/a.json"),
+        }
+        assert stored(db_target, nul.id) == nul
+        assert result.exit_code == 0
 
 
 def test_undecodable_file_names_are_reported_readably(tmp_path: Path, db_target: str) -> None:

@@ -5,8 +5,8 @@ SQL spellings. The store above it writes one set of SQL (with `?` placeholders) 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -138,6 +138,37 @@ def check_schema(state: SchemaState, where: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class InsertResult:
+    """What one `Backend.insert_rows` transaction did, row by row, as the database decided it: an
+    importer counts these, never its own guess from an earlier read (another process may have
+    written the same ids in between)."""
+
+    inserted: frozenset[str] = frozenset()
+    """Ids whose row this transaction inserted (they were absent)."""
+    stored: Mapping[str, Row] = field(default_factory=dict)
+    """The other ids: the row each one held when this transaction wrote (`rows.COLUMNS`)."""
+    replaced: frozenset[str] = frozenset()
+    """Of those, the ids whose row this transaction overwrote (what `resolve` returned)."""
+
+    @staticmethod
+    def merged(results: Iterable[InsertResult]) -> InsertResult:
+        inserted: set[str] = set()
+        stored: dict[str, Row] = {}
+        replaced: set[str] = set()
+        for result in results:
+            inserted |= result.inserted
+            stored.update(result.stored)
+            replaced |= result.replaced
+        return InsertResult(frozenset(inserted), stored, frozenset(replaced))
+
+
+Resolve = Callable[[Mapping[str, Row]], Sequence[Row]]
+"""Given the rows already stored for some of the ids being inserted, the rows to write over them
+(a subset of the rows being inserted). Called inside the write transaction, with those ids locked
+against other writers; it may raise to roll the whole transaction back."""
+
+
+@dataclass(frozen=True, slots=True)
 class IntegrityCheck:
     """What the engine's own consistency check found, in words for `ckptdb db check`."""
 
@@ -215,6 +246,16 @@ class Backend(ABC):
     @abstractmethod
     async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         """Several statements in one write transaction; returns each one's row count."""
+
+    @abstractmethod
+    async def insert_rows(self, rows: Sequence[Row], resolve: Resolve | None = None) -> InsertResult:
+        """In one write transaction: insert every row whose id is absent, read what the others hold
+        and (with `resolve`) overwrite those it returns; each id at most once in `rows`.
+
+        The result is what the database did, row by row, whatever other processes write to the
+        same ids at the same time: the truth an importer reports, where comparing with an earlier
+        read (and counting an insert-if-absent as an insert) would claim rows another process
+        wrote."""
 
     @abstractmethod
     def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:

@@ -47,7 +47,9 @@ from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import (
     Backend,
     DatabaseTarget,
+    InsertResult,
     IntegrityCheck,
+    Resolve,
     Row,
     SchemaState,
     check_bool,
@@ -309,6 +311,22 @@ def lookup_params(params: Sequence[Any]) -> Sequence[Any]:
 
 _WRITES_ROWS = ("INSERT", "UPDATE")
 
+_ARRAY_TYPES = {name: "json" for name in ("state_snapshot", "path", "pending_action", "extra")}
+_ARRAY_TYPES["step_count"] = "bigint"  # the others are text
+_INSERT_ABSENT_RETURNING = (
+    f"INSERT INTO checkpoints ({', '.join(sqlrows.COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${n}::{_ARRAY_TYPES.get(c, 'text')}[]" for n, c in enumerate(sqlrows.COLUMNS, 1))
+    + ") ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+"""A batch as one statement, a parameter array per column, returning the ids it inserted
+(executemany returns nothing)."""
+_LOCK_STORED = (
+    f"SELECT {', '.join(sqlrows.COLUMNS)} FROM checkpoints WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+)
+INSERT_ROUNDS = 5
+"""`insert_rows` tries this often to insert an id that is found taken but then deleted before its
+row could be locked (another process deleting what a third one had just written)."""
+
 
 def _limited_to(sql: str, params: Sequence[Any], batch: int) -> bool:
     """Whether a statement ends in `LIMIT ?` bound to at most `batch` rows."""
@@ -558,6 +576,50 @@ class PostgresBackend(Backend):
             await self._on_writer(work)
 
         await self._retrying(attempt)
+
+    async def insert_rows(self, rows: Sequence[Row], resolve: Resolve | None = None) -> InsertResult:
+        """The batch goes in as one INSERT ... ON CONFLICT DO NOTHING RETURNING id; the ids it did not
+        insert are then read with FOR UPDATE, which waits for a writer still holding them and
+        keeps them as read until the commit. Rows are sent in id order, so two imports of
+        overlapping ids lock them in the same order instead of deadlocking (and a deadlock all
+        the same is retried, as every write is)."""
+        if not rows:
+            return InsertResult()
+        check_storable(rows)
+        ordered = sorted(rows, key=lambda row: row[0])
+        upsert = to_dollar_params(sqlrows.UPSERT)
+
+        async def work(conn: Any) -> InsertResult:
+            inserted: set[str] = set()
+            stored: dict[str, Row] = {}
+            pending = ordered
+            async with conn.transaction():
+                for _ in range(INSERT_ROUNDS):
+                    columns = [list(column) for column in zip(*pending, strict=True)]
+                    inserted.update(
+                        record[0] for record in await conn.fetch(_INSERT_ABSENT_RETURNING, *columns)
+                    )
+                    taken = [row[0] for row in pending if row[0] not in inserted]
+                    if taken:
+                        for record in await conn.fetch(_LOCK_STORED, taken):
+                            stored[record[0]] = tuple(record)
+                    pending = [row for row in pending if row[0] not in inserted and row[0] not in stored]
+                    if not pending:
+                        break
+                else:
+                    raise StoreError(
+                        f"{self.target.display()}: rows kept being written and deleted by others while "
+                        "this batch was inserted; nothing of it was written: run the same command again"
+                    )
+                over = list(resolve(stored)) if resolve is not None and stored else []
+                if over:
+                    await conn.executemany(upsert, over)
+            return InsertResult(frozenset(inserted), stored, frozenset(row[0] for row in over))
+
+        async def attempt() -> InsertResult:
+            return await self._on_writer(work)
+
+        return await self._retrying(attempt)
 
     async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         pool = self._get_pool()

@@ -32,6 +32,15 @@ INSERT_IF_ABSENT = (
     "ON CONFLICT (id) DO NOTHING"
 )
 LOAD = f"SELECT {_SELECT_FULL} FROM checkpoints WHERE id = ?"
+IDS_PER_QUERY = 500
+"""Ids looked up per `select_by_ids` statement: far below every engine's bound-parameter limit."""
+
+
+def select_by_ids(count: int) -> str:
+    """Every column (`source` last) of the rows whose id is one of `count` bound ids."""
+    return f"SELECT {', '.join(COLUMNS)} FROM checkpoints WHERE id IN ({', '.join('?' * count)})"
+
+
 INFO_COLUMNS = (
     "id, graph_name, current_node, step_count, created_at, interrupt_type, created_at_text, "
     f"CASE WHEN step_count = {I64_MAX} THEN extra END"

@@ -36,10 +36,13 @@ from urllib.parse import quote, urlencode
 import aiosqlite
 
 from ckptdb.errors import CkptdbError, OutcomeUnknownError, StoreError, UnavailableError
+from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import (
     Backend,
     DatabaseTarget,
+    InsertResult,
     IntegrityCheck,
+    Resolve,
     Row,
     SchemaState,
     WalStatus,
@@ -157,6 +160,45 @@ def _execute_in_transaction(
         return [db.execute(sql, params).rowcount for sql, params in statements]
 
 
+class _Taken(Exception):
+    """Some ids of a batch were stored already: its quick insert is rolled back (never raised out)."""
+
+
+def _insert_rows(db: sqlite3.Connection, rows: Sequence[Row], resolve: Resolve | None) -> InsertResult:
+    """`Backend.insert_rows` on the writer connection. BEGIN IMMEDIATE holds the database's write
+    lock to the end, so what a transaction reads no other writer can change before it commits.
+
+    The usual batch (every id new) costs what a plain insert does: one executemany, whose row
+    count says whether every row went in. Only when some did not (an id another process wrote
+    first, or one already stored) is that transaction rolled back, and a second one reads the
+    stored rows and inserts the absent ones. sqlite3's executemany cannot return rows, RETURNING
+    row by row would cost an execute per row on every batch, and a savepoint to undo just the
+    insert costs more than the rare second transaction: SQLite copies each page that existed when
+    the savepoint opened to a sub-journal before changing it (measured: 20,000 rows in 1,000-row
+    batches, 8 interleaved runs on a busy machine, median 1.64 s with the savepoint against
+    1.49 s without)."""
+    try:
+        with _immediate_transaction(db):
+            if db.executemany(sqlrows.INSERT_IF_ABSENT, rows).rowcount != len(rows):
+                raise _Taken
+        return InsertResult(frozenset(row[0] for row in rows))
+    except _Taken:
+        pass
+    ids = [row[0] for row in rows]
+    stored: dict[str, Row] = {}
+    with _immediate_transaction(db):
+        for start in range(0, len(ids), sqlrows.IDS_PER_QUERY):
+            chunk = ids[start : start + sqlrows.IDS_PER_QUERY]
+            for found in db.execute(sqlrows.select_by_ids(len(chunk)), chunk):
+                stored[found[0]] = tuple(found)
+        absent = [row for row in rows if row[0] not in stored]
+        db.executemany(sqlrows.INSERT_IF_ABSENT, absent)  # the lock is ours: each of them goes in
+        over = list(resolve(stored)) if resolve is not None and stored else []
+        if over:
+            db.executemany(sqlrows.UPSERT, over)
+    return InsertResult(frozenset(row[0] for row in absent), stored, frozenset(row[0] for row in over))
+
+
 def translate_error(exc: sqlite3.Error, where: str, *, writing: bool = False) -> CkptdbError:
     """Turn the driver's error into one line that says what to do.
 
@@ -262,13 +304,20 @@ class _Rows:
 
 
 class _Call:
-    """Any other work on the writer connection: `work(db)` runs alone, in queue order."""
+    """Any other work on the writer connection: `work(db)` runs alone, in queue order. `rows`, when
+    given, are the rows it writes, counted for the WAL checkpoints like queued saves."""
 
-    __slots__ = ("future", "work")
+    __slots__ = ("future", "rows", "work")
 
-    def __init__(self, work: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]) -> None:
+    def __init__(
+        self,
+        work: Callable[[sqlite3.Connection], Any],
+        future: asyncio.Future[Any],
+        rows: Sequence[Row] = (),
+    ) -> None:
         self.work = work
         self.future = future
+        self.rows = rows
 
 
 def _settle_rows(batch: list[_Rows], errors: list[BaseException | None] | None) -> None:
@@ -688,7 +737,7 @@ class WriterThread:
                 request.future.set_exception(self._translate(error))
         if self._checkpointer is not None:
             try:
-                finish = self._count_pages([request for request in batch if request not in locked])
+                finish = self._count_pages([request.rows for request in batch if request not in locked])
             except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
                 self.last_error = exc
             else:
@@ -697,13 +746,14 @@ class WriterThread:
                     self._hand_over([_Call(self._finish_checkpoint, future)])
         return locked
 
-    async def call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(db)` on the writer thread, after everything queued before it."""
+    async def call(self, work: Callable[[sqlite3.Connection], T], rows: Sequence[Row] = ()) -> T:
+        """Run `work(db)` on the writer thread, after everything queued before it; `rows` are the
+        rows it writes (for the WAL checkpoints' estimate), if any."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         with self._state_lock:
             if self._closed:
                 raise self._closed_error()
-            self._put([_Call(work, future)])
+            self._put([_Call(work, future, rows)])
         return await future
 
     async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -783,11 +833,20 @@ class WriterThread:
                         result, error = job.work(self._conn), None
                 except BaseException as exc:  # handed to the caller
                     result, error = None, self._translate(exc)
+                finish = False
                 if self._checkpointer is not None:  # a delete, a prune, a batch: it may have written
                     self._checkpointer.note_commit()
+                if job.rows and error is None and self._checkpointer is not None:
+                    try:
+                        finish = self._count_pages([job.rows])
+                    except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
+                        self.last_error = exc
                 self._finished(1)  # before the answer: the caller's next save may go on the loop
                 _deliver(job.future.get_loop(), _settle_call, job.future, result, error)
                 self._current = ()
+                if finish:
+                    with self._conn_lock:
+                        self._finish_checkpoint(self._conn)
                 continue
             assert type(job) is _Rows
             batch = [job]
@@ -817,7 +876,7 @@ class WriterThread:
                 if self._checkpointer is not None:
                     self._checkpointer.note_commit()
                     try:
-                        finish = self._count_pages(batch)
+                        finish = self._count_pages([request.rows for request in batch])
                     except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
                         self.last_error = exc
             self._finished(len(batch))  # before the answer: the callers' next saves may go on the loop
@@ -874,15 +933,15 @@ class WriterThread:
         with self._state_lock:
             self._unfinished -= jobs
 
-    def _count_pages(self, batch: list[_Rows]) -> bool:
+    def _count_pages(self, committed: Sequence[Sequence[Row]]) -> bool:
         """Count committed rows' WAL pages: wake the checkpointer now and then, and say when the
         WAL has reached WAL_LIMIT_PAGES and the writer must finish a checkpoint itself."""
         checkpointer = self._checkpointer
         assert checkpointer is not None
         count = size = 0
-        for request in batch:
-            count += len(request.rows)
-            for row in request.rows:
+        for rows in committed:
+            count += len(rows)
+            for row in rows:
                 size += sum(len(value) for value in row if type(value) is str)
         pages = count * ESTIMATED_PAGES_PER_ROW + size // 4096
         self._pages += pages
@@ -1287,6 +1346,12 @@ class SqliteBackend(Backend):
         writer, _ = self._conns()
         # BEGIN IMMEDIATE, the statements, COMMIT (or ROLLBACK) in one trip to the writer thread.
         return await writer.call(lambda db: _execute_in_transaction(db, statements))
+
+    async def insert_rows(self, rows: Sequence[Row], resolve: Resolve | None = None) -> InsertResult:
+        writer, _ = self._conns()
+        if not rows:
+            return InsertResult()
+        return await writer.call(lambda db: _insert_rows(db, rows, resolve), rows)
 
     def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
         """The condition, tested only on rows whose state is valid JSON: SQLite's json functions

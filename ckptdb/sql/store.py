@@ -15,7 +15,9 @@ from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import (
     Backend,
     DatabaseTarget,
+    InsertResult,
     IntegrityCheck,
+    Resolve,
     check_bool,
     check_schema,
     open_backend,
@@ -224,6 +226,35 @@ class SqlCheckpointStore(CheckpointStore):
                 refused[row[0]] = exc
         return refused
 
+    async def insert_rows_refusing(
+        self, rows: Sequence[tuple[Any, ...]], resolve: Resolve | None = None
+    ) -> tuple[InsertResult, dict[str, InvalidCheckpointError]]:
+        """Insert pre-encoded rows whose id is absent, in one transaction, and say row by row what
+        the database did (`Backend.insert_rows`: `resolve` picks the stored rows to overwrite).
+        For the importer, which reports each file's outcome: concurrent imports of the same ids
+        each learn which rows they wrote. A row this database cannot hold is left out as in
+        `save_rows_refusing` (the batch is then written row by row) and comes back refused."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        rows = list(rows)
+        if len({row[0] for row in rows}) != len(rows):
+            raise CkptdbError("insert_rows_refusing takes each id at most once")
+        if not rows:
+            return InsertResult(), {}
+        try:
+            return await self._backend.insert_rows(rows, resolve), {}
+        except InvalidCheckpointError as exc:
+            if len(rows) == 1:
+                return InsertResult(), {rows[0][0]: exc}
+        results: list[InsertResult] = []
+        refused: dict[str, InvalidCheckpointError] = {}
+        for row in rows:
+            try:
+                results.append(await self._backend.insert_rows([row], resolve))
+            except InvalidCheckpointError as exc:
+                refused[row[0]] = exc
+        return InsertResult.merged(results), refused
+
     async def delete(self, checkpoint_id: str) -> None:
         await self.delete_many([checkpoint_id])
 
@@ -250,11 +281,9 @@ class SqlCheckpointStore(CheckpointStore):
         importer compare a batch of files with what is stored without one round trip per file."""
         found: dict[str, tuple[Any, ...]] = {}
         unique = list(dict.fromkeys(_check_id(cid) for cid in checkpoint_ids))
-        for start in range(0, len(unique), 500):  # far below every engine's bound-parameter limit
-            chunk = unique[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT {', '.join(sqlrows.COLUMNS)} FROM checkpoints WHERE id IN ({marks})"
-            for row in await self._backend.fetchall(sql, chunk):
+        for start in range(0, len(unique), sqlrows.IDS_PER_QUERY):
+            chunk = unique[start : start + sqlrows.IDS_PER_QUERY]
+            for row in await self._backend.fetchall(sqlrows.select_by_ids(len(chunk)), chunk):
                 found[row[0]] = tuple(row)
         return found
 
