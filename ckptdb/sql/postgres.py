@@ -83,6 +83,14 @@ def to_dollar_params(sql: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=2048)
+def postgres_sql(sql: str) -> str:
+    """The store's SQL text for asyncpg: `$n` parameters, and the next save order drawn from the
+    `checkpoints_save_seq` SEQUENCE where rows.py reads SQLite's max(save_seq) + 1 (under READ
+    COMMITTED, concurrent transactions would read the same max). Cached per SQL text."""
+    return to_dollar_params(sql.replace(sqlrows.NEXT_SAVE_SEQ, "nextval('checkpoints_save_seq')"))
+
+
 def asyncpg_dsn(url: str) -> str:
     """asyncpg takes only postgresql:// and postgres://, not SQLAlchemy's postgresql+driver://."""
     parts = urlsplit(url)
@@ -351,7 +359,7 @@ class PostgresBackend(Backend):
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         pool = self._get_pool()
         try:
-            records = await pool.fetch(to_dollar_params(sql), *lookup_params(params))
+            records = await pool.fetch(postgres_sql(sql), *lookup_params(params))
         except Exception as exc:
             raise translate_error(exc, self.target) from None
         return [tuple(record) for record in records]
@@ -363,7 +371,7 @@ class PostgresBackend(Backend):
         whose own LIMIT fits in one batch (newest 20, say) is one plain fetch, one round trip
         instead of four (BEGIN, the cursor, its fetch, COMMIT)."""
         pool = self._get_pool()
-        text = to_dollar_params(sql)
+        text = postgres_sql(sql)
         params = lookup_params(params)
         if _limited_to(sql, params, batch):
             for row in await self.fetchall(sql, params):
@@ -419,7 +427,7 @@ class PostgresBackend(Backend):
     async def write_rows(self, sql: str, rows: Sequence[Row]) -> None:
         """One row: one autocommit statement (one round trip). More: executemany in a transaction."""
         check_storable(rows)
-        text = to_dollar_params(sql)
+        text = postgres_sql(sql)
 
         async def work(conn: Any) -> None:
             if len(rows) == 1:
@@ -441,7 +449,7 @@ class PostgresBackend(Backend):
                 check_storable([params])
             else:
                 params = lookup_params(params)
-            prepared.append((to_dollar_params(sql), params))
+            prepared.append((postgres_sql(sql), params))
 
         async def attempt() -> list[int]:
             counts: list[int] = []

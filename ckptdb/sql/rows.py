@@ -23,15 +23,39 @@ I64_MAX = 2**63 - 1
 COLUMNS = (*FIELD_ORDER, "created_at_text", "extra", "source")
 _SELECT_FULL = ", ".join(COLUMNS[:-1])
 
+# The save order. `save_seq` is a per-database counter that a save (insert or re-save) sets
+# above every row already stored; "latest", prune's "keep the last N" and `pending` follow
+# ORDER_KEY, not created_at, which is the saving host's clock (one running an hour fast made its
+# old checkpoint "latest", and equal times fell back to the id). 0 means "saved where ckptdb kept
+# no order": rows from before schema 0003, files imported from echo (INSERT_IF_ABSENT leaves the
+# column to its default) and rows inserted by hand; those come before every counted save and
+# keep among themselves the (created_at, id) order that echo lists them in.
+# NEXT_SAVE_SEQ is read inside the write transaction (SQLite's write lock makes it safe across
+# processes) from the end of ix_checkpoints_save_seq_created_at_id: one index probe. The
+# PostgreSQL backend replaces exactly this text with a SEQUENCE's nextval (under READ COMMITTED
+# concurrent transactions would read the same max). save_seq is not in a row tuple (COLUMNS):
+# a copy's destination draws its own numbers, in the order the rows are written.
+NEXT_SAVE_SEQ = "coalesce((SELECT max(save_seq) FROM checkpoints), 0) + 1"
+ORDER_KEY = ("save_seq", "created_at", "id")
+ORDER_NEWEST_FIRST = "save_seq DESC, created_at DESC, id DESC"
 UPSERT = (
-    f"INSERT INTO checkpoints ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in COLUMNS[1:])}"
+    f"INSERT INTO checkpoints ({', '.join(COLUMNS)}, save_seq) "
+    f"VALUES ({', '.join('?' * len(COLUMNS))}, {NEXT_SAVE_SEQ}) "
+    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in (*COLUMNS[1:], 'save_seq'))}"
 )
 INSERT_IF_ABSENT = (
     f"INSERT INTO checkpoints ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
     "ON CONFLICT (id) DO NOTHING"
 )
+"""For imports: a new row gets save_seq 0 (the column default), an echo file carries no save order."""
+COPY_IF_ABSENT = (
+    f"INSERT INTO checkpoints ({', '.join(COLUMNS)}, save_seq) "
+    f"VALUES ({', '.join('?' * len(COLUMNS))}, {NEXT_SAVE_SEQ}) ON CONFLICT (id) DO NOTHING"
+)
+"""For copies: a new row draws the next save order, so rows written in the source's order keep it."""
 LOAD = f"SELECT {_SELECT_FULL} FROM checkpoints WHERE id = ?"
+LATEST = f"SELECT {_SELECT_FULL} FROM checkpoints WHERE graph_name = ? ORDER BY {ORDER_NEWEST_FIRST} LIMIT 1"
+"""The last checkpoint saved in one graph: the end of ix_checkpoints_graph_name_save_seq_created_at_id."""
 INFO_COLUMNS = (
     "id, graph_name, current_node, step_count, created_at, interrupt_type, created_at_text, "
     f"CASE WHEN step_count = {I64_MAX} THEN extra END"

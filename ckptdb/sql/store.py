@@ -195,12 +195,22 @@ class SqlCheckpointStore(CheckpointStore):
         await self._submit(sqlrows.UPSERT, rows)
         return len(rows)
 
-    async def save_rows(self, rows: Sequence[tuple[Any, ...]], *, replace: bool = True) -> None:
-        """Write pre-encoded rows (see `ckptdb.sql.rows.to_row`) in one transaction; for importers."""
-        await self._submit(sqlrows.UPSERT if replace else sqlrows.INSERT_IF_ABSENT, list(rows))
+    async def save_rows(
+        self, rows: Sequence[tuple[Any, ...]], *, replace: bool = True, in_save_order: bool = False
+    ) -> None:
+        """Write pre-encoded rows (see `ckptdb.sql.rows.to_row`) in one transaction; for importers.
+
+        A replaced row is a re-save and takes the next save order. A new row written with
+        `replace=False` gets save order 0, "not recorded" (an imported echo file), unless
+        `in_save_order` (a copy): then rows take the next numbers in the order given."""
+        if replace:
+            sql = sqlrows.UPSERT
+        else:
+            sql = sqlrows.COPY_IF_ABSENT if in_save_order else sqlrows.INSERT_IF_ABSENT
+        await self._submit(sql, list(rows))
 
     async def save_rows_refusing(
-        self, rows: Sequence[tuple[Any, ...]], *, replace: bool = True
+        self, rows: Sequence[tuple[Any, ...]], *, replace: bool = True, in_save_order: bool = False
     ) -> dict[str, InvalidCheckpointError]:
         """`save_rows`, except that a row this database cannot hold (PostgreSQL: U+0000 in an id,
         invalid JSON text from a damaged source) is left out instead of failing its batch: the
@@ -209,7 +219,7 @@ class SqlCheckpointStore(CheckpointStore):
         if not rows:
             return {}
         try:
-            await self.save_rows(rows, replace=replace)
+            await self.save_rows(rows, replace=replace, in_save_order=in_save_order)
             return {}
         except InvalidCheckpointError as exc:
             if len(rows) == 1:
@@ -217,7 +227,7 @@ class SqlCheckpointStore(CheckpointStore):
         refused: dict[str, InvalidCheckpointError] = {}
         for row in rows:
             try:
-                await self.save_rows([row], replace=replace)
+                await self.save_rows([row], replace=replace, in_save_order=in_save_order)
             except InvalidCheckpointError as exc:
                 refused[row[0]] = exc
         return refused
@@ -257,11 +267,9 @@ class SqlCheckpointStore(CheckpointStore):
         return found
 
     async def latest(self, graph_name: str) -> Checkpoint | None:
-        found = await self._backend.fetchall(
-            f"SELECT {sqlrows._SELECT_FULL} FROM checkpoints WHERE graph_name = ? "
-            "ORDER BY created_at DESC, id DESC LIMIT 1",
-            (graph_name,),
-        )
+        """The checkpoint of this graph saved last (the highest save_seq), whatever its created_at
+        says: a resume must not start from an old checkpoint whose host clock ran fast."""
+        found = await self._backend.fetchall(sqlrows.LATEST, (graph_name,))
         return sqlrows.from_row(found[0]) if found else None
 
     def where_clause(self, query: CheckpointQuery) -> tuple[str, list[Any]]:
