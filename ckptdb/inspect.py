@@ -522,9 +522,9 @@ class PrunePlan:
     keep_last: int | None
     older_than: Timestamp | None
     graphs: list[GraphPrune]
+    """Only graphs with something to delete, by name."""
     saved_up_to: int
     """The highest save_seq when the plan was made: rows saved after it are never deleted."""
-    """Only graphs with something to delete, by name."""
     checkpoints: int
     """Checkpoints in the graphs considered (all graphs, or the ones asked for)."""
 
@@ -635,8 +635,7 @@ async def execute_prune(
     """
     backend = store.backend
     deleted = 0
-    # A graph's deletable rows end at its newest deletable time, which the plan's counts give;
-    # the windows stop there.
+    # The windows stop at the newest time among the rows the plan selected, graph by graph.
     limits = [await _newest_deletable(store, plan, graph) for graph in plan.graphs]
     found = await backend.fetchall("SELECT min(created_at) FROM checkpoints")
     start: str | None = found[0][0] if plan.graphs else None

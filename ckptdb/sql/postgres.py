@@ -7,7 +7,8 @@ batches (two processes upserting overlapping ids in different orders) is retried
 transaction that PostgreSQL aborted wrote nothing.
 
 The store writes SQL once with `?` placeholders; here each text is rewritten to `$1, $2, ...` once
-and cached. asyncpg prepares each text once per connection (its statement cache).
+and cached (and the next save order is drawn from the `checkpoints_save_seq` sequence). asyncpg
+prepares each text once per connection (its statement cache).
 
 What PostgreSQL cannot hold, and what this backend does about it:
 - U+0000 inside `text`: every checkpoint row is checked before its transaction starts, and one
