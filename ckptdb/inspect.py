@@ -538,12 +538,24 @@ class PrunePlan:
 
 
 def _prune_where(
-    graph_name: str, keep_from: tuple[int, str, str] | None, older_than: Timestamp | None, saved_up_to: int
+    graph_name: str,
+    keep_from: tuple[int, str, str] | None,
+    older_than: Timestamp | None,
+    saved_up_to: int,
+    *,
+    in_time_window: bool = False,
 ) -> tuple[str, list[Any]]:
-    """The rows of one graph a prune deletes; the same text plans, counts and deletes them."""
-    clauses, params = ["graph_name = ?", "save_seq <= ?"], [graph_name, saved_up_to]
+    """The rows of one graph a prune deletes; the same text plans, counts and deletes them.
+
+    `in_time_window`: the statement also bounds created_at to one window, and `+save_seq` keeps
+    the save-order index out of it, so the window's range on (graph_name, created_at, id) drives
+    the delete; otherwise SQLite picks the save-order index for the save_seq bounds and each
+    window's delete walks every deletable row of its graph (a prune of 195,000 of 200,000 rows
+    in windows of 50,000: 5.9 s against 3.6 s)."""
+    seq = "+save_seq" if in_time_window else "save_seq"
+    clauses, params = ["graph_name = ?", f"{seq} <= ?"], [graph_name, saved_up_to]
     if keep_from is not None:
-        clauses.append("(save_seq, created_at, id) < (?, ?, ?)")
+        clauses.append(f"({seq}, created_at, id) < (?, ?, ?)")
         params.extend(keep_from)
     if older_than is not None:
         clauses.append("created_at < ?")
@@ -645,7 +657,9 @@ async def execute_prune(
         for graph, limit in zip(plan.graphs, limits, strict=True):
             if limit < start:
                 continue  # this graph has nothing left to delete from here on
-            where, params = _prune_where(graph.graph_name, graph.keep_from, plan.older_than, plan.saved_up_to)
+            where, params = _prune_where(
+                graph.graph_name, graph.keep_from, plan.older_than, plan.saved_up_to, in_time_window=True
+            )
             sql = f"DELETE FROM checkpoints WHERE {where} AND created_at >= ?"
             params.append(start)
             if end is not None:

@@ -561,6 +561,24 @@ async def test_prune_follows_the_save_order_not_the_host_clocks(db_target: str) 
         assert [info.id async for info in store.iter_query(limit=None)] == ["late-but-skewed"]
 
 
+async def test_imported_rows_keep_their_time_order_and_come_before_every_save(db_target: str) -> None:
+    """An import (insert-if-absent) records no save order: such rows keep (created_at, id) order
+    among themselves in latest, pending and prune, and anything saved later is newer."""
+    base = 1_790_000_000 * NS
+    imported = [make(f"i{n}", "g", base + n * NS) for n in (3, 1, 4, 2, 0)]
+    async with await open_store(db_target) as store:
+        await store.save_rows([sqlrows.to_row(cp) for cp in imported], replace=False)
+        assert (await inspect.latest_checkpoint(store, "g")).id == "i4"
+        plan = await inspect.plan_prune(store, keep_last=2)
+        assert (await inspect.execute_prune(store, plan, window=2)).deleted == 3
+        assert sorted([info.id async for info in store.iter_query(limit=None)]) == ["i3", "i4"]
+        await store.save(make("saved", "g", base - 3600 * NS))
+        assert (await inspect.latest_checkpoint(store, "g")).id == "saved"
+        plan = await inspect.plan_prune(store, keep_last=1)
+        assert (await inspect.execute_prune(store, plan, window=1)).deleted == 2
+        assert [info.id async for info in store.iter_query(limit=None)] == ["saved"]
+
+
 async def test_prune_vacuum_gives_space_back(fixture_db: str) -> None:
     async with await inspect.open_existing(fixture_db) as store:
         plan = await inspect.plan_prune(store, keep_last=0)
