@@ -54,9 +54,7 @@ def test_a_sound_database_passes(fixtures_target: str) -> None:
     result = cli("--db", fixtures_target, "db", "check")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines(keepends=True)
-    assert lines[0].startswith("database     ") and lines[0].endswith(
-        f"(schema {HEAD}, up to date)\n"
-    )
+    assert lines[0].startswith("database     ") and lines[0].endswith(f"(schema {HEAD}, up to date)\n")
     assert lines[1:] == [_engine_line(fixtures_target), SOUND]
     assert result.stderr == ""
 
