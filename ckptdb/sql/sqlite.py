@@ -51,9 +51,10 @@ between two transactions (short: the checkpointer has already copied most frames
 WAL_BACKSTOP_PAGES = 4 * WAL_LIMIT_PAGES
 """The writer connection's own `wal_autocheckpoint`, in case the estimate above falls far short (a
 huge prune transaction) or the checkpointer cannot open its connection."""
-ESTIMATED_PAGES_PER_ROW = 4
-"""Pages a saved row dirties besides its own text: the table leaf and three index leaves, fewer
-when rows share a transaction (an overestimate only makes checkpoints a little more frequent)."""
+ESTIMATED_PAGES_PER_ROW = 6
+"""Pages a saved row dirties besides its own text: the table leaf and five index leaves (the
+primary key, two time indexes, two save-order indexes), fewer when rows share a transaction (an
+overestimate only makes checkpoints a little more frequent)."""
 LOOP_COMMIT_ROWS = 32
 """Saves gathered in one event-loop turn commit on the loop's thread up to this many rows (about a
 millisecond of SQLite work); bigger batches, an import's say, go to the writer thread."""
