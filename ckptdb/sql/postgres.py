@@ -51,6 +51,10 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"ckptdbmg", "big")
 NUL_STAND_IN = "\ufffe"
 """What U+0000 reads as inside state conditions (PostgreSQL's json functions cannot return NUL)."""
 
+MAX_FIELD_BYTES = 2**30 - 1 - 4
+"""The most a `json` (or `text`) value holds: any PostgreSQL field is at most 1 GB, a varlena of
+2^30 - 1 bytes with its 4-byte header (`jsonb` would stop near 256 MB; ckptdb stores `json`)."""
+
 DEADLOCK_RETRIES = 5
 _RETRY_STATES = ("40P01", "40001")  # deadlock_detected, serialization_failure: nothing was written
 
@@ -277,8 +281,12 @@ class PostgresBackend(Backend):
         synchronous: str | None = None,
         busy_timeout_ms: int | None = None,
         commit_on_loop: bool | None = None,
+        max_value_bytes: int | None = None,
     ) -> None:
         del commit_on_loop  # nothing to choose here: see the class docstring
+        if max_value_bytes is not None and max_value_bytes < 1:
+            raise CkptdbError(f"max_value_bytes must be at least 1, got {max_value_bytes}")
+        self.max_value_bytes = min(max_value_bytes or MAX_FIELD_BYTES, MAX_FIELD_BYTES)
         self.target = target
         self.dsn = asyncpg_dsn(target.url)
         if pool_max_size < 1 or pool_min_size < 0 or pool_min_size > pool_max_size:

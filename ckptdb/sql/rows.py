@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ckptdb.echo_json import dumps_compact, loads_trusted
+from ckptdb.echo_json import JsonTooLargeError, dumps_compact, loads_trusted
 from ckptdb.errors import DamagedRowError, InvalidCheckpointError
 from ckptdb.model import (
     FIELD_ORDER,
@@ -64,8 +64,25 @@ INFO_COLUMNS = (
 _INTERRUPT = {t.value: t for t in InterruptType}
 
 
-def to_row(checkpoint: Checkpoint, source: str | None = None) -> tuple[Any, ...]:
-    """Validate and encode; raises InvalidCheckpointError before anything reaches the database."""
+def _json(value: Any, field: str, max_bytes: int | None, checkpoint_id: object) -> str:
+    try:
+        return dumps_compact(value, max_bytes)
+    except JsonTooLargeError as exc:
+        raise InvalidCheckpointError(
+            f"{exc.reason} in this database: nothing was written; keep large data outside the "
+            "checkpoint (a file or an object store) and save its path",
+            field=field,
+            source=checkpoint_id if isinstance(checkpoint_id, str) else None,
+        ) from None
+
+
+def to_row(
+    checkpoint: Checkpoint, source: str | None = None, *, max_value_bytes: int | None = None
+) -> tuple[Any, ...]:
+    """Validate and encode; raises InvalidCheckpointError before anything reaches the database.
+
+    `max_value_bytes` (the store's `Backend.max_value_bytes`): a JSON column's text longer than
+    this is refused as soon as it is encoded, before the copies that would follow."""
     check_fields(checkpoint)
     extra: dict[str, Any] | None = dict(checkpoint.extra) if checkpoint.extra else None
     step = checkpoint.step_count
@@ -85,14 +102,16 @@ def to_row(checkpoint: Checkpoint, source: str | None = None) -> tuple[Any, ...]
         checkpoint.id,
         checkpoint.graph_name,
         checkpoint.current_node,
-        dumps_compact(checkpoint.state_snapshot),
-        dumps_compact(checkpoint.path),
+        _json(checkpoint.state_snapshot, "state_snapshot", max_value_bytes, checkpoint.id),
+        _json(checkpoint.path, "path", max_value_bytes, checkpoint.id),
         step,
         created.utc_text(),
-        None if checkpoint.pending_action is None else dumps_compact(checkpoint.pending_action),
+        None
+        if checkpoint.pending_action is None
+        else _json(checkpoint.pending_action, "pending_action", max_value_bytes, checkpoint.id),
         checkpoint.interrupt_type.value,
         original,
-        None if extra is None else dumps_compact(extra),
+        None if extra is None else _json(extra, "extra", max_value_bytes, checkpoint.id),
         source,
     )
     for value in row:

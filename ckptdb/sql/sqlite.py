@@ -641,10 +641,16 @@ class SqliteBackend(Backend):
         synchronous: str = "NORMAL",
         busy_timeout_ms: int = 30_000,
         commit_on_loop: bool = True,
+        max_value_bytes: int | None = None,
     ) -> None:
         """`commit_on_loop=False` keeps every SQLite write off the event loop's thread, at about
-        twice the time per sequential save; at synchronous=FULL (an fsync per commit) it is off."""
+        twice the time per sequential save; at synchronous=FULL (an fsync per commit) it is off.
+        `max_value_bytes` lowers SQLite's length limit (SQLITE_LIMIT_LENGTH, 1,000,000,000 bytes
+        by default, and never raised above it) on ckptdb's connections."""
         assert target.path is not None
+        if max_value_bytes is not None and max_value_bytes < 1:
+            raise CkptdbError(f"max_value_bytes must be at least 1, got {max_value_bytes}")
+        self._length_limit = max_value_bytes
         self.target = target
         self.path = target.path
         synchronous = synchronous.upper()
@@ -682,6 +688,8 @@ class SqliteBackend(Backend):
         try:
             db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
+            if self._length_limit is not None:
+                db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self._length_limit)
         except BaseException:
             db.close()
             raise
@@ -704,6 +712,8 @@ class SqliteBackend(Backend):
             raise StoreError(f"cannot create {self.path}: directory {self.path.parent} does not exist")
         try:
             db = await asyncio.to_thread(self._open_writer, create)
+            # What the engine will refuse anyway: a save checks its JSON against it before copying.
+            self.max_value_bytes = db.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
             self._checkpointer = Checkpointer(lambda: self._driver_connection("rw"))
             self._writer = WriterThread(
                 db,

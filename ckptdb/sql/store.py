@@ -187,11 +187,13 @@ class SqlCheckpointStore(CheckpointStore):
                 request.done.set_result(None)
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        await self._submit(sqlrows.UPSERT, [sqlrows.to_row(checkpoint)])
+        limit = self._backend.max_value_bytes
+        await self._submit(sqlrows.UPSERT, [sqlrows.to_row(checkpoint, max_value_bytes=limit)])
 
     async def save_many(self, checkpoints: Iterable[Checkpoint]) -> int:
         """All or nothing: every checkpoint is validated first, then one transaction writes them."""
-        rows = [sqlrows.to_row(cp) for cp in checkpoints]
+        limit = self._backend.max_value_bytes
+        rows = [sqlrows.to_row(cp, max_value_bytes=limit) for cp in checkpoints]
         await self._submit(sqlrows.UPSERT, rows)
         return len(rows)
 
@@ -388,6 +390,7 @@ async def open_store(target: str | Path | None = None, **options: Any) -> SqlChe
     Options: `create=False` refuses to create a missing database; `synchronous="FULL"` (SQLite)
     makes each commit survive power loss, not only a process crash; `commit_on_loop=False`
     (SQLite) keeps every write off the event loop's thread, at about half the sequential save rate;
-    `busy_timeout_ms` (SQLite, default 30,000) is how long a write waits for another process.
+    `busy_timeout_ms` (SQLite, default 30,000) is how long a write waits for another process;
+    `max_value_bytes` lowers the longest JSON value a save accepts (default: the engine's limit).
     """
     return await SqlCheckpointStore.open(target if target is not None else "checkpoints.db", **options)
