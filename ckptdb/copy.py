@@ -20,6 +20,10 @@ unless asked:
 
 Each batch is one transaction, so an interrupted copy leaves whole batches behind and running it
 again finishes the job. At the end both sides are counted.
+
+The save order (`save_seq`, what "latest", prune and pending follow) is the destination's own:
+rows are read in the source's save order and each written row draws the destination's next
+number, so the copied rows keep their relative order, after whatever the destination held.
 """
 
 from __future__ import annotations
@@ -211,7 +215,8 @@ async def copy_between(
     if total is not None:
         total(report.source_before)
     batch: list[tuple[Any, ...]] = []
-    async for row in src.backend.stream(f"SELECT {_ALL_COLUMNS} FROM checkpoints", (), batch=batch_size):
+    source_rows = f"SELECT {_ALL_COLUMNS} FROM checkpoints ORDER BY {', '.join(sqlrows.ORDER_KEY)}"
+    async for row in src.backend.stream(source_rows, (), batch=batch_size):
         batch.append(row)
         if len(batch) >= batch_size:
             await _copy_batch(dst, batch, report)
@@ -296,7 +301,7 @@ async def _write(
     dst: SqlCheckpointStore, rows: list[tuple[Any, ...]], *, replace: bool, report: CopyReport
 ) -> int:
     """Write rows in one transaction; a row the destination refuses is reported by id, not fatal."""
-    refused = await dst.save_rows_refusing(rows, replace=replace)
+    refused = await dst.save_rows_refusing(rows, replace=replace, in_save_order=True)
     for checkpoint_id, exc in refused.items():
         _refuse(report, checkpoint_id, exc)
     return len(rows) - len(refused)

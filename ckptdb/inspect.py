@@ -12,10 +12,12 @@ How the hot paths stay fast on a million rows:
 - `graphs` counts through that index, and sums bytes in one sequential scan: the CTE is
   MATERIALIZED so the byte length is computed before the GROUP BY sort (otherwise SQLite sorts
   the whole JSON text) and the table is read in storage order, not by index lookups;
-- prune fixes, per graph, the (created_at, id) of the oldest checkpoint to keep, then deletes
-  strictly older rows oldest first, in time windows of the whole table, each its own transaction,
-  so savers running at the same time wait a fraction of a second, not the whole prune, and rows
-  saved meanwhile are never touched.
+- "newest" in `pending` and prune is the save order (save_seq, then created_at and id; see
+  ckptdb.sql.rows.NEXT_SAVE_SEQ), not created_at alone, which is the saving host's clock;
+- prune fixes, per graph, the (save_seq, created_at, id) of the oldest checkpoint to keep and the
+  highest save_seq stored, then deletes strictly older rows oldest first, in time windows of the
+  whole table, each its own transaction, so savers running at the same time wait a fraction of a
+  second, not the whole prune, and rows saved meanwhile (a higher save_seq) are never touched.
 """
 
 from __future__ import annotations
@@ -517,41 +519,25 @@ async def stats(store: SqlCheckpointStore, *, on_damaged: OnDamaged | None = Non
     )
 
 
-_SOUND_TIME = "length(created_at) = 30 AND created_at LIKE '____-__-__T__:__:__._________Z'"
-"""SQL true for a `created_at` of the form ckptdb writes (fixed width, nine fraction digits)."""
-
-
 async def pending(store: SqlCheckpointStore, *, on_damaged: OnDamaged | None = None) -> list[Checkpoint]:
-    """The checkpoints waiting for a person: each graph's newest checkpoint, when its interrupt type
-    is toolapproval or userrequest (a graph that moved on past an approval is not waiting).
-    Newest first. A damaged one goes to `on_damaged` and is left out."""
+    """The checkpoints waiting for a person: each graph's last saved checkpoint, when its interrupt
+    type is toolapproval or userrequest (a graph that moved on past an approval is not waiting).
+    Last saved first. A damaged one goes to `on_damaged` and is left out."""
     from ckptdb.sql import rows as sqlrows
 
     # rows.COLUMNS without `source` (the last): the order rows.from_row reads.
     columns = ", ".join(f"c.{name}" for name in sqlrows.COLUMNS[:-1])
-    # A damaged time ('yesterday') sorts after every real one as text: it must not stand for its
-    # graph's newest checkpoint. The newest row of sound form is the graph's state; a damaged one
-    # above it is reported (one more index probe per graph).
+    # The save order, not created_at, picks each graph's state, so a damaged time ('yesterday',
+    # which sorts after every real one as text) cannot stand for its graph's newest checkpoint.
     rows = await store.backend.fetchall(
         f"""{_GRAPH_WALK}
 SELECT {columns} FROM graphs JOIN checkpoints c ON c.id = (
-    SELECT id FROM checkpoints WHERE graph_name = graphs.name AND {_SOUND_TIME}
-    ORDER BY created_at DESC, id DESC LIMIT 1
+    SELECT id FROM checkpoints WHERE graph_name = graphs.name ORDER BY {sqlrows.ORDER_NEWEST_FIRST} LIMIT 1
 )
 WHERE c.interrupt_type IN (?, ?)
-ORDER BY c.created_at DESC, c.id DESC""",
+ORDER BY c.save_seq DESC, c.created_at DESC, c.id DESC""",
         [kind.value for kind in WAITING_TYPES],
     )
-    if on_damaged is not None:
-        tops = await store.backend.fetchall(
-            f"""{_GRAPH_WALK}
-SELECT c.id, c.created_at FROM graphs JOIN checkpoints c ON c.id = (
-    SELECT id FROM checkpoints WHERE graph_name = graphs.name ORDER BY created_at DESC, id DESC LIMIT 1
-)
-WHERE NOT ({_SOUND_TIME.replace("created_at", "c.created_at")})"""
-        )
-        for checkpoint_id, text in tops:
-            on_damaged(DamagedRowError(checkpoint_id, f"created_at {text!r} is not a time"))
     found = []
     for row in rows:
         try:
@@ -594,9 +580,9 @@ class GraphPrune:
     checkpoints: int
     delete: int
     delete_bytes: int
-    keep_from: tuple[str, str] | None
-    """(created_at UTC text, id) of the oldest checkpoint `keep_last` keeps: only strictly older rows
-    go. None when `keep_last` does not limit this graph."""
+    keep_from: tuple[int, str, str] | None
+    """(save_seq, created_at UTC text, id) of the oldest checkpoint `keep_last` keeps: only rows
+    saved before it go. None when `keep_last` does not limit this graph."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,6 +593,8 @@ class PrunePlan:
     older_than: Timestamp | None
     graphs: list[GraphPrune]
     """Only graphs with something to delete, by name."""
+    saved_up_to: int
+    """The highest save_seq when the plan was made: rows saved after it are never deleted."""
     checkpoints: int
     """Checkpoints in the graphs considered (all graphs, or the ones asked for)."""
 
@@ -620,12 +608,24 @@ class PrunePlan:
 
 
 def _prune_where(
-    graph_name: str, keep_from: tuple[str, str] | None, older_than: Timestamp | None
+    graph_name: str,
+    keep_from: tuple[int, str, str] | None,
+    older_than: Timestamp | None,
+    saved_up_to: int,
+    *,
+    in_time_window: bool = False,
 ) -> tuple[str, list[Any]]:
-    """The rows of one graph a prune deletes; the same text plans, counts and deletes them."""
-    clauses, params = ["graph_name = ?"], [graph_name]
+    """The rows of one graph a prune deletes; the same text plans, counts and deletes them.
+
+    `in_time_window`: the statement also bounds created_at to one window, and `+save_seq` keeps
+    the save-order index out of it, so the window's range on (graph_name, created_at, id) drives
+    the delete; otherwise SQLite picks the save-order index for the save_seq bounds and each
+    window's delete walks every deletable row of its graph (a prune of 195,000 of 200,000 rows
+    in windows of 50,000: 5.9 s against 3.6 s)."""
+    seq = "+save_seq" if in_time_window else "save_seq"
+    clauses, params = ["graph_name = ?", f"{seq} <= ?"], [graph_name, saved_up_to]
     if keep_from is not None:
-        clauses.append("(created_at, id) < (?, ?)")
+        clauses.append(f"({seq}, created_at, id) < (?, ?, ?)")
         params.extend(keep_from)
     if older_than is not None:
         clauses.append("created_at < ?")
@@ -660,7 +660,11 @@ async def plan_prune(
         raise CkptdbError("say what to prune: --keep-last N, --older-than AGE, or both")
     if keep_last is not None and keep_last < 0:
         raise CkptdbError(f"--keep-last must be 0 or more, got {keep_last}")
+    from ckptdb.sql import rows as sqlrows
+
     backend = store.backend
+    found = await backend.fetchall("SELECT coalesce(max(save_seq), 0) FROM checkpoints")
+    saved_up_to = int(found[0][0])
     if graph_names:
         counts = []
         for name in dict.fromkeys(graph_names):
@@ -674,19 +678,19 @@ async def plan_prune(
         counts = [(name, count) for name, count, _, _ in await _graph_counts(store)]
     plans: list[GraphPrune] = []
     for name, count in counts:
-        keep_from: tuple[str, str] | None = None
+        keep_from: tuple[int, str, str] | None = None
         if keep_last is not None and keep_last > 0:
             if count <= keep_last:
                 continue
             found = await backend.fetchall(
-                "SELECT created_at, id FROM checkpoints WHERE graph_name = ? "
-                "ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?",
+                "SELECT save_seq, created_at, id FROM checkpoints WHERE graph_name = ? "
+                f"ORDER BY {sqlrows.ORDER_NEWEST_FIRST} LIMIT 1 OFFSET ?",
                 [name, keep_last - 1],
             )
             if not found:
                 continue
-            keep_from = (str(found[0][0]), str(found[0][1]))
-        where, params = _prune_where(name, keep_from, older_than)
+            keep_from = (int(found[0][0]), str(found[0][1]), str(found[0][2]))
+        where, params = _prune_where(name, keep_from, older_than, saved_up_to)
         found = await backend.fetchall(
             f"SELECT count(*), sum({_row_bytes(store)}) FROM checkpoints WHERE {where}", params
         )
@@ -694,7 +698,7 @@ async def plan_prune(
         if delete:
             plans.append(GraphPrune(name, count, int(delete), int(delete_bytes or 0), keep_from))
     plans.sort(key=lambda plan: plan.graph_name)
-    return PrunePlan(keep_last, older_than, plans, sum(count for _, count in counts))
+    return PrunePlan(keep_last, older_than, plans, saved_up_to, sum(count for _, count in counts))
 
 
 async def execute_prune(
@@ -715,7 +719,8 @@ async def execute_prune(
     """
     backend = store.backend
     deleted = 0
-    limits = [_newest_deletable(graph, plan.older_than) for graph in plan.graphs]
+    # The windows stop at the newest time among the rows the plan selected, graph by graph.
+    limits = [await _newest_deletable(store, plan, graph) for graph in plan.graphs]
     found = await backend.fetchall("SELECT min(created_at) FROM checkpoints")
     start: str | None = found[0][0] if plan.graphs else None
     while start is not None and start <= max(limits):
@@ -724,7 +729,9 @@ async def execute_prune(
         for graph, limit in zip(plan.graphs, limits, strict=True):
             if limit < start:
                 continue  # this graph has nothing left to delete from here on
-            where, params = _prune_where(graph.graph_name, graph.keep_from, plan.older_than)
+            where, params = _prune_where(
+                graph.graph_name, graph.keep_from, plan.older_than, plan.saved_up_to, in_time_window=True
+            )
             sql = f"DELETE FROM checkpoints WHERE {where} AND created_at >= ?"
             params.append(start)
             if end is not None:
@@ -742,14 +749,12 @@ async def execute_prune(
     )
 
 
-def _newest_deletable(graph: GraphPrune, older_than: Timestamp | None) -> str:
-    """UTC text no deletable row of this graph is newer than."""
-    limits = ["9999-12-31T23:59:59.999999999Z"]
-    if graph.keep_from is not None:
-        limits.append(graph.keep_from[0])
-    if older_than is not None:
-        limits.append(older_than.utc_text())
-    return min(limits)
+async def _newest_deletable(store: SqlCheckpointStore, plan: PrunePlan, graph: GraphPrune) -> str:
+    """UTC text no deletable row of this graph is newer than. Not the kept row's time: in save
+    order a row saved earlier may carry a later created_at (its host's clock ran fast)."""
+    where, params = _prune_where(graph.graph_name, graph.keep_from, plan.older_than, plan.saved_up_to)
+    found = await store.backend.fetchall(f"SELECT max(created_at) FROM checkpoints WHERE {where}", params)
+    return str(found[0][0]) if found[0][0] is not None else ""
 
 
 async def _window_end(store: SqlCheckpointStore, start: str, window: int) -> str | None:

@@ -24,19 +24,36 @@ def _copy(checkpoint: Checkpoint) -> Checkpoint:
 
 
 class MemoryCheckpointStore(CheckpointStore):
-    """Keeps private copies, so a caller mutating its checkpoint later does not change what is stored."""
+    """Keeps private copies, so a caller mutating its checkpoint later does not change what is stored.
+
+    Like the SQL stores, it counts saves: `latest` is the checkpoint saved last (a re-save counts
+    as a new save), whatever its created_at says; `list`/`query` keep echo's created_at order.
+    """
 
     def __init__(self) -> None:
         self._checkpoints: dict[str, Checkpoint] = {}
+        self._save_seq: dict[str, int] = {}
+        self._saves = 0
+
+    def _put(self, checkpoint: Checkpoint) -> None:
+        self._saves += 1
+        self._checkpoints[checkpoint.id] = checkpoint
+        self._save_seq[checkpoint.id] = self._saves
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        self._checkpoints[checkpoint.id] = _copy(checkpoint)
+        self._put(_copy(checkpoint))
 
     async def save_many(self, checkpoints: Iterable[Checkpoint]) -> int:
         batch = [_copy(checkpoint) for checkpoint in checkpoints]
         for checkpoint in batch:
-            self._checkpoints[checkpoint.id] = checkpoint
+            self._put(checkpoint)
         return len(batch)
+
+    async def latest(self, graph_name: str) -> Checkpoint | None:
+        saved = [cid for cid, cp in self._checkpoints.items() if cp.graph_name == graph_name]
+        if not saved:
+            return None
+        return _copy(self._checkpoints[max(saved, key=self._save_seq.__getitem__)])
 
     async def load(self, checkpoint_id: str) -> Checkpoint | None:
         found = self._checkpoints.get(checkpoint_id)
@@ -44,9 +61,11 @@ class MemoryCheckpointStore(CheckpointStore):
 
     async def delete(self, checkpoint_id: str) -> None:
         self._checkpoints.pop(checkpoint_id, None)
+        self._save_seq.pop(checkpoint_id, None)
 
     async def clear(self) -> None:
         self._checkpoints.clear()
+        self._save_seq.clear()
 
     async def query(self, query: CheckpointQuery | None = None, **filters: Any) -> CheckpointPage:
         query = resolve_query(query, filters)

@@ -422,6 +422,26 @@ def test_prune_errors(db: str) -> None:
     assert ckptdb(db, "prune", "--keep-last", "-1").exit_code == 2
 
 
+def test_a_host_clock_an_hour_fast_decides_nothing(db_target: str) -> None:
+    """A host whose clock ran an hour fast saved step 1 (waiting for an approval); a correct host
+    then saved steps 2 and 3. `latest` and `pending` give step 3, and `prune --keep-last 1 --yes`
+    deletes steps 1 and 2; `list` keeps echo's created_at order."""
+    fill(
+        db_target,
+        [
+            cp("step-1", "run", "send_email", "toolapproval", 1, "2026-11-03T10:00:00Z", pending=SEND),
+            cp("step-2", "run", "plan", "afternode", 2, "2026-11-03T09:00:01Z"),
+            cp("step-3", "run", "review", "userrequest", 3, "2026-11-03T09:00:02Z"),
+        ],
+    )
+    assert ckptdb(db_target, "latest", "run", "--field", "step_count").stdout == "3\n"
+    assert ids_of(ckptdb(db_target, "pending")) == ["step-3"]
+    assert ids_of(ckptdb(db_target, "list")) == ["step-1", "step-3", "step-2"]
+    result = ckptdb(db_target, "prune", "--keep-last", "1", "--yes")
+    assert (result.exit_code, result.stdout.splitlines()[-1]) == (0, "deleted 2 checkpoints")
+    assert ids_of(ckptdb(db_target, "list")) == ["step-3"]
+
+
 def test_vacuum(db: str) -> None:
     result = ckptdb(db, "vacuum")
     assert result.exit_code == 0

@@ -13,9 +13,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import pg_database_url
 
-from ckptdb import Checkpoint, CkptdbError, StoreError, open_store
+from ckptdb import Checkpoint, CkptdbError, StoreError, Timestamp, open_store
 from ckptdb.cli import main
 from ckptdb.copy import CopyConflictError, copy_checkpoints
+from ckptdb.sql import rows as sqlrows
 
 PAIRS = [
     pytest.param("sqlite", "sqlite", id="sqlite-sqlite"),
@@ -63,6 +64,42 @@ async def test_copy_moves_everything_and_a_rerun_copies_nothing(
 
     again = await copy_checkpoints(src, dst)
     assert (again.copied, again.unchanged, again.destination_after, again.complete) == (0, 40, 40, True)
+
+
+async def _save_order(target: str, graph: str) -> list[str]:
+    """The graph's ids from the last saved back, as `latest` and `prune --keep-last` see them."""
+    async with await open_store(target, create=False) as store:
+        found = await store.backend.fetchall(
+            f"SELECT id FROM checkpoints WHERE graph_name = ? ORDER BY {sqlrows.ORDER_NEWEST_FIRST}", [graph]
+        )
+    return [row[0] for row in found]
+
+
+@pytest.mark.parametrize(("src_kind", "dst_kind"), PAIRS)
+async def test_copy_keeps_the_relative_save_order(tmp_path: Path, src_kind: str, dst_kind: str) -> None:
+    """Saved out of time order (a host clock ran fast, equal instants, a re-save), the copies keep
+    the source's save order in the destination, after the rows it already had."""
+    src, dst = _target(src_kind, tmp_path, "src"), _target(dst_kind, tmp_path, "dst")
+    base = Timestamp.parse("2026-11-03T09:00:00Z").unix_nanos
+    saves = [("s1", 3600), ("s2", 1), ("s3", 2), ("t-b", 5), ("t-a", 5), ("s0", 0), ("s2", 1)]
+
+    def make(cid: str, seconds: int) -> Checkpoint:
+        return Checkpoint(
+            cid, "run", "n", {}, [], 0, Timestamp(base + seconds * 10**9), None, "afternode", {}
+        )
+
+    async with await open_store(src) as store:
+        for cid, seconds in saves:
+            await store.save(make(cid, seconds))
+    async with await open_store(dst) as store:
+        await store.save(make("already-there", 7200))
+    expected = ["s2", "s0", "t-a", "t-b", "s3", "s1"]
+    assert await _save_order(src, "run") == expected
+    await copy_checkpoints(src, dst, batch_size=4)
+    assert await _save_order(dst, "run") == [*expected, "already-there"]
+    async with await open_store(dst, create=False) as store:
+        latest = await store.latest("run")
+    assert latest is not None and latest.id == "s2"
 
 
 async def test_conflicts_are_kept_and_reported_by_default(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing, contextmanager
@@ -684,6 +685,94 @@ async def test_a_document_over_the_database_length_limit_is_refused_cleanly(
     assert sorted(i.id for i in await sqlite_store.list()) == sorted(c.id for c in kept)
     await sqlite_store.save(make_checkpoint("fine"))
     await assert_intact(sqlite_store, [*kept, make_checkpoint("fine")])
+
+
+_SAVE_OVER_THE_LIMIT = r"""
+import asyncio, json, sys
+from ckptdb import Checkpoint, CkptdbError, open_store
+
+def peak() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+async def main(target: str, limit: int) -> None:
+    async with await open_store(target, max_value_bytes=limit) as store:
+        await store.save(Checkpoint("small", "g", "n", {}, [], 0, "2026-11-03T09:00:00Z", None, "afternode"))
+        before = peak()
+        # Emoji: 4 bytes a character in a str and in UTF-8, so every copy of the text is as big as
+        # the JSON; just over the limit.
+        state = {"values": {"blob": "\U0001f600" * (limit // 4 + 1000)}}
+        cp = Checkpoint("big", "g", "n", state, [], 0, "2026-11-03T09:00:01Z", None, "afternode")
+        try:
+            await store.save(cp)
+        except CkptdbError as exc:
+            message = f"{type(exc).__name__}: {exc}"
+        else:
+            message = "saved"
+        grown = peak() - before
+        ids = [info.id for info in await store.list()]
+    size = 4 * (limit // 4 + 1000) + len("values") + len("blob")  # its strings' UTF-8 bytes
+    print(json.dumps({"message": message, "grown": grown, "size": size, "ids": ids}))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_state_over_the_value_limit_is_refused_before_memory_grows(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    """A JSON value over the database's limit for one value (lowered here with `max_value_bytes`
+    to 32 MiB so the test stays small) is refused with one line before it is encoded: the process
+    grows by the state itself and little more (encoding it first peaked at 3 times: orjson's
+    buffer doubles as it writes, then the text, the driver's and the engine's copies); nothing
+    is written. A real subprocess, so VmHWM is this state's and this save's peak alone."""
+    from conftest import pg_database_url
+
+    target = str(tmp_path / "big.db") if engine == "sqlite" else pg_database_url()
+    limit = 32 * 2**20
+    done = subprocess.run(
+        [sys.executable, "-c", _SAVE_OVER_THE_LIMIT, target, str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    grew = f"the process grew by {found['grown']:,} bytes with the state"
+    announce(request.config, f"\nrefused at least {found['size']:,} bytes of JSON: {grew}")
+    assert found["grown"] < 1.5 * found["size"], found  # the state itself is 1x
+    assert found["message"] == (
+        f"InvalidCheckpointError: big: field 'state_snapshot': at least {found['size']:,} bytes of JSON, "
+        f"over the limit of {limit:,} bytes for one value in this database: nothing was written; keep "
+        "large data outside the checkpoint (a file or an object store) and save its path"
+    )
+    assert found["ids"] == ["small"]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_json_over_the_value_limit_through_its_escapes_is_refused_after_encoding(
+    tmp_path: Path, engine: str
+) -> None:
+    """Strings under the limit whose JSON escapes push the text over it are refused once encoded,
+    with the exact size; save_many writes nothing of its batch."""
+    from conftest import pg_database_url
+
+    target = str(tmp_path / "esc.db") if engine == "sqlite" else pg_database_url()
+    async with await open_store(target, max_value_bytes=20_000) as store:
+        fine = make_checkpoint("fine")  # about 10 KB of state
+        state = {"t": "\n" * 12_000}  # 12,001 bytes of strings, 24,008 of JSON
+        escaped = Checkpoint("esc", "g", "n", state, [], 0, "2026-11-03T09:00:00Z", None, "afternode")
+        with pytest.raises(InvalidCheckpointError) as caught:
+            await store.save_many([fine, escaped])
+        assert str(caught.value).startswith(
+            "esc: field 'state_snapshot': 24,008 bytes of JSON, over the limit of 20,000 bytes for one value"
+        )
+        assert await store.list() == []
+        await store.save(fine)
+        assert [info.id for info in await store.list()] == ["fine"]
 
 
 # ── deeply nested JSON ────────────────────────────────────────────────────────────────────────────

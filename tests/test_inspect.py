@@ -76,20 +76,26 @@ def fixtures(fixture_dir: Path) -> list[Checkpoint]:
     return [Checkpoint.from_json(p.read_bytes()) for p in sorted(fixture_dir.glob("*.json"))]
 
 
+def in_time_order(fixtures: list[Checkpoint]) -> list[Checkpoint]:
+    """The fixtures saved oldest first, as echo saved them: "newest" in pending and prune is the
+    save order, and the expected values below compute it from created_at."""
+    return sorted(fixtures, key=lambda cp: (cp.created_at.unix_nanos, cp.id))
+
+
 @pytest.fixture(scope="module")
 def fixture_db_file(
     tmp_path_factory: pytest.TempPathFactory, fixtures: list[Checkpoint], engine: str
 ) -> Iterator[str]:
     """The fixtures in a database of this engine, built once per module (tests only read it)."""
     with module_db_target(engine, tmp_path_factory.mktemp("inspect")) as target:
-        yield fill(target, fixtures)
+        yield fill(target, in_time_order(fixtures))
 
 
 @pytest.fixture
 def fixture_db(fixture_db_file: str, fixtures: list[Checkpoint], tmp_path: Path) -> str:
     """A private copy: tests may delete from it (PostgreSQL: a fresh database filled again)."""
     if is_postgres(fixture_db_file):
-        return fill(pg_database_url(), fixtures)
+        return fill(pg_database_url(), in_time_order(fixtures))
     copy = tmp_path / "fixtures.db"
     shutil.copyfile(fixture_db_file, copy)
     return str(copy)
@@ -451,13 +457,16 @@ async def test_pending_skips_graphs_that_moved_on(db_target: str) -> None:
             make("a1", "a", base, "toolapproval", pending={"tool": "x"}),
             make("a2", "a", base + NS, "afternode"),  # approved and moved on
             make("b1", "b", base, "userrequest"),
+            # Same instant: the later save wins, not the higher id (c moved on, d waits).
             make("c1", "c", base + 5 * NS, "toolapproval", pending={"tool": "y"}),
-            make("c0", "c", base + 5 * NS, "afternode"),  # same instant: the id breaks the tie
+            make("c0", "c", base + 5 * NS, "afternode"),
+            make("d1", "d", base + 5 * NS, "afternode"),
+            make("d0", "d", base + 5 * NS, "toolapproval", pending={"tool": "z"}),
         ],
     )
     async with await inspect.open_existing(db_target) as store:
         assert [(cp.id, cp.pending_action) for cp in await inspect.pending(store)] == [
-            ("c1", {"tool": "y"}),
+            ("d0", {"tool": "z"}),
             ("b1", None),
         ]
 
@@ -564,6 +573,50 @@ async def test_prune_window_of_equal_times_and_later_saves(db_target: str) -> No
         result = await inspect.execute_prune(store, plan, window=5)
         assert result.deleted == 79
         assert sorted([info.id async for info in store.iter_query(limit=None)]) == ["b039", "late", "z"]
+
+
+async def test_prune_follows_the_save_order_not_the_host_clocks(db_target: str) -> None:
+    """A host whose clock ran an hour fast saved step 1; a correct host then saved steps 2 and 3:
+    `--keep-last 1` keeps step 3. A row saved after the plan stays even when its time is old."""
+    base = 1_790_000_000 * NS
+    await fill_db(
+        db_target,
+        [
+            make("step-1", "run", base + 3600 * NS, "toolapproval", pending={"tool": "x"}),
+            make("step-2", "run", base + NS),
+            make("step-3", "run", base + 2 * NS, "userrequest"),
+            make("other", "other", base),
+        ],
+    )
+    async with await inspect.open_existing(db_target) as store:
+        assert [cp.id for cp in await inspect.pending(store)] == ["step-3"]
+        assert (await inspect.latest_checkpoint(store, "run")).id == "step-3"
+        plan = await inspect.plan_prune(store, keep_last=1)
+        assert [(g.graph_name, g.delete) for g in plan.graphs] == [("run", 2)]
+        assert (await inspect.execute_prune(store, plan, window=1)).deleted == 2
+        assert sorted([info.id async for info in store.iter_query(limit=None)]) == ["other", "step-3"]
+        plan = await inspect.plan_prune(store, older_than=Timestamp(base + 10 * NS))
+        await store.save(make("late-but-skewed", "run", base - 3600 * NS))  # saved after the plan
+        assert (await inspect.execute_prune(store, plan)).deleted == 2
+        assert [info.id async for info in store.iter_query(limit=None)] == ["late-but-skewed"]
+
+
+async def test_imported_rows_keep_their_time_order_and_come_before_every_save(db_target: str) -> None:
+    """An import (insert-if-absent) records no save order: such rows keep (created_at, id) order
+    among themselves in latest, pending and prune, and anything saved later is newer."""
+    base = 1_790_000_000 * NS
+    imported = [make(f"i{n}", "g", base + n * NS) for n in (3, 1, 4, 2, 0)]
+    async with await open_store(db_target) as store:
+        await store.save_rows([sqlrows.to_row(cp) for cp in imported], replace=False)
+        assert (await inspect.latest_checkpoint(store, "g")).id == "i4"
+        plan = await inspect.plan_prune(store, keep_last=2)
+        assert (await inspect.execute_prune(store, plan, window=2)).deleted == 3
+        assert sorted([info.id async for info in store.iter_query(limit=None)]) == ["i3", "i4"]
+        await store.save(make("saved", "g", base - 3600 * NS))
+        assert (await inspect.latest_checkpoint(store, "g")).id == "saved"
+        plan = await inspect.plan_prune(store, keep_last=1)
+        assert (await inspect.execute_prune(store, plan, window=1)).deleted == 2
+        assert [info.id async for info in store.iter_query(limit=None)] == ["saved"]
 
 
 async def test_prune_vacuum_gives_space_back(fixture_db: str) -> None:
@@ -794,7 +847,7 @@ def _views(target: str) -> list[str]:
 def test_migration_0002_up_and_down(db_target: str) -> None:
     from ckptdb import migrate
 
-    migrate.upgrade(db_target)
+    migrate.upgrade(db_target, "0002_checkpoint_summary_view")
     assert migrate.current(db_target) == "0002_checkpoint_summary_view"
     assert _views(db_target) == ["checkpoint_summary"]
     migrate.downgrade(db_target, "0001_initial")

@@ -15,7 +15,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from conftest import pg_database_url
 
-from ckptdb import Checkpoint, SchemaError, StoreError, migrate, open_store
+from ckptdb import Checkpoint, CheckpointStore, SchemaError, StoreError, Timestamp, migrate, open_store
+from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.revision import HEAD, KNOWN_REVISIONS, VERSION_TABLE
 from ckptdb.sql.schema import metadata
 
@@ -82,7 +83,12 @@ def test_migrations_name_every_constraint_and_index_as_the_models_do(tmp_path: P
         == {
             "primary key": "pk_checkpoints",
             "checks": ["ck_checkpoints_interrupt_type"],
-            "indexes": ["ix_checkpoints_created_at_id", "ix_checkpoints_graph_name_created_at_id"],
+            "indexes": [
+                "ix_checkpoints_created_at_id",
+                "ix_checkpoints_graph_name_created_at_id",
+                "ix_checkpoints_graph_name_save_seq_created_at_id",
+                "ix_checkpoints_save_seq_created_at_id",
+            ],
         }
     )
 
@@ -109,6 +115,67 @@ async def test_upgrade_downgrade_round_trip_keeps_data(tmp_path: Path) -> None:
     migrate.upgrade(db)
     assert migrate.current(db) == HEAD
     assert {"checkpoints", VERSION_TABLE} <= _tables(db)
+
+
+async def _latest_id(store: CheckpointStore, graph: str) -> str | None:
+    latest = await store.latest(graph)
+    return None if latest is None else latest.id
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_save_order_migration_up_and_down_with_data(tmp_path: Path, engine: str) -> None:
+    """0003 adds the save order: rows already stored keep the (created_at, id) order they had, and
+    every save after the upgrade is later than all of them, whatever its clock says; down and up
+    again keeps every row exactly."""
+    db = str(tmp_path / "order.db") if engine == "sqlite" else pg_database_url(migrated=False)
+    migrate.upgrade(db, "0002_checkpoint_summary_view")
+    base = 1_793_667_827_000_000_000
+
+    def make(cid: str, graph: str, seconds: int) -> Checkpoint:
+        return Checkpoint(
+            cid, graph, "n", {"v": cid}, [], 0, Timestamp(base + seconds * 10**9), None, "afternode"
+        )
+
+    old = [make("a-new", "a", 30), make("a-old", "a", 10), make("b-tie-2", "b", 5), make("b-tie-1", "b", 5)]
+    url = f"sqlite:///{db}" if engine == "sqlite" else db.replace("postgresql://", "postgresql+psycopg://", 1)
+    sql_engine = sa.create_engine(url)
+    columns = ", ".join(sqlrows.COLUMNS)
+    marks = ", ".join(f":c{i}" for i in range(len(sqlrows.COLUMNS)))
+    with sql_engine.begin() as conn:  # the rows as ckptdb wrote them at 0002: no save_seq column
+        for cp in old:
+            values = {f"c{i}": v for i, v in enumerate(sqlrows.to_row(cp))}
+            conn.execute(sa.text(f"INSERT INTO checkpoints ({columns}) VALUES ({marks})"), values)
+    migrate.upgrade(db)
+    async with await open_store(db) as store:
+        assert await _latest_id(store, "a") == "a-new"
+        assert await _latest_id(store, "b") == "b-tie-2"
+        await store.save(make("a-skewed", "a", -3600))  # a host clock an hour slow, saved after
+        assert await _latest_id(store, "a") == "a-skewed"
+    with sql_engine.connect() as conn:
+        order = conn.execute(
+            sa.text("SELECT id, save_seq FROM checkpoints ORDER BY save_seq, created_at, id")
+        )
+        assert [tuple(r) for r in order] == [
+            ("b-tie-1", 0),
+            ("b-tie-2", 0),
+            ("a-old", 0),
+            ("a-new", 0),
+            ("a-skewed", 1),
+        ]
+    migrate.downgrade(db, "0002_checkpoint_summary_view")
+    with sql_engine.connect() as conn:
+        names = [c["name"] for c in sa.inspect(conn).get_columns("checkpoints")]
+        indexes = sorted(str(i["name"]) for i in sa.inspect(conn).get_indexes("checkpoints"))
+    assert "save_seq" not in names
+    assert indexes == ["ix_checkpoints_created_at_id", "ix_checkpoints_graph_name_created_at_id"]
+    migrate.upgrade(db)
+    async with await open_store(db) as store:
+        kept = {cp.id: cp.to_json() async for cp in store.iter_checkpoints()}
+        assert await _latest_id(store, "a") == "a-new"  # order of 0002 again
+        await store.save(make("later", "b", 0))
+        assert await _latest_id(store, "b") == "later"  # the counter restarts fine
+    assert kept == {cp.id: cp.to_json() for cp in [*old, make("a-skewed", "a", -3600)]}
+    sql_engine.dispose()
 
 
 async def test_new_file_is_created_at_head_on_first_open(tmp_path: Path) -> None:

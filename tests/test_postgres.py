@@ -471,3 +471,24 @@ async def test_the_sqlite_options_are_accepted_and_mean_what_they_can(pg_url: st
         await store.save(checkpoint)
         loaded = await store.load(checkpoint.id)
         assert loaded is not None and loaded.to_json() == checkpoint.to_json()
+
+
+async def test_concurrent_saves_from_several_stores_never_share_a_save_order(pg_url: str) -> None:
+    """Each store has its own pool, so these transactions really overlap on the server. The save
+    order comes from a SEQUENCE: read as max(save_seq) + 1, two open transactions would both read
+    the same max (READ COMMITTED) and their saves would tie."""
+    stores = [await open_store(pg_url) for _ in range(4)]
+    try:
+
+        async def saver(store: Any, worker: int) -> None:
+            for i in range(40):
+                await store.save(_cp(worker * 1000 + i, graph=f"w{worker % 8}"))
+
+        await asyncio.gather(*(saver(stores[w % 4], w) for w in range(16)))
+    finally:
+        for store in stores:
+            await store.close()
+    ((rows, distinct, lowest),) = _sql(
+        pg_url, "SELECT count(*), count(DISTINCT save_seq), min(save_seq) FROM checkpoints"
+    )
+    assert (rows, distinct) == (640, 640) and lowest >= 1

@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,31 @@ async def test_newest_twenty_for_a_graph_uses_the_index(tmp_path: Path) -> None:
         assert "TEMP B-TREE" not in plan, plan
         page = await store.query(graph_name="g1", limit=20)
         assert len(page.items) == 20 and all(i.graph_name == "g1" for i in page.items)
+
+
+async def test_the_save_order_costs_index_probes_not_scans(tmp_path: Path) -> None:
+    """The next save_seq is read from the end of an index, and "latest of a graph" (a resume, each
+    graph of `pending`) is one probe of the graph's save-order index: no scan, no sort."""
+    async with await open_store(tmp_path / "plan.db") as store:
+        await store.save_many([_cp(i, graph=f"g{i % 5}") for i in range(100)])
+
+        async def plan_of(sql: str, params: Sequence[Any]) -> str:
+            found = await store.backend.fetchall(f"EXPLAIN QUERY PLAN {sql}", params)
+            return " | ".join(r[3] for r in found)
+
+        latest = await plan_of(sqlrows.LATEST, ["g1"])
+        by_graph = "ix_checkpoints_graph_name_save_seq_created_at_id (graph_name=?)"
+        assert latest == f"SEARCH checkpoints USING INDEX {by_graph}"
+        upsert = await plan_of(sqlrows.UPSERT, sqlrows.to_row(_cp(1000)))
+        assert "SEARCH checkpoints USING COVERING INDEX ix_checkpoints_save_seq_created_at_id" in upsert, (
+            upsert
+        )
+        assert "SCAN" not in upsert.replace("SCAN CONSTANT ROW", ""), upsert
+        pending_plan = await plan_of(
+            f"SELECT id FROM checkpoints WHERE graph_name = ? ORDER BY {sqlrows.ORDER_NEWEST_FIRST} LIMIT 1",
+            ["g1"],
+        )
+        assert pending_plan == f"SEARCH checkpoints USING COVERING INDEX {by_graph}"
 
 
 def store_query(**kwargs: Any) -> Any:

@@ -321,8 +321,8 @@ async def test_checkpoints_differing_below_a_microsecond_order_correctly(store: 
     await store.save(make("m-oldest", t))
     assert ids(await store.list()) == ["a-newer", "z-older", "m-oldest"]
     assert [i.created_at.unix_nanos for i in await store.list()] == [t + 2, t + 1, t]
-    latest = await store.latest("g")
-    assert latest is not None and latest.id == "a-newer"
+    latest = await store.latest("g")  # the save made last, whatever its created_at
+    assert latest is not None and latest.id == "m-oldest"
     assert ids((await store.query(since=Timestamp(t + 1))).items) == ["a-newer", "z-older"]
     assert ids((await store.query(until=Timestamp(t + 2))).items) == ["z-older", "m-oldest"]
 
@@ -332,8 +332,8 @@ async def test_latest_is_the_newest_checkpoint_of_one_graph(store: CheckpointSto
     await store.save_many(
         [
             make("a1", BASE + 1 * NS, graph="a"),
-            make("a3", BASE + 3 * NS, graph="a", state={"values": {"last": True}}),
             make("a2", BASE + 2 * NS, graph="a"),
+            make("a3", BASE + 3 * NS, graph="a", state={"values": {"last": True}}),
             make("b9", BASE + 9 * NS, graph="b"),
         ]
     )
@@ -345,6 +345,39 @@ async def test_latest_is_the_newest_checkpoint_of_one_graph(store: CheckpointSto
     assert b is not None and b.id == "b9"
     assert await store.latest("c") is None
     assert await store.latest("A") is None
+
+
+HOUR = 3600 * NS
+
+
+async def test_latest_is_the_last_save_when_a_host_clock_ran_fast(store: CheckpointStore) -> None:
+    """A host whose clock ran an hour fast saved step 1; a correct host then saved steps 2 and 3.
+    `latest` is step 3; the listing keeps echo's created_at order, which puts step 1 first."""
+    now = BASE
+    await store.save(make("step-1", now + HOUR, graph="run", step=1))  # the fast host
+    await store.save(make("step-2", now + 1 * NS, graph="run", step=2))
+    await store.save(make("step-3", now + 2 * NS, graph="run", step=3))
+    latest = await store.latest("run")
+    assert latest is not None and (latest.id, latest.step_count) == ("step-3", 3)
+    assert ids(await store.list()) == ["step-1", "step-3", "step-2"]
+    await store.save(make("step-2", now + 1 * NS, graph="run", step=2))  # a re-save is a new save
+    latest = await store.latest("run")
+    assert latest is not None and latest.id == "step-2"
+
+
+async def test_latest_of_equal_created_at_is_the_last_saved(store: CheckpointStore) -> None:
+    """Equal times used to fall back to the id, so the earlier save won about half the time."""
+    rng = random.Random(11)
+    for pair in range(12):
+        first, second = rng.sample([f"p{pair}-{c}" for c in "abcdefgh"], 2)
+        graph = f"tie-{pair}"
+        await store.save(make(first, BASE + pair * NS, graph=graph))
+        await store.save(make(second, BASE + pair * NS, graph=graph))
+        latest = await store.latest(graph)
+        assert latest is not None and latest.id == second, (first, second)
+    await store.save_many([make("m-z", BASE, graph="many"), make("m-a", BASE, graph="many")])
+    latest = await store.latest("many")
+    assert latest is not None and latest.id == "m-a"  # save_many saves in the order given
 
 
 # ── query ─────────────────────────────────────────────────────────────────────────────────────────

@@ -205,6 +205,9 @@ class Backend(ABC):
     """One connection set to one database; each method is one round trip where the engine allows."""
 
     target: DatabaseTarget
+    max_value_bytes: int | None = None
+    """The longest text one column value may hold here (None: no check before the engine's own):
+    saves refuse a longer JSON value as soon as it is encoded, with one line, nothing written."""
 
     OPTIONS: tuple[str, ...] = ()
     """The keyword options the backend takes (`open_store(..., **options)`)."""

@@ -7,7 +7,8 @@ batches (two processes upserting overlapping ids in different orders) is retried
 transaction that PostgreSQL aborted wrote nothing.
 
 The store writes SQL once with `?` placeholders; here each text is rewritten to `$1, $2, ...` once
-and cached. asyncpg prepares each text once per connection (its statement cache).
+and cached (and the next save order is drawn from the `checkpoints_save_seq` sequence). asyncpg
+prepares each text once per connection (its statement cache).
 
 What PostgreSQL cannot hold, and what this backend does about it:
 - U+0000 inside `text`: every checkpoint row is checked before its transaction starts, and one
@@ -68,6 +69,10 @@ T = TypeVar("T")
 MIGRATION_LOCK_KEY = int.from_bytes(b"ckptdbmg", "big")
 """pg_advisory_xact_lock key every migration transaction takes first (shows in pg_locks)."""
 
+MAX_FIELD_BYTES = 2**30 - 1 - 4
+"""The most a `json` (or `text`) value holds: any PostgreSQL field is at most 1 GB, a varlena of
+2^30 - 1 bytes with its 4-byte header (`jsonb` would stop near 256 MB; ckptdb stores `json`)."""
+
 DEADLOCK_RETRIES = 5
 _RETRY_STATES = ("40P01", "40001")  # deadlock_detected, serialization_failure: nothing was written
 
@@ -101,6 +106,14 @@ def to_dollar_params(sql: str) -> str:
             continue
         out.append(char)
     return "".join(out)
+
+
+@functools.lru_cache(maxsize=2048)
+def postgres_sql(sql: str) -> str:
+    """The store's SQL text for asyncpg: `$n` parameters, and the next save order drawn from the
+    `checkpoints_save_seq` SEQUENCE where rows.py reads SQLite's max(save_seq) + 1 (under READ
+    COMMITTED, concurrent transactions would read the same max). Cached per SQL text."""
+    return to_dollar_params(sql.replace(sqlrows.NEXT_SAVE_SEQ, "nextval('checkpoints_save_seq')"))
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -379,6 +392,7 @@ class PostgresBackend(Backend):
         "busy_timeout_ms",
         "commit_on_loop",
         "sync_interval",
+        "max_value_bytes",
     )
 
     def __init__(
@@ -393,10 +407,14 @@ class PostgresBackend(Backend):
         busy_timeout_ms: int | None = None,
         commit_on_loop: bool | None = None,
         sync_interval: float | None = None,
+        max_value_bytes: int | None = None,
     ) -> None:
         del sync_interval  # nothing to choose here: see the class docstring
         if commit_on_loop is not None:
             check_bool("commit_on_loop", commit_on_loop)  # nothing to choose here: see above
+        if max_value_bytes is not None:
+            check_count("max_value_bytes", max_value_bytes, minimum=1)
+        self.max_value_bytes = min(max_value_bytes or MAX_FIELD_BYTES, MAX_FIELD_BYTES)
         self.target = target
         self.dsn = asyncpg_dsn(target.url)
         check_count("pool_min_size", pool_min_size)
@@ -494,7 +512,7 @@ class PostgresBackend(Backend):
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         pool = self._get_pool()
         try:
-            records = await pool.fetch(to_dollar_params(sql), *lookup_params(params))
+            records = await pool.fetch(postgres_sql(sql), *lookup_params(params))
         except Exception as exc:
             raise translate_error(exc, self.target) from None
         return [tuple(record) for record in records]
@@ -506,7 +524,7 @@ class PostgresBackend(Backend):
         whose own LIMIT fits in one batch (newest 20, say) is one plain fetch, one round trip
         instead of four (BEGIN, the cursor, its fetch, COMMIT)."""
         pool = self._get_pool()
-        text = to_dollar_params(sql)
+        text = postgres_sql(sql)
         params = lookup_params(params)
         if _limited_to(sql, params, batch):
             for row in await self.fetchall(sql, params):
@@ -563,7 +581,7 @@ class PostgresBackend(Backend):
         """One row: one autocommit statement (one round trip). More: executemany in a transaction."""
         self._writable()
         check_storable(rows)
-        text = to_dollar_params(sql)
+        text = postgres_sql(sql)
 
         async def work(conn: Any) -> None:
             if len(rows) == 1:
@@ -630,7 +648,7 @@ class PostgresBackend(Backend):
                 check_storable([params])
             else:
                 params = lookup_params(params)
-            prepared.append((to_dollar_params(sql), params))
+            prepared.append((postgres_sql(sql), params))
 
         async def attempt() -> list[int]:
             counts: list[int] = []

@@ -4,5 +4,5 @@ tests/test_migrations.py checks these against the Alembic tree, so they cannot d
 """
 
 VERSION_TABLE = "ckptdb_alembic_version"
-KNOWN_REVISIONS = ("0001_initial", "0002_checkpoint_summary_view")
+KNOWN_REVISIONS = ("0001_initial", "0002_checkpoint_summary_view", "0003_save_order")
 HEAD = KNOWN_REVISIONS[-1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ckptdb.echo_json import dumps_compact, loads_trusted
+from ckptdb.echo_json import JsonTooLargeError, dumps_compact, loads_trusted
 from ckptdb.errors import DamagedRowError, InvalidCheckpointError
 from ckptdb.model import (
     FIELD_ORDER,
@@ -23,15 +23,41 @@ I64_MAX = 2**63 - 1
 COLUMNS = (*FIELD_ORDER, "created_at_text", "extra", "source")
 _SELECT_FULL = ", ".join(COLUMNS[:-1])
 
+# The save order. `save_seq` is a per-database counter that a save (insert or re-save) sets
+# above every row already stored; "latest", prune's "keep the last N" and `pending` follow
+# ORDER_KEY, not created_at, which is the saving host's clock (one running an hour fast made its
+# old checkpoint "latest", and equal times fell back to the id). 0 means "saved where ckptdb kept
+# no order": rows from before schema 0003, files imported from echo (INSERT_IF_ABSENT leaves the
+# column to its default) and rows inserted by hand; those come before every counted save and
+# keep among themselves the (created_at, id) order that echo lists them in.
+# NEXT_SAVE_SEQ is read inside the write transaction (SQLite's write lock makes it safe across
+# processes) from the end of ix_checkpoints_save_seq_created_at_id: one index probe. The
+# PostgreSQL backend replaces exactly this text with a SEQUENCE's nextval (under READ COMMITTED
+# concurrent transactions would read the same max). save_seq is not in a row tuple (COLUMNS):
+# a copy's destination draws its own numbers, in the order the rows are written.
+NEXT_SAVE_SEQ = "coalesce((SELECT max(save_seq) FROM checkpoints), 0) + 1"
+ORDER_KEY = ("save_seq", "created_at", "id")
+ORDER_NEWEST_FIRST = "save_seq DESC, created_at DESC, id DESC"
 UPSERT = (
-    f"INSERT INTO checkpoints ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in COLUMNS[1:])}"
+    f"INSERT INTO checkpoints ({', '.join(COLUMNS)}, save_seq) "
+    f"VALUES ({', '.join('?' * len(COLUMNS))}, {NEXT_SAVE_SEQ}) "
+    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in (*COLUMNS[1:], 'save_seq'))}"
 )
 INSERT_IF_ABSENT = (
     f"INSERT INTO checkpoints ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
     "ON CONFLICT (id) DO NOTHING"
 )
+"""For imports: a new row gets save_seq 0 (the column default), an echo file carries no save order."""
+COPY_IF_ABSENT = (
+    f"INSERT INTO checkpoints ({', '.join(COLUMNS)}, save_seq) "
+    f"VALUES ({', '.join('?' * len(COLUMNS))}, {NEXT_SAVE_SEQ}) ON CONFLICT (id) DO NOTHING"
+)
+"""For copies: a new row draws the next save order, so rows written in the source's order keep it."""
 LOAD = f"SELECT {_SELECT_FULL} FROM checkpoints WHERE id = ?"
+LATEST = f"SELECT {_SELECT_FULL} FROM checkpoints WHERE graph_name = ? ORDER BY {ORDER_NEWEST_FIRST} LIMIT 1"
+"""The last checkpoint saved in one graph: the end of ix_checkpoints_graph_name_save_seq_created_at_id."""
+
+
 IDS_PER_QUERY = 500
 """Ids looked up per `select_by_ids` statement: far below every engine's bound-parameter limit."""
 
@@ -49,8 +75,25 @@ INFO_COLUMNS = (
 _INTERRUPT = {t.value: t for t in InterruptType}
 
 
-def to_row(checkpoint: Checkpoint, source: str | None = None) -> tuple[Any, ...]:
-    """Validate and encode; raises InvalidCheckpointError before anything reaches the database."""
+def _json(value: Any, field: str, max_bytes: int | None, checkpoint_id: object) -> str:
+    try:
+        return dumps_compact(value, max_bytes)
+    except JsonTooLargeError as exc:
+        raise InvalidCheckpointError(
+            f"{exc.reason} in this database: nothing was written; keep large data outside the "
+            "checkpoint (a file or an object store) and save its path",
+            field=field,
+            source=checkpoint_id if isinstance(checkpoint_id, str) else None,
+        ) from None
+
+
+def to_row(
+    checkpoint: Checkpoint, source: str | None = None, *, max_value_bytes: int | None = None
+) -> tuple[Any, ...]:
+    """Validate and encode; raises InvalidCheckpointError before anything reaches the database.
+
+    `max_value_bytes` (the store's `Backend.max_value_bytes`): a JSON column's text longer than
+    this is refused as soon as it is encoded, before the copies that would follow."""
     check_fields(checkpoint)
     extra: dict[str, Any] | None = dict(checkpoint.extra) if checkpoint.extra else None
     step = checkpoint.step_count
@@ -70,14 +113,16 @@ def to_row(checkpoint: Checkpoint, source: str | None = None) -> tuple[Any, ...]
         checkpoint.id,
         checkpoint.graph_name,
         checkpoint.current_node,
-        dumps_compact(checkpoint.state_snapshot),
-        dumps_compact(checkpoint.path),
+        _json(checkpoint.state_snapshot, "state_snapshot", max_value_bytes, checkpoint.id),
+        _json(checkpoint.path, "path", max_value_bytes, checkpoint.id),
         step,
         created.utc_text(),
-        None if checkpoint.pending_action is None else dumps_compact(checkpoint.pending_action),
+        None
+        if checkpoint.pending_action is None
+        else _json(checkpoint.pending_action, "pending_action", max_value_bytes, checkpoint.id),
         checkpoint.interrupt_type.value,
         original,
-        None if extra is None else dumps_compact(extra),
+        None if extra is None else _json(extra, "extra", max_value_bytes, checkpoint.id),
         source,
     )
     for value in row:

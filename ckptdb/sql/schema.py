@@ -16,6 +16,13 @@ Column choices, all for "lossless and readable in plain SQL" on SQLite and Postg
   its exact value kept in `extra` under "step_count".
 - extra: top-level fields of newer echo versions, as a JSON object; NULL when there are none.
 - source: where an imported row came from (a file path), for audits.
+- save_seq: the save order (see rows.NEXT_SAVE_SEQ): a per-database counter that each save sets
+  above every stored row, what "latest", prune and pending trust where created_at is only the
+  saving host's clock. 0 (the default) for rows whose save order nobody recorded (imported echo
+  files, rows from before schema 0003, hand inserts): they sort before every counted save, by
+  (created_at, id) among themselves. (graph_name, save_seq, created_at, id) answers "latest of a
+  graph" from the index; (save_seq, created_at, id) the next value (its end) and a copy's order.
+  On PostgreSQL the counter is the SEQUENCE checkpoints_save_seq.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ class CheckpointRow(SQLModel, table=True):
         ),
         sa.Index(None, "graph_name", "created_at", "id"),
         sa.Index(None, "created_at", "id"),
+        sa.Index(None, "save_seq", "created_at", "id"),
+        sa.Index(None, "graph_name", "save_seq", "created_at", "id"),
     )
 
     id: str = Field(sa_column=sa.Column(BytewiseText, primary_key=True))
@@ -63,3 +72,4 @@ class CheckpointRow(SQLModel, table=True):
     created_at_text: str | None = Field(default=None, sa_column=sa.Column(sa.String(40), nullable=True))
     extra: str | None = Field(default=None, sa_column=sa.Column(JsonText, nullable=True))
     source: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    save_seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, server_default=sa.text("0")))

@@ -81,9 +81,13 @@ between two transactions (short: the checkpointer has already copied most frames
 WAL_BACKSTOP_PAGES = 4 * WAL_LIMIT_PAGES
 """The writer connection's own `wal_autocheckpoint`, in case the estimate above falls far short (a
 huge prune transaction) or the checkpointer cannot open its connection."""
-ESTIMATED_PAGES_PER_ROW = 4
-"""Pages a saved row dirties besides its own text: the table leaf and three index leaves, fewer
-when rows share a transaction (an overestimate only makes checkpoints a little more frequent)."""
+SQLITE_MAX_LENGTH = 1_000_000_000
+"""SQLite's default SQLITE_LIMIT_LENGTH: the longest value a row may hold (a store opened with
+`max_value_bytes` lowers it on its connections, never raises it)."""
+ESTIMATED_PAGES_PER_ROW = 6
+"""Pages a saved row dirties besides its own text: the table leaf and five index leaves (the
+primary key, two time indexes, two save-order indexes), fewer when rows share a transaction (an
+overestimate only makes checkpoints a little more frequent)."""
 WAL_SIZE_LIMIT = WAL_LIMIT_PAGES * 4096
 """`PRAGMA journal_size_limit` of the writer and the checkpointer (16 MiB): a WAL that a reader made
 grow (a `sqlite3` shell holding `BEGIN; SELECT` for 60 s took it to 3.45 GB, and it stayed at 3.4 GB
@@ -1069,7 +1073,7 @@ class _TidyConnection(sqlite3.Connection):
 
 
 class SqliteBackend(Backend):
-    OPTIONS = ("synchronous", "busy_timeout_ms", "commit_on_loop", "sync_interval")
+    OPTIONS = ("synchronous", "busy_timeout_ms", "commit_on_loop", "sync_interval", "max_value_bytes")
 
     def __init__(
         self,
@@ -1079,12 +1083,19 @@ class SqliteBackend(Backend):
         busy_timeout_ms: int = 30_000,
         commit_on_loop: bool = True,
         sync_interval: float | None = SYNC_INTERVAL,
+        max_value_bytes: int | None = None,
     ) -> None:
         """`commit_on_loop=False` keeps every SQLite write off the event loop's thread, at about
         twice the time per sequential save; at synchronous=FULL (an fsync per commit) it is off.
         `sync_interval` (seconds, at NORMAL): the longest an acknowledged save waits for the fsync
-        that makes it survive a power cut (see `Checkpointer`); None or 0 leaves it to checkpoints."""
+        that makes it survive a power cut (see `Checkpointer`); None or 0 leaves it to checkpoints.
+        `max_value_bytes` lowers SQLite's length limit (SQLITE_LIMIT_LENGTH, 1,000,000,000 bytes
+        by default, and never raised above it) on ckptdb's connections."""
         assert target.path is not None
+        if max_value_bytes is not None:
+            check_count("max_value_bytes", max_value_bytes, minimum=1)
+        self._length_limit = max_value_bytes
+        self.max_value_bytes = min(max_value_bytes or SQLITE_MAX_LENGTH, SQLITE_MAX_LENGTH)
         self.target = target
         self.path = target.path
         synchronous = check_choice("synchronous", synchronous, SYNCHRONOUS)
@@ -1143,6 +1154,8 @@ class SqliteBackend(Backend):
         try:
             db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
+            if self._length_limit is not None:
+                db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self._length_limit)
         except BaseException:
             db.close()
             raise
@@ -1200,6 +1213,8 @@ class SqliteBackend(Backend):
                 await self._reader.execute_fetchall(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
                 return
             db = await asyncio.to_thread(self._open_writer, create)
+            # What the engine will refuse anyway: a save checks its JSON against it before copying.
+            self.max_value_bytes = db.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
             self._checkpointer = Checkpointer(
                 self._checkpointer_connection, f"{self.path}-wal", self.sync_interval
             )

@@ -191,20 +191,32 @@ class SqlCheckpointStore(CheckpointStore):
                 request.done.set_result(None)
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        await self._submit(sqlrows.UPSERT, [sqlrows.to_row(checkpoint)])
+        limit = self._backend.max_value_bytes
+        await self._submit(sqlrows.UPSERT, [sqlrows.to_row(checkpoint, max_value_bytes=limit)])
 
     async def save_many(self, checkpoints: Iterable[Checkpoint]) -> int:
         """All or nothing: every checkpoint is validated first, then one transaction writes them."""
-        rows = [sqlrows.to_row(cp) for cp in checkpoints]
+        limit = self._backend.max_value_bytes
+        rows = [sqlrows.to_row(cp, max_value_bytes=limit) for cp in checkpoints]
         await self._submit(sqlrows.UPSERT, rows)
         return len(rows)
 
-    async def save_rows(self, rows: Sequence[tuple[Any, ...]], *, replace: bool = True) -> None:
-        """Write pre-encoded rows (see `ckptdb.sql.rows.to_row`) in one transaction; for importers."""
-        await self._submit(sqlrows.UPSERT if replace else sqlrows.INSERT_IF_ABSENT, list(rows))
+    async def save_rows(
+        self, rows: Sequence[tuple[Any, ...]], *, replace: bool = True, in_save_order: bool = False
+    ) -> None:
+        """Write pre-encoded rows (see `ckptdb.sql.rows.to_row`) in one transaction; for importers.
+
+        A replaced row is a re-save and takes the next save order. A new row written with
+        `replace=False` gets save order 0, "not recorded" (an imported echo file), unless
+        `in_save_order` (a copy): then rows take the next numbers in the order given."""
+        if replace:
+            sql = sqlrows.UPSERT
+        else:
+            sql = sqlrows.COPY_IF_ABSENT if in_save_order else sqlrows.INSERT_IF_ABSENT
+        await self._submit(sql, list(rows))
 
     async def save_rows_refusing(
-        self, rows: Sequence[tuple[Any, ...]], *, replace: bool = True
+        self, rows: Sequence[tuple[Any, ...]], *, replace: bool = True, in_save_order: bool = False
     ) -> dict[str, InvalidCheckpointError]:
         """`save_rows`, except that a row this database cannot hold (PostgreSQL: U+0000 in an id,
         invalid JSON text from a damaged source) is left out instead of failing its batch: the
@@ -213,7 +225,7 @@ class SqlCheckpointStore(CheckpointStore):
         if not rows:
             return {}
         try:
-            await self.save_rows(rows, replace=replace)
+            await self.save_rows(rows, replace=replace, in_save_order=in_save_order)
             return {}
         except InvalidCheckpointError as exc:
             if len(rows) == 1:
@@ -221,7 +233,7 @@ class SqlCheckpointStore(CheckpointStore):
         refused: dict[str, InvalidCheckpointError] = {}
         for row in rows:
             try:
-                await self.save_rows([row], replace=replace)
+                await self.save_rows([row], replace=replace, in_save_order=in_save_order)
             except InvalidCheckpointError as exc:
                 refused[row[0]] = exc
         return refused
@@ -288,11 +300,9 @@ class SqlCheckpointStore(CheckpointStore):
         return found
 
     async def latest(self, graph_name: str) -> Checkpoint | None:
-        found = await self._backend.fetchall(
-            f"SELECT {sqlrows._SELECT_FULL} FROM checkpoints WHERE graph_name = ? "
-            "ORDER BY created_at DESC, id DESC LIMIT 1",
-            (graph_name,),
-        )
+        """The checkpoint of this graph saved last (the highest save_seq), whatever its created_at
+        says: a resume must not start from an old checkpoint whose host clock ran fast."""
+        found = await self._backend.fetchall(sqlrows.LATEST, (graph_name,))
         return sqlrows.from_row(found[0]) if found else None
 
     def where_clause(self, query: CheckpointQuery) -> tuple[str, list[Any]]:
@@ -405,5 +415,6 @@ async def open_store(target: str | Path | None = None, **options: Any) -> SqlChe
     `busy_timeout_ms` (SQLite, default 30,000) is how long a write waits for another process;
     `sync_interval` (SQLite at NORMAL, seconds, default 1.0) bounds how long an acknowledged save
     can wait for the fsync that makes it survive a power cut (None: only checkpoints fsync).
+    `max_value_bytes` lowers the longest JSON value a save accepts (default: the engine's limit).
     """
     return await SqlCheckpointStore.open(target if target is not None else "checkpoints.db", **options)
