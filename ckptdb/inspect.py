@@ -519,6 +519,10 @@ async def stats(store: SqlCheckpointStore, *, on_damaged: OnDamaged | None = Non
     )
 
 
+_SOUND_TIME = "length(created_at) = 30 AND created_at LIKE '____-__-__T__:__:__._________Z'"
+"""SQL true for a `created_at` of the form ckptdb writes (fixed width, nine fraction digits)."""
+
+
 async def pending(store: SqlCheckpointStore, *, on_damaged: OnDamaged | None = None) -> list[Checkpoint]:
     """The checkpoints waiting for a person: each graph's last saved checkpoint, when its interrupt
     type is toolapproval or userrequest (a graph that moved on past an approval is not waiting).
@@ -527,17 +531,30 @@ async def pending(store: SqlCheckpointStore, *, on_damaged: OnDamaged | None = N
 
     # rows.COLUMNS without `source` (the last): the order rows.from_row reads.
     columns = ", ".join(f"c.{name}" for name in sqlrows.COLUMNS[:-1])
-    # The save order, not created_at, picks each graph's state, so a damaged time ('yesterday',
-    # which sorts after every real one as text) cannot stand for its graph's newest checkpoint.
+    # Rows without a save order (imported, hand-made) fall back to created_at, where a damaged
+    # time ('yesterday') sorts after every real one as text: it must not stand for its graph's
+    # newest checkpoint. The last row of sound form is the graph's state; a damaged one above it
+    # is reported (one more index probe per graph).
     rows = await store.backend.fetchall(
         f"""{_GRAPH_WALK}
 SELECT {columns} FROM graphs JOIN checkpoints c ON c.id = (
-    SELECT id FROM checkpoints WHERE graph_name = graphs.name ORDER BY {sqlrows.ORDER_NEWEST_FIRST} LIMIT 1
+    SELECT id FROM checkpoints WHERE graph_name = graphs.name AND {_SOUND_TIME}
+    ORDER BY {sqlrows.ORDER_NEWEST_FIRST} LIMIT 1
 )
 WHERE c.interrupt_type IN (?, ?)
 ORDER BY c.save_seq DESC, c.created_at DESC, c.id DESC""",
         [kind.value for kind in WAITING_TYPES],
     )
+    if on_damaged is not None:
+        tops = await store.backend.fetchall(
+            f"""{_GRAPH_WALK}
+SELECT c.id, c.created_at FROM graphs JOIN checkpoints c ON c.id = (
+    SELECT id FROM checkpoints WHERE graph_name = graphs.name ORDER BY {sqlrows.ORDER_NEWEST_FIRST} LIMIT 1
+)
+WHERE NOT ({_SOUND_TIME.replace("created_at", "c.created_at")})"""
+        )
+        for checkpoint_id, text in tops:
+            on_damaged(DamagedRowError(checkpoint_id, f"created_at {text!r} is not a time"))
     found = []
     for row in rows:
         try:

@@ -82,7 +82,9 @@ def test_a_damaged_state_does_not_break_where_over_the_other_rows(
 
         with sqlite3.connect(db_target) as db:
             db.execute(
-                "INSERT INTO checkpoints SELECT 'damaged-json', graph_name, current_node, "
+                "INSERT INTO checkpoints (id, graph_name, current_node, state_snapshot, path, step_count, "
+                "created_at, pending_action, interrupt_type, created_at_text, extra, source) "
+                "SELECT 'damaged-json', graph_name, current_node, "
                 '\'{"values": {"approved": fals\', path, step_count, created_at, pending_action, '
                 "interrupt_type, created_at_text, extra, source FROM checkpoints LIMIT 1"
             )

@@ -732,6 +732,16 @@ def _damage(db: str) -> list[str]:
     return added
 
 
+def _forget_save_order(db: str) -> None:
+    import sqlalchemy as sa
+
+    url = db.replace("://", "+psycopg://", 1) if is_postgres(db) else f"sqlite:///{db}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE checkpoints SET save_seq = 0"))
+    engine.dispose()
+
+
 def _survives(db: str, *args: str, status: int = 0) -> Result:
     """Runs one command; no traceback, every stderr line a warning (or the one error line)."""
     result = CliRunner().invoke(main, ["--db", db, *args])
@@ -782,9 +792,17 @@ def test_inspection_commands_survive_one_damaged_row_of_each_kind(db: str) -> No
 
     pending = _survives(db, "pending", "-f", "jsonl")
     assert ids_of(pending) == ["beta-2", "alpha-2"]  # 'yesterday' is not beta's newest checkpoint
-    assert _warned(pending) == ["bad-time-late"]
-
+    # The hand-made rows carry no save order, so beta-2, saved last, is beta's state: no warning.
+    assert _warned(pending) == []
     assert "alpha-2" in _survives(db, "latest", "alpha").stdout
+    assert '"beta-2"' in _survives(db, "latest", "beta").stdout
+
+    # Rows without a save order (as imported echo files are) fall back to created_at, where the
+    # damaged 'yesterday' sorts on top: pending reports it and answers from the sound rows.
+    _forget_save_order(db)
+    pending = _survives(db, "pending", "-f", "jsonl")
+    assert ids_of(pending) == ["beta-2", "alpha-2"]
+    assert _warned(pending) == ["bad-time-late"]
     _survives(db, "latest", "beta", status=1)
     for cid in damaged:
         _survives(db, "show", cid, status=1)

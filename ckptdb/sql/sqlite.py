@@ -25,6 +25,7 @@ import os
 import queue
 import re
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
@@ -96,6 +97,9 @@ beside an idle writer, a TRUNCATE checkpoint gives all of it back."""
 STARVED_RETRY_SECONDS = 1.0
 """While a reader keeps checkpoints from finishing, the checkpointer tries again this often, so the
 WAL shrinks soon after the reader ends even if nothing is written any more."""
+STARVED_SECOND_LOOK_SECONDS = 0.01
+"""How long the writer waits before it looks again at a checkpoint of its own that came short (once
+per WAL_LIMIT_PAGES of writes, and only when a checkpoint could not finish)."""
 DISK_HEADROOM = 1 << 20
 """Bytes of free disk the writer keeps, beyond what the starved checkpoint will need (see
 `WriterThread._room_for`)."""
@@ -201,6 +205,23 @@ def _insert_rows(db: sqlite3.Connection, rows: Sequence[Row], resolve: Resolve |
         if over:
             db.executemany(sqlrows.UPSERT, over)
     return InsertResult(frozenset(row[0] for row in absent), stored, frozenset(row[0] for row in over))
+
+
+def _wal_backlog(shm: Path) -> int | None:
+    """WAL frames not yet copied into the database file, from the wal-index (the `-shm` file):
+    `mxFrame` of its header minus `nBackfill` of its checkpoint info, both in native byte order
+    (SQLite's wal.c: two 48-byte copies of WalIndexHdr, then WalCkptInfo). None when the file is
+    missing, short, or caught mid-update (the two header copies differ)."""
+    try:
+        with open(shm, "rb") as f:
+            head = f.read(100)
+    except OSError:
+        return None
+    if len(head) < 100 or head[:48] != head[48:96]:
+        return None
+    max_frame: int = struct.unpack_from("=I", head, 16)[0]
+    backfilled: int = struct.unpack_from("=I", head, 96)[0]
+    return max(max_frame - backfilled, 0)
 
 
 def translate_error(exc: sqlite3.Error, where: str, *, writing: bool = False) -> CkptdbError:
@@ -423,10 +444,10 @@ class Checkpointer:
         checkpointed < log, from a checkpoint that no commit of ours raced (`settled`), twice at
         the same frame: a reader still needs the frames after its snapshot, so the WAL cannot
         start over and grows with every commit. (Beside 16 saving tasks, 1 to 2 checkpoints in 60
-        fell a few dozen frames short once, for a commit that had just ended.) Warn (once per
-        doubling past WAL_SIZE_LIMIT), and try again every STARVED_RETRY_SECONDS. Complete, with
-        the file grown past the limit: give the space back with a TRUNCATE checkpoint when the
-        writer is idle.
+        fell a few dozen frames short once, for a commit that had just ended.) Warn (when first
+        seen, then once per doubling past WAL_SIZE_LIMIT), and try again every
+        STARVED_RETRY_SECONDS. Complete, with the file grown past the limit: give the space back
+        with a TRUNCATE checkpoint when the writer is idle.
         """
         result = (int(row[0]), int(row[1]), int(row[2]))
         self.last_result = result
@@ -443,8 +464,8 @@ class Checkpointer:
             if self.starved_since is None:
                 self.starved_since = time.time()
             size = self.wal_bytes()
-            if size >= max(WAL_SIZE_LIMIT, 2 * self._warned_bytes):
-                self._warned_bytes = size
+            if not self._warned_bytes or size >= max(WAL_SIZE_LIMIT, 2 * self._warned_bytes):
+                self._warned_bytes = max(size, 1)
                 _log.warning(
                     "checkpoints of %s starved by a reader since %s: the WAL is %.1f MiB and grows until "
                     "that reader's transaction ends (a long query, an idle `BEGIN` in a sqlite3 shell)",
@@ -966,7 +987,15 @@ class WriterThread:
         assert self._checkpointer is not None
         try:
             with self._checkpointer.lock:
-                self._checkpointer.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+                row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self._checkpointer.record(row)
+                if int(row[1]) > int(row[2]) >= 0 and self._checkpointer.starved_since is None:
+                    # Short, with nothing of ours writing: look once more after a moment (a
+                    # commit that had just ended lets go of its read mark by then). The checkpoint
+                    # thread's own second look can come too late: its tries race our commits, and
+                    # beside a reader the WAL took a 24 MiB disk in about a second.
+                    time.sleep(STARVED_SECOND_LOOK_SECONDS)
+                    self._checkpointer.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
         except Exception as exc:
             self.last_error = exc
         self.finished_checkpoints += 1
@@ -1211,6 +1240,7 @@ class SqliteBackend(Backend):
                 self._tidy_wal = self._wal_tidy_needed()
                 self._reader = await _connect(self.read_only_uri())
                 await self._reader.execute_fetchall(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+                await self._reader.create_function(STATE_MATCH, 2, state_match, deterministic=True)
                 return
             db = await asyncio.to_thread(self._open_writer, create)
             # What the engine will refuse anyway: a save checks its JSON against it before copying.
@@ -1548,7 +1578,17 @@ class SqliteBackend(Backend):
 
     async def wal_status(self) -> WalStatus:
         """Tries a PASSIVE checkpoint (on the writer thread, in turn): whether it finishes is the one
-        way to learn that a reader in some other process holds the WAL."""
+        way to learn that a reader in some other process holds the WAL. A read-only store must not
+        checkpoint (that writes the database file): it reads the WAL's size and, when that is past
+        the bound the writers keep, whether the wal-index says frames are still waiting to be copied
+        back (`_wal_backlog`): a WAL that stays past its bound with a backlog is a starved one."""
+        if self.readonly:
+            try:
+                size = os.path.getsize(f"{self.path}-wal")
+            except OSError:
+                return WalStatus(0, False, None)
+            backlog = _wal_backlog(Path(f"{self.path}-shm")) if size > WAL_SIZE_LIMIT else None
+            return WalStatus(size, bool(backlog), None)
         writer, _ = self._conns()
         checkpointer = self._checkpointer
         assert checkpointer is not None
