@@ -189,12 +189,27 @@ def write_pretty_value(value: Any, indent: str, out: list[str]) -> None:
 
 def check_value(value: Any) -> None:
     """Refuse anything echo could not read back as this JSON value: non-JSON types, NaN, non-string
-    keys, nesting past MAX_DEPTH, out-of-range integers (by writing it once). A lone surrogate in a
-    string is left to the writers, which refuse it (`to_json`, every store's `save`): a store
-    refuses an id that holds one with its own, more precise error."""
+    keys, nesting past MAX_DEPTH, out-of-range integers: the checks the writers make before they
+    encode, so nothing is copied (writing the value out to check it once doubled the peak memory
+    of a huge state). A lone surrogate in a string is left to the writers, which refuse it
+    (`to_json`, every store's `save`): a store refuses an id that holds one with its own, more
+    precise error."""
     if value is None or type(value) is bool or type(value) is str:
         return
-    write_pretty_value(value, "", [])
+    check_json_value(value)  # keys and depth: the walk below then needs no depth guard
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) or item is None or item is True or item is False:
+            continue
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, (int, float)):
+            _write(item, "", [])  # the writer's own number checks (range, digits, NaN)
+        else:
+            raise InvalidCheckpointError(f"{type(item).__name__} is not a JSON value")
 
 
 _orjson_dumps = orjson.dumps
