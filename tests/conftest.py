@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,17 @@ def fixture_dir() -> Path:
 @pytest.fixture(scope="session")
 def manifest() -> dict[str, Any]:
     return load_manifest()
+
+
+@pytest.fixture(scope="module")
+def some_files(
+    fixture_dir: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Path:
+    """A directory of the first few fixture files: as many as the test module's `SOME` says."""
+    directory = tmp_path_factory.mktemp("echo")
+    for path in sorted(fixture_dir.glob("*.json"))[: request.module.SOME]:
+        shutil.copy(path, directory / path.name)
+    return directory
 
 
 # ── store factory registry ────────────────────────────────────────────────────────────────────────

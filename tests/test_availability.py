@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -48,14 +47,6 @@ def assert_one_line(done: subprocess.CompletedProcess[str], *expected: str) -> N
     assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr
     for text in expected:
         assert text in lines[0], lines[0]
-
-
-@pytest.fixture(scope="module")
-def some_files(fixture_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("echo")
-    for path in sorted(fixture_dir.glob("*.json"))[:SOME]:
-        shutil.copy(path, directory / path.name)
-    return directory
 
 
 # ── a low file-descriptor limit ─────────────────────────────────────────────────────────────────────

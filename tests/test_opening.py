@@ -55,14 +55,6 @@ def files_in(directory: Path) -> dict[str, tuple[str, int]]:
     return found
 
 
-@pytest.fixture(scope="module")
-def some_files(fixture_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("echo")
-    for path in sorted(fixture_dir.glob("*.json"))[:SOME]:
-        shutil.copy(path, directory / path.name)
-    return directory
-
-
 def _one_id(directory: Path) -> str:
     return sorted(directory.glob("*.json"))[0].stem
 
