@@ -548,16 +548,13 @@ _Parsed = tuple[str | None, tuple[Any, ...] | None, bytes | None, str | None]
 
 def parse_file(read_from: str, source: str, want_digest: bool, json_bytes: bool = False) -> _Parsed:
     """Read, parse and encode one candidate file (runs in the parser process for big imports).
-
-    The file's bytes go as soon as they are parsed, before the row's JSON is written: with both
-    held, a huge file took one more copy of itself at its peak. `json_bytes`: see `rows.to_row`."""
+    `json_bytes`: see `rows.to_row` (a huge file's row then holds its JSON once, as bytes)."""
     try:
         data = _read_file(read_from)
     except OSError as exc:
         return None, None, None, f"cannot read: {exc.strerror or exc}"
     try:
         checkpoint = Checkpoint.from_json(data)
-        del data
         row = sqlrows.to_row(checkpoint, source, json_bytes=json_bytes)
     except InvalidCheckpointError as exc:
         return None, None, None, printable(_reason(exc))

@@ -81,8 +81,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.ar
 
 
 def _python() -> str:
-    venv = REPO_DIR / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
+    return sys.executable
 
 
 def _run(args: list[str]) -> str:
