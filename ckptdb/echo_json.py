@@ -322,8 +322,9 @@ def dumps_column(
     non-ASCII string of the state it writes, for as long as the caller keeps the state, so a
     value whose non-ASCII strings are big is written by the stdlib's encoder instead (as fast
     for a few big strings), and its text turned into bytes at once. Measured in a fresh process,
-    SQLite, 100 MB of JSON, growth with the state: non-ASCII (`é`) 503 MB to save before, <see
-    README> after; ASCII 402 MB before. Small values keep the str (and the time of the hot path).
+    SQLite, 100 MB of JSON, growth with the state: non-ASCII (`é`) 503 MB to save before, 353 MB
+    now; ASCII 402 MB either way (README, Known gaps). Small values keep the str, and the hot
+    path its time (to_row of a 2 KB state: 41.8-42.2 us before, 41.9-43.2 us now).
     """
     kind = type(value)
     container = kind is dict or kind is list or kind is tuple

@@ -7,9 +7,10 @@ Each case runs in a process of its own, so that its peak (VmHWM) is that case's 
 - save / load: a child opens the store, builds the state (`save`: the state counts, as in any
   caller), resets its peak (`/proc/self/clear_refs`) and prints how far VmHWM rose above its
   resident size at that moment;
-- import / export: `ckptdb import` of one echo file holding the state (`export`: of the database
-  holding it into an empty directory), run as a child; its peak (`ru_maxrss`) less the peak of
-  the same command on a small checkpoint.
+- import / reimport / export: `ckptdb import` of one echo file holding the state (`reimport`:
+  into a database that holds it already; `export`: of the database holding it into an empty
+  directory), run as a child; its peak (`ru_maxrss`) less the peak of the same command on a
+  small checkpoint.
 "Document" is the state's UTF-8 JSON size; the ratio is growth / document. `ascii` is one string
 of `A`s, `non-ascii` one of `é` (2 bytes in UTF-8, 1 in a Python str).
 """
@@ -121,20 +122,14 @@ def measure(op: str, kind: str, size: int, target: str | None, work: Path) -> in
         case = work / f"{op}-{seeded}"
         echo_dir = case / "echo"
         echo_dir.mkdir(parents=True)
-        if op == "import":
+        if op in ("import", "reimport"):
             _run([_python(), "-c", _SEED, "-", kind, str(seeded), str(echo_dir), "big"])
             case_db = target or str(case / "i.db")
-            _run([_python(), "-c", _SEED, case_db, kind, "0", "-", "small"])  # a small row
-            peaks.append(
-                _cli_peak(
-                    [
-                        "--db",
-                        case_db,
-                        "import",
-                        str(echo_dir),
-                    ]
-                )
-            )
+            if op == "import":  # a database with another, small row
+                _run([_python(), "-c", _SEED, case_db, kind, "0", "-", "small"])
+            else:  # the same checkpoint stored already: the file is found unchanged
+                _run([_python(), "-c", _SEED, case_db, kind, str(seeded), "-", "big"])
+            peaks.append(_cli_peak(["--db", case_db, "import", str(echo_dir)]))
         else:
             case_db = target or str(case / "e.db")
             _run([_python(), "-c", _SEED, case_db, kind, str(seeded), "-", "big"])
@@ -150,7 +145,7 @@ def main() -> None:
         "--sizes", default="10,100,300", help="state sizes in MB (2^20 bytes), comma-separated"
     )
     parser.add_argument("--kinds", default="ascii,non-ascii")
-    parser.add_argument("--ops", default="save,load,import,export")
+    parser.add_argument("--ops", default="save,load,import,reimport,export")
     parser.add_argument(
         "--target", default=None, help="a PostgreSQL URL (default: a new SQLite file per case)"
     )
