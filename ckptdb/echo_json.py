@@ -322,11 +322,11 @@ def dumps_column(
     non-ASCII string of the state it writes, for as long as the caller keeps the state, so a
     value of BYTES_FROM or more whose non-ASCII strings are big is written by the stdlib's
     encoder instead, on every engine (as fast for a few big strings), and its text turned into
-    bytes at once where bytes are wanted. PostgreSQL, 100 MB of `é`: 598 MB to save before,
-    487 MB now. Measured in a fresh process,
-    SQLite, 100 MB of JSON, growth with the state: non-ASCII (`é`) 503 MB to save before, 353 MB
-    now; ASCII 402 MB either way (README, Known gaps). Small values keep the str, and the hot
-    path its time (to_row of a 2 KB state: 41.8-42.2 us before, 41.9-43.2 us now).
+    bytes at once where bytes are wanted. Measured in a fresh process, 100 MB of JSON, growth
+    with the state, to save: SQLite non-ASCII (`é`) 503 MB before, 353 MB now, ASCII 402 MB
+    either way; PostgreSQL `é` 598 MB before, 487-497 MB now (README, Known gaps). Small values
+    keep the str, and the hot path its time (to_row of a 2 KB state: 41.8-42.2 us before,
+    41.9-43.2 us now).
     """
     kind = type(value)
     container = kind is dict or kind is list or kind is tuple
