@@ -869,14 +869,14 @@ def _from_json_hint(data: object) -> str:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""Any surrogate code point: in a Python str it is always a lone one (a pair is one code point)."""
+
+
 def _utf8_ok(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    """Whether UTF-8 can hold the text; searched in place, since encoding a huge state's string
+    just to ask doubled the peak memory of a refused save."""
+    return text.isascii() or _SURROGATE.search(text) is None
 
 
 def _holds_lone_surrogate(value: Any) -> bool:

@@ -244,7 +244,10 @@ def test_connection_lost_mid_query(running: Cluster, how: str) -> None:
             if how == "terminated":
                 running.sql(f"SELECT pg_terminate_backend({pid})")
             else:
+                # The whole server dies: a backend busy computing notices a dead postmaster only
+                # when it next waits, so it goes down with it here, as in a machine's crash.
                 os.kill(running.postmaster_pid(), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             stdout, stderr = command.communicate(timeout=120)
         finally:
             if args[0] != "sql":

@@ -406,6 +406,12 @@ async def test_summaries_read_past_damaged_times(db_target: str, monkeypatch: py
         assert sorted(reported) == ["b100", "b200"]
         reported = []
         waiting = await inspect.pending(store, on_damaged=lambda exc: reported.append(exc.checkpoint_id))
+        assert [cp.id for cp in waiting] == ["wait"] and reported == []  # 'wait' was saved last
+    async with await open_store(db_target) as store:  # rows without a save order, as imported ones
+        await store.backend.write([("UPDATE checkpoints SET save_seq = 0", [])])
+    async with await inspect.open_existing(db_target) as store:
+        reported = []
+        waiting = await inspect.pending(store, on_damaged=lambda exc: reported.append(exc.checkpoint_id))
         assert [cp.id for cp in waiting] == ["wait"] and reported == ["b100"]  # 'yesterday' sorts last
 
 

@@ -444,9 +444,12 @@ def test_read_only_commands_work_on_a_read_only_file_system(
 def test_read_only_commands_work_for_a_user_who_may_not_write_the_directory(
     tmp_path: Path, some_files: Path
 ) -> None:
-    """chmod 555 means nothing to root: the commands run as `nobody` (setpriv)."""
+    """chmod 555 means nothing to root: the commands run without the capabilities that let root
+    pass permission checks (setpriv drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH), so the
+    directory's mode binds them as it binds any user, while they can still read a checkout that
+    only root may read (a clone in a 0700 temporary directory, as CI makes)."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to run a command as an unprivileged user")
+        pytest.skip("needs root and setpriv to run a command without root's permission override")
     shared = Path("/tmp") / f"ckptdb-ro-{os.getpid()}-{tmp_path.name}"
     shared.mkdir(mode=0o755)
     try:
@@ -462,9 +465,8 @@ def test_read_only_commands_work_for_a_user_who_may_not_write_the_directory(
             done = subprocess.run(
                 [
                     "setpriv",
-                    "--reuid=nobody",
-                    "--regid=nogroup",
-                    "--clear-groups",
+                    "--inh-caps=-dac_override,-dac_read_search",
+                    "--bounding-set=-dac_override,-dac_read_search",
                     sys.executable,
                     "-m",
                     "ckptdb",
