@@ -613,7 +613,7 @@ class PostgresBackend(Backend):
             return InsertResult()
         rows = check_storable(rows)
         ordered = sorted(rows, key=lambda row: row[0])
-        upsert = to_dollar_params(sqlrows.UPSERT)
+        upsert = postgres_sql(sqlrows.UPSERT)  # a replaced row draws its save order from the SEQUENCE
 
         async def work(conn: Any) -> InsertResult:
             inserted: set[str] = set()
