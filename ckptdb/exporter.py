@@ -425,7 +425,7 @@ async def _export(
             except InvalidIdError as exc:
                 unsafe.append(ExportedFile(checkpoint.id, None, ExportOutcome.SKIPPED, printable(str(exc))))
                 continue
-            items.append((checkpoint.id, name, checkpoint.to_json().encode("utf-8")))
+            items.append((checkpoint.id, name, checkpoint.to_json_bytes()))
         if pending is not None:
             await finish()
         emit(unsafe)

@@ -163,7 +163,7 @@ class FileCheckpointStore(CheckpointStore):
         for checkpoint in checkpoints:
             checkpoint.validate()
             self._path(checkpoint.id)
-            payloads.append((checkpoint.id, checkpoint.to_json().encode("utf-8")))
+            payloads.append((checkpoint.id, checkpoint.to_json_bytes()))
         self._ensure_dir()
         for checkpoint_id, data in payloads:
             self._write(checkpoint_id, data, sync_dir=False)

@@ -514,8 +514,14 @@ def _digest(checkpoint: Checkpoint) -> bytes:
 
 def same_content(new: tuple[Any, ...], stored: tuple[Any, ...]) -> bool:
     """Whether two rows hold the same checkpoint: equal columns, or else equal canonical JSON (a
-    hand edit may reorder keys inside the state; that changes nothing)."""
+    hand edit may reorder keys inside the state; that changes nothing). A huge JSON text of the
+    new row is UTF-8 bytes (`rows.to_row` with `json_bytes`), the stored one a str."""
     if new[:11] == stored[:11]:
+        return True
+    if all(
+        a == b or (type(a) is bytes and type(b) is str and a == b.encode("utf-8", "surrogatepass"))
+        for a, b in zip(new[:11], stored[:11], strict=True)
+    ):
         return True
     return canonical_json(sqlrows.from_row(new[:11])) == canonical_json(sqlrows.from_row(stored[:11]))
 
@@ -540,15 +546,16 @@ _Parsed = tuple[str | None, tuple[Any, ...] | None, bytes | None, str | None]
 """One file read: (id, row, canonical digest or None, None), or (None, None, None, why it is invalid)."""
 
 
-def parse_file(read_from: str, source: str, want_digest: bool) -> _Parsed:
-    """Read, parse and encode one candidate file (runs in the parser process for big imports)."""
+def parse_file(read_from: str, source: str, want_digest: bool, json_bytes: bool = False) -> _Parsed:
+    """Read, parse and encode one candidate file (runs in the parser process for big imports).
+    `json_bytes`: see `rows.to_row` (a huge file's row then holds its JSON once, as bytes)."""
     try:
         data = _read_file(read_from)
     except OSError as exc:
         return None, None, None, f"cannot read: {exc.strerror or exc}"
     try:
         checkpoint = Checkpoint.from_json(data)
-        row = sqlrows.to_row(checkpoint, source)
+        row = sqlrows.to_row(checkpoint, source, json_bytes=json_bytes)
     except InvalidCheckpointError as exc:
         return None, None, None, printable(_reason(exc))
     except (ValueError, TypeError, RecursionError) as exc:  # one odd file must not stop 100,000
@@ -556,9 +563,11 @@ def parse_file(read_from: str, source: str, want_digest: bool) -> _Parsed:
     return checkpoint.id, row, _digest(checkpoint) if want_digest else None, None
 
 
-def parse_files(jobs: Sequence[tuple[str, str]], want_digest: bool) -> list[_Parsed]:
+def parse_files(
+    jobs: Sequence[tuple[str, str]], want_digest: bool, json_bytes: bool = False
+) -> list[_Parsed]:
     """`parse_file` for each (file to read, source); the unit of work sent to the parser process."""
-    return [parse_file(read_from, source, want_digest) for read_from, source in jobs]
+    return [parse_file(read_from, source, want_digest, json_bytes) for read_from, source in jobs]
 
 
 def _jobs(batch: Sequence[_Item]) -> list[tuple[str, str]]:
@@ -884,6 +893,7 @@ class _Importer:
     async def run(self, roots: Sequence[SourceDir]) -> None:
         options, report = self.options, self.report
         want_digest = options.dry_run
+        json_bytes = self.store is not None and self.store.backend.json_bytes
         pending: _Pending | None = None
         if self.progress is not None:
             self.progress("importing", 0, report.total)
@@ -901,7 +911,7 @@ class _Importer:
             job = None
             if pool is not None:
                 try:
-                    job = loop.run_in_executor(pool, parse_files, _jobs(batch), want_digest)
+                    job = loop.run_in_executor(pool, parse_files, _jobs(batch), want_digest, json_bytes)
                 except BrokenProcessPool:
                     pool.shutdown(wait=False, cancel_futures=True)
                     pool = None
@@ -916,7 +926,7 @@ class _Importer:
                     if pool is not None:
                         pool.shutdown(wait=False, cancel_futures=True)
                     pool = None
-            return parse_files(_jobs(batch), want_digest)
+            return parse_files(_jobs(batch), want_digest, json_bytes)
 
         try:
             submit()

@@ -650,6 +650,19 @@ class Checkpoint:
 
     def to_json(self) -> str:
         """The file content `serde_json::to_string_pretty` writes: byte-exact echo format."""
+        text = self._pretty()
+        if not text.isascii():
+            self._utf8(text)  # a lone surrogate is refused; the bytes are not kept
+        return text
+
+    def to_json_bytes(self) -> bytes:
+        """`to_json` as the file's UTF-8 bytes. For writers: the text's pieces are gone before it
+        is encoded, and the encoding is the surrogate check, so a huge state is held as the
+        state, its text and its bytes at most (`to_json().encode()` held the pieces, the text, a
+        check's copy and then the bytes: 4x the file beside the state)."""
+        return self._utf8(self._pretty())
+
+    def _pretty(self) -> str:
         self.validate()
         out: list[str] = ["{\n"]
         first = True
@@ -662,15 +675,16 @@ class Checkpoint:
             out.append(": ")
             write_pretty_value(value, "  ", out)
         out.append("\n}")
-        text = "".join(out)
+        return "".join(out)
+
+    def _utf8(self, text: str) -> bytes:
         try:
-            text.encode("utf-8")
+            return text.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InvalidCheckpointError(
                 f"contains a lone surrogate ({exc.object[exc.start : exc.end]!r}) that UTF-8 cannot hold",
                 source=self.id,
             ) from None
-        return text
 
 
 def _check_json_field(value: JsonValue, name: str) -> None:

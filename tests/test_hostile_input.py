@@ -42,6 +42,7 @@ from ckptdb import (
     Timestamp,
     open_store,
 )
+from ckptdb.importer import Outcome, import_directories
 from ckptdb.sql import rows as sqlrows
 
 # ── helpers ───────────────────────────────────────────────────────────────────────────────────────
@@ -750,6 +751,103 @@ def test_a_state_over_the_value_limit_is_refused_before_memory_grows(
         "large data outside the checkpoint (a file or an object store) and save its path"
     )
     assert found["ids"] == ["small"]
+
+
+# (engine, operation, kind of text, bound on growth / the document's UTF-8 size, 64 MiB measured before)
+_MEMORY_BOUNDS = [
+    ("sqlite", "save", "non-ascii", 4.0, 5.04),
+    ("sqlite", "import", "ascii", 3.5, 3.99),
+    ("sqlite", "import", "non-ascii", 3.5, 4.04),
+    ("sqlite", "reimport", "ascii", 3.5, 4.00),  # found unchanged: bytes compared with the stored str
+    ("sqlite", "export", "ascii", 3.5, 4.03),
+    pytest.param("postgres", "save", "non-ascii", 5.5, 5.84, marks=pytest.mark.postgres),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("engine", "op", "kind", "bound", "before"), _MEMORY_BOUNDS, ids=str)
+def test_a_huge_accepted_state_costs_a_bounded_peak_of_memory(
+    tmp_path: Path,
+    engine: str,
+    op: str,
+    kind: str,
+    bound: float,
+    before: float,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The peak memory of a fresh process that saves, imports (or re-imports) or exports a 64 MiB
+    state, as `scripts/measure_memory.py` measures it (real processes, VmHWM; a save counts the
+    state it builds, as any caller's): a memory bound, not a timing. `before` is the ratio
+    measured before the copies were cut: a str of the JSON beside orjson's bytes (and the str's
+    UTF-8 for non-ASCII text, and orjson's UTF-8 copies left in the state), the pretty text's
+    pieces held while it was encoded. What stays on SQLite: the state, the JSON once, and
+    SQLite's bound copy and its record (README, Known gaps)."""
+    from conftest import pg_database_url
+
+    target = ["--target", pg_database_url()] if engine == "postgres" else []
+    script = Path(__file__).resolve().parent.parent / "scripts" / "measure_memory.py"
+    out = tmp_path / "figures.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--sizes",
+            "64",
+            "--kinds",
+            kind,
+            "--ops",
+            op,
+            "--json",
+            str(out),
+            *target,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    (found,) = json.loads(out.read_text())
+    ratio = found["grown"] / found["document"]
+    grew = f"grew {ratio:.2f}x the document (bound {bound}x, {before}x before)"
+    announce(request.config, f"\n{engine}: {op} of a 64 MiB {kind} state: {grew}")
+    assert ratio < bound, f"{op}, {kind}: {found['grown']:,} bytes for a {found['document']:,}-byte document"
+
+
+@pytest.mark.parametrize("kind", ["ascii", "non-ascii"])
+async def test_a_huge_json_text_is_stored_as_text_json_extract_reads(tmp_path: Path, kind: str) -> None:
+    """Huge JSON reaches SQLite as UTF-8 bytes (no str copy), which sqlite3 binds as a BLOB: the
+    column must still hold TEXT, through save, save_many and import alike, and read back exactly."""
+    char = "A" if kind == "ascii" else "\u00e9"
+    state = {"values": {"blob": char * (3 * 2**20), "n": 7}}
+    pending = {"ask": char * (2**20 + 5)}
+    one = Checkpoint("one", "g", "n", state, [], 1, "2026-11-03T09:00:00Z", pending, "toolapproval")
+    many = Checkpoint("many", "g", "n", state, [], 2, "2026-11-03T09:00:01Z", None, "afternode")
+    echo = tmp_path / "echo"
+    echo.mkdir()
+    filed = Checkpoint("filed", "g", "n", state, [], 3, "2026-11-03T09:00:02Z", None, "afternode")
+    (echo / "filed.json").write_bytes(filed.to_json_bytes())
+    db = tmp_path / "big.db"
+    async with await open_store(db) as store:
+        await store.save(one)
+        await store.save_many([many])
+        assert isinstance(store, SqlCheckpointStore)
+        report = await import_directories(store, [str(echo)])
+    assert report.counts[Outcome.IMPORTED] == 1
+    with closing(sqlite3.connect(db)) as conn:
+        found = conn.execute(
+            "SELECT id, typeof(state_snapshot), typeof(pending_action), "
+            "json_extract(state_snapshot, '$.values.n'), "
+            "length(json_extract(state_snapshot, '$.values.blob')) "
+            "FROM checkpoints ORDER BY id"
+        ).fetchall()
+    assert found == [
+        ("filed", "text", "null", 7, 3 * 2**20),
+        ("many", "text", "null", 7, 3 * 2**20),
+        ("one", "text", "text", 7, 3 * 2**20),
+    ]
+    async with await open_store(db) as store:
+        for cp in (one, many, filed):
+            assert await store.load(cp.id) == cp
 
 
 @pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -208,6 +208,9 @@ class Backend(ABC):
     max_value_bytes: int | None = None
     """The longest text one column value may hold here (None: no check before the engine's own):
     saves refuse a longer JSON value as soon as it is encoded, with one line, nothing written."""
+    json_bytes: bool = False
+    """Whether the driver takes a huge JSON text as its UTF-8 bytes (`rows.JSON_PARAM`) without
+    another copy: saves then hand it over as orjson wrote it (`rows.to_row`)."""
 
     OPTIONS: tuple[str, ...] = ()
     """The keyword options the backend takes (`open_store(..., **options)`)."""

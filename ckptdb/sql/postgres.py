@@ -90,7 +90,10 @@ _INT_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
 
 @functools.lru_cache(maxsize=2048)
 def to_dollar_params(sql: str) -> str:
-    """`?` -> `$1, $2, ...`, outside quoted strings and identifiers; cached per SQL text."""
+    """`?` -> `$1, $2, ...`, outside quoted strings and identifiers; cached per SQL text. A JSON
+    column's `CAST(? AS TEXT)` (rows.JSON_PARAM, for SQLite's sake) becomes a plain parameter:
+    the column is `json` here, and asyncpg sends its str as the text it is."""
+    sql = sql.replace(sqlrows.JSON_PARAM, "?")
     out: list[str] = []
     number = 0
     quote: str | None = None
@@ -299,15 +302,20 @@ def _nul_error(row: Sequence[Any], index: int) -> InvalidCheckpointError:
     )
 
 
-def check_storable(rows: Sequence[Sequence[Any]]) -> None:
+def check_storable(rows: Sequence[Row]) -> Sequence[Row]:
     """Refuse before any transaction starts: PostgreSQL rejects U+0000 in every text value.
+    Returns the rows as asyncpg takes them: a JSON text given as UTF-8 bytes (`rows.to_row` with
+    `json_bytes`, which this backend does not ask for) as a str.
 
     JSON columns are escaped text (`\\u0000`), so a raw NUL can only sit in a plain text field.
     """
+    if any(type(value) is bytes for row in rows for value in row):
+        rows = [tuple(v.decode() if type(v) is bytes else v for v in row) for row in rows]
     for row in rows:
         for index, value in enumerate(row):
             if isinstance(value, str) and "\x00" in value:
                 raise _nul_error(row, index)
+    return rows
 
 
 def lookup_params(params: Sequence[Any]) -> Sequence[Any]:
@@ -580,7 +588,7 @@ class PostgresBackend(Backend):
     async def write_rows(self, sql: str, rows: Sequence[Row]) -> None:
         """One row: one autocommit statement (one round trip). More: executemany in a transaction."""
         self._writable()
-        check_storable(rows)
+        rows = check_storable(rows)
         text = postgres_sql(sql)
 
         async def work(conn: Any) -> None:
@@ -603,9 +611,9 @@ class PostgresBackend(Backend):
         the same is retried, as every write is)."""
         if not rows:
             return InsertResult()
-        check_storable(rows)
+        rows = check_storable(rows)
         ordered = sorted(rows, key=lambda row: row[0])
-        upsert = to_dollar_params(sqlrows.UPSERT)
+        upsert = postgres_sql(sqlrows.UPSERT)  # a replaced row draws its save order from the SEQUENCE
 
         async def work(conn: Any) -> InsertResult:
             inserted: set[str] = set()
@@ -645,7 +653,7 @@ class PostgresBackend(Backend):
         prepared: list[tuple[str, Sequence[Any]]] = []
         for sql, params in statements:
             if sql.lstrip()[:6].upper() in _WRITES_ROWS:
-                check_storable([params])
+                params = check_storable([tuple(params)])[0]
             else:
                 params = lookup_params(params)
             prepared.append((postgres_sql(sql), params))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ckptdb.echo_json import JsonTooLargeError, dumps_compact, loads_trusted
+from ckptdb.echo_json import BYTES_FROM, JsonTooLargeError, dumps_column, loads_trusted
 from ckptdb.errors import DamagedRowError, InvalidCheckpointError
 from ckptdb.model import (
     FIELD_ORDER,
@@ -22,6 +22,13 @@ I64_MAX = 2**63 - 1
 # The echo fields in file order, then what the typed columns cannot hold and where a row came from.
 COLUMNS = (*FIELD_ORDER, "created_at_text", "extra", "source")
 _SELECT_FULL = ", ".join(COLUMNS[:-1])
+JSON_COLUMNS = frozenset(("state_snapshot", "path", "pending_action", "extra"))
+JSON_PARAM = "CAST(? AS TEXT)"
+"""A JSON column's parameter: its value is a str or, when huge, its UTF-8 bytes (`to_row`), which
+sqlite3 binds as they are (no str of the text, no UTF-8 copy of that str) but as a BLOB; the cast
+makes it TEXT again in place, so the column holds TEXT that json_extract reads. On a str it does
+nothing. The PostgreSQL backend spells it as a plain parameter (its JSON columns are `json`)."""
+_PARAMS = ", ".join(JSON_PARAM if c in JSON_COLUMNS else "?" for c in COLUMNS)
 
 # The save order. `save_seq` is a per-database counter that a save (insert or re-save) sets
 # above every row already stored; "latest", prune's "keep the last N" and `pending` follow
@@ -40,17 +47,16 @@ ORDER_KEY = ("save_seq", "created_at", "id")
 ORDER_NEWEST_FIRST = "save_seq DESC, created_at DESC, id DESC"
 UPSERT = (
     f"INSERT INTO checkpoints ({', '.join(COLUMNS)}, save_seq) "
-    f"VALUES ({', '.join('?' * len(COLUMNS))}, {NEXT_SAVE_SEQ}) "
+    f"VALUES ({_PARAMS}, {NEXT_SAVE_SEQ}) "
     f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in (*COLUMNS[1:], 'save_seq'))}"
 )
 INSERT_IF_ABSENT = (
-    f"INSERT INTO checkpoints ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-    "ON CONFLICT (id) DO NOTHING"
+    f"INSERT INTO checkpoints ({', '.join(COLUMNS)}) VALUES ({_PARAMS}) ON CONFLICT (id) DO NOTHING"
 )
 """For imports: a new row gets save_seq 0 (the column default), an echo file carries no save order."""
 COPY_IF_ABSENT = (
     f"INSERT INTO checkpoints ({', '.join(COLUMNS)}, save_seq) "
-    f"VALUES ({', '.join('?' * len(COLUMNS))}, {NEXT_SAVE_SEQ}) ON CONFLICT (id) DO NOTHING"
+    f"VALUES ({_PARAMS}, {NEXT_SAVE_SEQ}) ON CONFLICT (id) DO NOTHING"
 )
 """For copies: a new row draws the next save order, so rows written in the source's order keep it."""
 LOAD = f"SELECT {_SELECT_FULL} FROM checkpoints WHERE id = ?"
@@ -75,9 +81,11 @@ INFO_COLUMNS = (
 _INTERRUPT = {t.value: t for t in InterruptType}
 
 
-def _json(value: Any, field: str, max_bytes: int | None, checkpoint_id: object) -> str:
+def _json(
+    value: Any, field: str, max_bytes: int | None, checkpoint_id: object, bytes_from: int | None
+) -> str | bytes:
     try:
-        return dumps_compact(value, max_bytes)
+        return dumps_column(value, max_bytes, bytes_from=bytes_from)
     except JsonTooLargeError as exc:
         raise InvalidCheckpointError(
             f"{exc.reason} in this database: nothing was written; keep large data outside the "
@@ -88,12 +96,19 @@ def _json(value: Any, field: str, max_bytes: int | None, checkpoint_id: object) 
 
 
 def to_row(
-    checkpoint: Checkpoint, source: str | None = None, *, max_value_bytes: int | None = None
+    checkpoint: Checkpoint,
+    source: str | None = None,
+    *,
+    max_value_bytes: int | None = None,
+    json_bytes: bool = False,
 ) -> tuple[Any, ...]:
     """Validate and encode; raises InvalidCheckpointError before anything reaches the database.
 
     `max_value_bytes` (the store's `Backend.max_value_bytes`): a JSON column's text longer than
-    this is refused as soon as it is encoded, before the copies that would follow."""
+    this is refused as soon as it is encoded, before the copies that would follow. `json_bytes`
+    (`Backend.json_bytes`): a JSON text of `BYTES_FROM` bytes or more stays UTF-8 bytes (see
+    JSON_PARAM), so that a huge state is not held as bytes, str and the str's UTF-8 at once."""
+    bytes_from = BYTES_FROM if json_bytes else None
     check_fields(checkpoint)
     extra: dict[str, Any] | None = dict(checkpoint.extra) if checkpoint.extra else None
     step = checkpoint.step_count
@@ -113,16 +128,16 @@ def to_row(
         checkpoint.id,
         checkpoint.graph_name,
         checkpoint.current_node,
-        _json(checkpoint.state_snapshot, "state_snapshot", max_value_bytes, checkpoint.id),
-        _json(checkpoint.path, "path", max_value_bytes, checkpoint.id),
+        _json(checkpoint.state_snapshot, "state_snapshot", max_value_bytes, checkpoint.id, bytes_from),
+        _json(checkpoint.path, "path", max_value_bytes, checkpoint.id, bytes_from),
         step,
         created.utc_text(),
         None
         if checkpoint.pending_action is None
-        else _json(checkpoint.pending_action, "pending_action", max_value_bytes, checkpoint.id),
+        else _json(checkpoint.pending_action, "pending_action", max_value_bytes, checkpoint.id, bytes_from),
         checkpoint.interrupt_type.value,
         original,
-        None if extra is None else _json(extra, "extra", max_value_bytes, checkpoint.id),
+        None if extra is None else _json(extra, "extra", max_value_bytes, checkpoint.id, bytes_from),
         source,
     )
     for value in row:

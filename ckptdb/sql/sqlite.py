@@ -940,7 +940,7 @@ class WriterThread:
         free = disk.f_bavail * disk.f_frsize
         rows = sum(len(request.rows) for request in batch)
         size = sum(
-            len(value) for request in batch for row in request.rows for value in row if type(value) is str
+            len(value) for request in batch for row in request.rows for value in row if type(value) in _TEXT
         )
         wanted = growth + DISK_HEADROOM + (rows * ESTIMATED_PAGES_PER_ROW + 1) * page_size + 2 * size
         if free >= wanted:
@@ -967,7 +967,7 @@ class WriterThread:
         for rows in committed:
             count += len(rows)
             for row in rows:
-                size += sum(len(value) for value in row if type(value) is str)
+                size += sum(len(value) for value in row if type(value) in _TEXT)
         pages = count * ESTIMATED_PAGES_PER_ROW + size // 4096
         self._pages += pages
         self._wal_pages += pages
@@ -1042,6 +1042,9 @@ class WriterThread:
         return outcomes
 
 
+_TEXT = (str, bytes)  # a row's text values: a huge JSON text comes as bytes (rows.JSON_PARAM)
+
+
 def _is_full(exc: BaseException | None) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is None and isinstance(exc, StoreError):  # already translated
@@ -1103,6 +1106,7 @@ class _TidyConnection(sqlite3.Connection):
 
 class SqliteBackend(Backend):
     OPTIONS = ("synchronous", "busy_timeout_ms", "commit_on_loop", "sync_interval", "max_value_bytes")
+    json_bytes = True  # sqlite3 binds bytes without a copy of its own; rows.JSON_PARAM makes them TEXT
 
     def __init__(
         self,

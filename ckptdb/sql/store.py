@@ -191,13 +191,16 @@ class SqlCheckpointStore(CheckpointStore):
                 request.done.set_result(None)
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        limit = self._backend.max_value_bytes
-        await self._submit(sqlrows.UPSERT, [sqlrows.to_row(checkpoint, max_value_bytes=limit)])
+        backend = self._backend
+        row = sqlrows.to_row(
+            checkpoint, max_value_bytes=backend.max_value_bytes, json_bytes=backend.json_bytes
+        )
+        await self._submit(sqlrows.UPSERT, [row])
 
     async def save_many(self, checkpoints: Iterable[Checkpoint]) -> int:
         """All or nothing: every checkpoint is validated first, then one transaction writes them."""
-        limit = self._backend.max_value_bytes
-        rows = [sqlrows.to_row(cp, max_value_bytes=limit) for cp in checkpoints]
+        limit, json_bytes = self._backend.max_value_bytes, self._backend.json_bytes
+        rows = [sqlrows.to_row(cp, max_value_bytes=limit, json_bytes=json_bytes) for cp in checkpoints]
         await self._submit(sqlrows.UPSERT, rows)
         return len(rows)
 
