@@ -29,6 +29,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -196,6 +197,14 @@ _Encoded = tuple[str, str, bytes]
 """A checkpoint ready to write: (id, file name, file content)."""
 
 
+_NOT_A_FILE = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+}
+
+
 def _stage(directory: Path, item: _Encoded, overwrite: bool, fsync_each: bool) -> _Staged:
     """Decide one file and write it: all the way (temp file, fsync, rename) with
     `fsync_each`, else to a temp file that the batch makes durable and renames."""
@@ -204,12 +213,17 @@ def _stage(directory: Path, item: _Encoded, overwrite: bool, fsync_each: bool) -
     shown = printable(str(target))
     existing: bytes | None
     try:
-        with open(target, "rb") as handle:
+        # O_NONBLOCK: a FIFO of that name would block a plain open forever (no writer comes).
+        with open(os.open(target, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            kind = _NOT_A_FILE.get(stat.S_IFMT(os.fstat(handle.fileno()).st_mode))
+            if kind is not None:
+                reason = f"{kind} of that name is in the way: left as it is"
+                return _Staged(ExportedFile(checkpoint_id, shown, ExportOutcome.CONFLICT, reason))
             existing = handle.read()
     except FileNotFoundError:
         existing = None
-    except IsADirectoryError:
-        reason = "a directory of that name is in the way"
+    except IsADirectoryError:  # open() refuses a directory's descriptor itself
+        reason = "a directory of that name is in the way: left as it is"
         return _Staged(ExportedFile(checkpoint_id, shown, ExportOutcome.CONFLICT, reason))
     except OSError as exc:
         reason = f"cannot read the existing file ({exc.strerror or exc}): left as it is"

@@ -455,3 +455,32 @@ def test_target_that_is_a_file_is_refused(tmp_path: Path, fixtures_db: str) -> N
     result = cli("--db", fixtures_db, "export", str(tmp_path / "f"))
     assert result.exit_code == 1
     assert result.stderr == f"Error: {tmp_path}/f exists and is not a directory: pass a directory\n"
+
+
+def test_a_fifo_or_a_directory_in_the_way_is_a_conflict_never_a_hang(
+    tmp_path: Path, fixtures_db: str
+) -> None:
+    """Export reads an existing `{id}.json` to compare it: a FIFO of that name blocked that read
+    forever (no writer comes). Each thing that is not a file is reported and left as it is, even
+    with --overwrite. A real process, so a hang is caught by its timeout instead of stalling the run."""
+    target = tmp_path / "out"
+    assert cli("--db", fixtures_db, "export", str(target)).exit_code == 0
+    fifo, directory = sorted(target.iterdir())[:2]
+    fifo.unlink()
+    os.mkfifo(fifo)
+    directory.unlink()
+    directory.mkdir()
+    for extra in ([], ["--overwrite"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ckptdb", "--db", fixtures_db, "export", str(target), *extra],
+            capture_output=True,
+            text=True,
+            timeout=120,  # a hang guard, not a measurement
+        )
+        assert done.returncode == 3, done.stderr
+        assert f"conflict  {fifo}: a FIFO of that name is in the way: left as it is\n" in done.stdout
+        assert (
+            f"conflict  {directory}: a directory of that name is in the way: left as it is\n" in done.stdout
+        )
+        assert "0 exported, 0 overwritten, 298 unchanged, 2 conflict" in done.stdout
+    assert fifo.is_fifo() and directory.is_dir()
