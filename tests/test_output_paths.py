@@ -140,14 +140,19 @@ def test_import_report_outside_the_sources_is_written_whole(
     assert not [p for p in world.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
-@pytest.mark.parametrize("spelling", ["a.db", "./a.db", "b.db", "b.db-wal", "link-to-a", "hard-link-to-a"])
-def test_copy_report_naming_either_database_is_refused_and_creates_nothing(
-    world: Path, monkeypatch: pytest.MonkeyPatch, spelling: str
-) -> None:
+@pytest.fixture
+def copy_source(world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In `world`: the database as a.db, with a symlink and a hard link to it."""
     monkeypatch.chdir(world)
     os.rename("app.db", "a.db")
     os.symlink("a.db", "link-to-a")
     os.link("a.db", "hard-link-to-a")
+
+
+@pytest.mark.parametrize("spelling", ["a.db", "./a.db", "b.db", "b.db-wal", "link-to-a", "hard-link-to-a"])
+def test_copy_report_naming_either_database_is_refused_and_creates_nothing(
+    world: Path, copy_source: None, spelling: str
+) -> None:
     before = snapshot(world)
     result = cli("copy", "--from", "a.db", "--to", "b.db", "--report", spelling)
     refused(result, "is the database file")
@@ -157,12 +162,8 @@ def test_copy_report_naming_either_database_is_refused_and_creates_nothing(
 
 @pytest.mark.parametrize("destination", ["./a.db", "link-to-a", "hard-link-to-a", "a.db-wal", "a.db-shm"])
 def test_copy_into_the_source_under_another_name_is_refused(
-    world: Path, monkeypatch: pytest.MonkeyPatch, destination: str
+    world: Path, copy_source: None, destination: str
 ) -> None:
-    monkeypatch.chdir(world)
-    os.rename("app.db", "a.db")
-    os.symlink("a.db", "link-to-a")
-    os.link("a.db", "hard-link-to-a")
     before = snapshot(world)
     refused(cli("copy", "--from", "a.db", "--to", destination), "the same database")
     assert snapshot(world) == before and not (world / "a.db-wal").exists()
