@@ -289,3 +289,35 @@ def test_wheel_installed_outside_the_checkout_finds_its_migrations(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith(f"upgraded empty -> {HEAD}")
+
+
+@pytest.mark.postgres
+async def test_unbounded_time_text_migration_on_postgres(tmp_path: Path) -> None:
+    """0004 lifts PostgreSQL's 40-character limit on created_at_text (chrono keeps every fraction
+    digit it reads, as echo does); a downgrade that cannot put the limit back fails and loses nothing."""
+    db = pg_database_url(migrated=False)
+    migrate.upgrade(db, "0003_save_order")
+    url = db.replace("postgresql://", "postgresql+psycopg://", 1)
+    sql_engine = sa.create_engine(url)
+
+    def time_text_type() -> str:
+        with sql_engine.connect() as conn:
+            [column] = [
+                c for c in sa.inspect(conn).get_columns("checkpoints") if c["name"] == "created_at_text"
+            ]
+        return str(column["type"])
+
+    assert time_text_type() == "VARCHAR(40)"
+    migrate.upgrade(db)
+    assert time_text_type() == "TEXT"
+    long_time = "2026-11-03T01:03:47." + "9" * 60 + "+05:30"
+    cp = Checkpoint("long-time", "g", "n", {}, [], 0, Timestamp.parse(long_time), None, "afternode")
+    async with await open_store(db) as store:
+        await store.save(cp)
+    with pytest.raises(StoreError, match="value too long"):
+        migrate.downgrade(db, "0003_save_order")
+    sql_engine.dispose()
+    assert time_text_type() == "TEXT"
+    async with await open_store(db) as store:
+        loaded = await store.load("long-time")
+    assert loaded is not None and loaded.created_at.isoformat() == long_time

@@ -157,6 +157,10 @@ async def test_save_then_load_gives_every_field_back(store: CheckpointStore) -> 
         "2026-11-03T01:03:47.5Z",
         "2026-11-03T01:03:47.000Z",
         "2026-11-03T01:03:47Z",
+        # chrono keeps every fraction digit it is given (echo writes them back as read): longer
+        # than the 40 characters PostgreSQL's column held before schema 0004
+        "2026-11-03T01:03:47.123456789999999+05:30",
+        "2026-11-03T01:03:47." + "1" * 200 + "Z",
     ],
 )
 async def test_created_at_text_survives_the_store(store: CheckpointStore, created_at: str) -> None:

@@ -4,5 +4,10 @@ tests/test_migrations.py checks these against the Alembic tree, so they cannot d
 """
 
 VERSION_TABLE = "ckptdb_alembic_version"
-KNOWN_REVISIONS = ("0001_initial", "0002_checkpoint_summary_view", "0003_save_order")
+KNOWN_REVISIONS = (
+    "0001_initial",
+    "0002_checkpoint_summary_view",
+    "0003_save_order",
+    "0004_created_at_text_unbounded",
+)
 HEAD = KNOWN_REVISIONS[-1]

@@ -38,6 +38,10 @@ JsonText = sa.Text().with_variant(postgresql.JSON(none_as_null=True), "postgresq
 # PostgreSQL database's locale: keyset paging and ties broken by id must agree across engines.
 BytewiseText = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 BytewiseString30 = sa.String(30).with_variant(postgresql.VARCHAR(30, collation="C"), "postgresql")
+# Unbounded: chrono keeps every fraction digit it reads. SQLite never enforced the varchar(40) its
+# tables were created with, so they keep that declaration (changing it would rebuild the table);
+# PostgreSQL's column became text in schema 0004.
+TimeText = sa.String(40).with_variant(postgresql.TEXT(), "postgresql")
 
 metadata = SQLModel.metadata
 metadata.naming_convention = {
@@ -69,7 +73,7 @@ class CheckpointRow(SQLModel, table=True):
     created_at: str = Field(sa_column=sa.Column(BytewiseString30, nullable=False))
     pending_action: str | None = Field(default=None, sa_column=sa.Column(JsonText, nullable=True))
     interrupt_type: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
-    created_at_text: str | None = Field(default=None, sa_column=sa.Column(sa.String(40), nullable=True))
+    created_at_text: str | None = Field(default=None, sa_column=sa.Column(TimeText, nullable=True))
     extra: str | None = Field(default=None, sa_column=sa.Column(JsonText, nullable=True))
     source: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     save_seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, server_default=sa.text("0")))
