@@ -36,7 +36,7 @@ from ckptdb.store import (
     resolve_query,
 )
 
-_MAX_NAME_BYTES = 240  # file systems stop at 255 bytes; leave room for ".json" and temp suffixes
+_MAX_NAME_BYTES = 240  # file systems stop at 255 bytes: room for ".json" (temp names are cut to fit)
 
 
 def check_file_id(checkpoint_id: object) -> str:
@@ -87,13 +87,33 @@ def save_stamp() -> int:
         return _last_stamp
 
 
+_NAME_MAX = 255
+"""Bytes in one file name on every file system echo directories live on (ext4, xfs, btrfs, APFS)."""
+
+
+def temp_name(name: str) -> str:
+    """A fresh temp file name beside `name`: its start (cut at a character so the whole fits
+    _NAME_MAX bytes even for the longest allowed id), a random part (concurrent writes of one id
+    never share a temp file) and `.json.tmp`, which no listing reads as a checkpoint."""
+    suffix = f".{secrets.token_hex(4)}.json.tmp"
+    stem = (name[:-5] if name.endswith(".json") else name).encode("utf-8", "surrogatepass")
+    return stem[: _NAME_MAX - len(suffix)].decode("utf-8", "ignore") + suffix
+
+
 def write_file_atomic(
-    directory: Path, name: str, data: bytes, *, sync_dir: bool = True, mtime_ns: int | None = None
+    directory: Path,
+    name: str,
+    data: bytes,
+    *,
+    sync_dir: bool = True,
+    mtime_ns: int | None = None,
+    fsync: bool = True,
 ) -> Path:
     """Write `directory/name` all-or-nothing: temp file, fsync, rename, fsync the directory.
-    `mtime_ns` is set on the file before its fsync."""
+    `mtime_ns` is set on the file before its fsync. `fsync=False` keeps the temp file and the
+    rename (readers never see half a file) and skips both fsyncs."""
     target = directory / name
-    tmp = directory / f"{name[:-5] if name.endswith('.json') else name}.{secrets.token_hex(4)}.json.tmp"
+    tmp = directory / temp_name(name)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -102,14 +122,15 @@ def write_file_atomic(
                 view = view[os.write(fd, view) :]
             if mtime_ns is not None:
                 os.utime(fd, ns=(mtime_ns, mtime_ns))
-            os.fsync(fd)
+            if fsync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from None
-    if sync_dir:
+    if sync_dir and fsync:
         fsync_directory(directory)
     return target
 
@@ -146,15 +167,10 @@ class FileCheckpointStore(CheckpointStore):
             raise StoreError(f"cannot create checkpoint directory {self.directory}: {exc.strerror}") from None
 
     def _write(self, checkpoint_id: str, data: bytes, sync_dir: bool) -> None:
-        stamp = save_stamp()
-        if self._fsync:
-            name = f"{checkpoint_id}.json"
-            write_file_atomic(self.directory, name, data, sync_dir=sync_dir, mtime_ns=stamp)
-        else:
-            tmp = self.directory / f"{checkpoint_id}.json.tmp"
-            tmp.write_bytes(data)
-            os.utime(tmp, ns=(stamp, stamp))
-            os.replace(tmp, self._path(checkpoint_id))
+        name = f"{checkpoint_id}.json"
+        write_file_atomic(
+            self.directory, name, data, sync_dir=sync_dir, mtime_ns=save_stamp(), fsync=self._fsync
+        )
 
     def _save_sync(self, checkpoints: list[Checkpoint]) -> None:
         # Serialize the whole batch before writing anything, so an invalid checkpoint in a batch

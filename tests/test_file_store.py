@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -84,6 +85,32 @@ async def test_unsynced_mode_also_leaves_no_tmp(tmp_path: Path) -> None:
     await store.save(cp)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.json"]
     assert (tmp_path / "fast.json").read_bytes() == cp.to_json().encode("utf-8")
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+@pytest.mark.parametrize("longest_id", ["i" * 240, "检" * 80], ids=["ascii", "cjk"])
+async def test_the_longest_allowed_id_saves_in_both_modes(
+    tmp_path: Path, fsync: bool, longest_id: str
+) -> None:
+    """240 bytes is the id limit; the temp file beside it must fit the file system's 255 bytes too."""
+    store = FileCheckpointStore(tmp_path, fsync=fsync)
+    await store.save(make(longest_id))
+    await store.save(make(longest_id, BASE + 1))  # a replace goes through a temp file again
+    assert [p.name for p in tmp_path.iterdir()] == [f"{longest_id}.json"]
+    loaded = await store.load(longest_id)
+    assert loaded is not None and loaded.created_at == Timestamp(BASE + 1)
+
+
+async def test_concurrent_unsynced_saves_of_one_id_each_land_whole(tmp_path: Path) -> None:
+    """Without fsync the temp file is still unique per write: two saves of one id at once never
+    rename each other's temp file away (one used to fail with a raw FileNotFoundError)."""
+    store = FileCheckpointStore(tmp_path, fsync=False)
+    big = {"blob": "x" * 2_000_000}
+    for round_ in range(5):
+        await asyncio.gather(*(store.save(make("same", BASE + i, state_snapshot=big)) for i in range(4)))
+        assert [p.name for p in tmp_path.iterdir()] == ["same.json"], round_
+    loaded = await store.load("same")
+    assert loaded is not None and loaded.state_snapshot == big
 
 
 async def test_non_ascii_id_is_a_utf8_file_name(tmp_path: Path) -> None:
