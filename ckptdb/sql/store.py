@@ -111,9 +111,9 @@ class SqlCheckpointStore(CheckpointStore):
         try:
             state = await backend.schema_state()
             if state.empty and create and migrate:
-                from ckptdb import migrate as migrations
+                from ckptdb.sql import migration
 
-                await asyncio.to_thread(migrations.upgrade_backend, backend)
+                await asyncio.to_thread(migration.upgrade_backend, backend)
                 state = await backend.schema_state()
             check_schema(state, target.display())
             if not readonly:
