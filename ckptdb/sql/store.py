@@ -367,7 +367,7 @@ class SqlCheckpointStore(CheckpointStore):
         A row that cannot be read back raises DamagedRowError, unless `on_damaged` is given: it
         then gets the error and the stream goes on with the next row (export reports and skips)."""
         where, params = self.where_clause(query or CheckpointQuery(limit=None))
-        sql = f"SELECT {sqlrows._SELECT_FULL} FROM checkpoints{where} ORDER BY created_at DESC, id DESC"
+        sql = f"SELECT {sqlrows.SELECT_CONTENT} FROM checkpoints{where} ORDER BY created_at DESC, id DESC"
         if query is not None and query.limit is not None:
             sql += " LIMIT ?"
             params.append(query.limit)
@@ -389,7 +389,7 @@ class SqlCheckpointStore(CheckpointStore):
     def stream_rows(self) -> AsyncGenerator[tuple[Any, ...], None]:
         """Every stored row undecoded (`rows.from_row` decodes one), by id, streamed: a check can
         then report each damaged row and go on, where `iter_checkpoints` stops at the first."""
-        return self._backend.stream(f"SELECT {sqlrows._SELECT_FULL} FROM checkpoints ORDER BY id")
+        return self._backend.stream(f"SELECT {sqlrows.SELECT_CONTENT} FROM checkpoints ORDER BY id")
 
     async def count(self, query: CheckpointQuery | None = None) -> int:
         where, params = self.where_clause(query or CheckpointQuery())
