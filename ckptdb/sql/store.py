@@ -32,6 +32,9 @@ from ckptdb.store import (
     resolve_query,
 )
 
+__all__ = ["DatabaseTarget", "SqlCheckpointStore", "open_store", "parse_target"]
+"""`DatabaseTarget` and `parse_target` are re-exported: the SQL layer's facade for the library."""
+
 
 def _check_id(checkpoint_id: object) -> str:
     """An id the database can be asked about: a string that UTF-8 can encode (the driver cannot bind
