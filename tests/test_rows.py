@@ -1,12 +1,16 @@
 """The row layout named in ckptdb.sql.rows: positions come from column names, and "the same
-checkpoint" (what an import and a copy call unchanged) is decided there, once."""
+checkpoint" (what an import and a copy call unchanged) is decided there, once; and what
+ckptdb.sql.transfer gives an importer besides."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from ckptdb import Checkpoint, InterruptType
+from ckptdb import Checkpoint, InterruptType, migrate, open_store, parse_target
 from ckptdb.sql import rows as sqlrows
+from ckptdb.sql.transfer import encodes_json_as_bytes, has_schema
 
 CHECKPOINT = Checkpoint.new(
     graph_name="support_bot",
@@ -53,3 +57,17 @@ def test_a_huge_json_text_as_bytes_is_the_same_as_its_stored_str() -> None:
     as_bytes = list(row)
     as_bytes[state] = row[state].encode("utf-8")  # type: ignore[union-attr]
     assert sqlrows.same_content(tuple(as_bytes), row)
+
+
+@pytest.mark.postgres
+async def test_has_schema_tells_a_migrated_database_from_an_empty_one(pg_empty_url: str) -> None:
+    """What a dry-run import asks before opening a PostgreSQL database (connecting creates nothing)."""
+    target = parse_target(pg_empty_url)
+    assert not await has_schema(target)
+    migrate.upgrade(pg_empty_url)
+    assert await has_schema(target)
+
+
+async def test_a_sqlite_store_binds_huge_json_as_bytes(tmp_path: Path) -> None:
+    async with await open_store(tmp_path / "a.db") as store:
+        assert encodes_json_as_bytes(store)
