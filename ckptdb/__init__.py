@@ -23,8 +23,7 @@ if TYPE_CHECKING:
     from ckptdb.files import FileCheckpointStore
     from ckptdb.memory import MemoryCheckpointStore
     from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
-    from ckptdb.sql.backend import DatabaseTarget, parse_target
-    from ckptdb.sql.store import SqlCheckpointStore, open_store
+    from ckptdb.sql.store import DatabaseTarget, SqlCheckpointStore, open_store, parse_target
     from ckptdb.state_filter import StateFilter
     from ckptdb.store import CheckpointPage, CheckpointQuery, CheckpointStore
 
@@ -42,8 +41,8 @@ _HOME = {
     "CheckpointInfo": "ckptdb.model",
     "InterruptType": "ckptdb.model",
     "Timestamp": "ckptdb.model",
-    "DatabaseTarget": "ckptdb.sql.backend",
-    "parse_target": "ckptdb.sql.backend",
+    "DatabaseTarget": "ckptdb.sql.store",
+    "parse_target": "ckptdb.sql.store",
     "SqlCheckpointStore": "ckptdb.sql.store",
     "open_store": "ckptdb.sql.store",
     "StateFilter": "ckptdb.state_filter",

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from ckptdb.echo_json import MAX_DEPTH, check_json_value
 from ckptdb.errors import DamagedRowError, InvalidCheckpointError, StoreError, UnavailableError
+from ckptdb.sql import inspection
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import IntegrityCheck, WalStatus
+from ckptdb.sql.inspection import IntegrityCheck, WalStatus
 from ckptdb.sql.revision import HEAD
 from ckptdb.sql.store import open_store
 
@@ -86,7 +87,7 @@ async def check_database(
                     if reason is not None:
                         report.damaged_count += 1
                         if len(report.damaged) < max_listed:
-                            report.damaged.append(DamagedRow(str(row[0]), reason))
+                            report.damaged.append(DamagedRow(str(row[sqlrows.ID]), reason))
                     if progress is not None and report.checkpoints % 1000 == 0:
                         progress(report.checkpoints, total)
         except UnavailableError:  # an outage (a lost connection), not damage: the check did not run
@@ -96,5 +97,5 @@ async def check_database(
             report.engine_problems.append(f"reading stopped after {report.checkpoints} rows: {exc}")
         if progress is not None:
             progress(report.checkpoints, total)
-        report.wal = await store.backend.wal_status()
+        report.wal = await inspection.wal_status(store)
     return report

@@ -28,7 +28,7 @@ number, so the copied rows keep their relative order, after whatever the destina
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,16 +38,13 @@ from ckptdb.errors import CkptdbError, InvalidCheckpointError
 from ckptdb.exit_status import ExitStatus
 from ckptdb.outputs import OutputPathError, same_database
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import DatabaseTarget, parse_target
-from ckptdb.sql.store import SqlCheckpointStore
+from ckptdb.sql.store import DatabaseTarget, SqlCheckpointStore, parse_target
+from ckptdb.sql.transfer import rows_in_save_order, stored_rows
 
 OnConflict = Literal["skip", "replace", "fail"]
 ON_CONFLICT: tuple[OnConflict, ...] = ("skip", "replace", "fail")
 DEFAULT_BATCH = 500
 MAX_LISTED = 20  # ids kept per outcome in the report; the counts are always complete
-
-_ALL_COLUMNS = ", ".join(sqlrows.COLUMNS)
-_COMPARED = len(sqlrows.COLUMNS) - 1  # every column but `source` (where an import came from)
 
 
 class CopyConflictError(CkptdbError):
@@ -215,8 +212,7 @@ async def copy_between(
     if total is not None:
         total(report.source_before)
     batch: list[tuple[Any, ...]] = []
-    source_rows = f"SELECT {_ALL_COLUMNS} FROM checkpoints ORDER BY {', '.join(sqlrows.ORDER_KEY)}"
-    async for row in src.backend.stream(source_rows, (), batch=batch_size):
+    async for row in rows_in_save_order(src, batch=batch_size):
         batch.append(row)
         if len(batch) >= batch_size:
             await _copy_batch(dst, batch, report)
@@ -232,27 +228,17 @@ async def copy_between(
     return report
 
 
-async def _existing(dst: SqlCheckpointStore, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-    marks = ", ".join("?" * len(ids))
-    found = await dst.backend.fetchall(f"SELECT {_ALL_COLUMNS} FROM checkpoints WHERE id IN ({marks})", ids)
-    return {row[0]: row for row in found}
-
-
-def _same(a: Sequence[Any], b: Sequence[Any]) -> bool:
-    return tuple(a[:_COMPARED]) == tuple(b[:_COMPARED])
-
-
 def _sound(batch: list[tuple[Any, ...]], report: CopyReport) -> list[tuple[Any, ...]]:
     """The rows that read back as checkpoints; the others are reported as damaged."""
     sound: list[tuple[Any, ...]] = []
     for row in batch:
-        reason = damage(row[:-1])  # every column but `source`, as `db check` reads them
+        reason = damage(sqlrows.content(row))  # every column but `source`, as `db check` reads them
         if reason is None:
             sound.append(row)
             continue
         report.damaged += 1
         if len(report.damaged_ids) < MAX_LISTED:
-            report.damaged_ids.append((str(row[0]), reason))
+            report.damaged_ids.append((str(row[sqlrows.ID]), reason))
     return sound
 
 
@@ -261,19 +247,19 @@ async def _copy_batch(dst: SqlCheckpointStore, batch: list[tuple[Any, ...]], rep
     batch = _sound(batch, report)
     if not batch:
         return
-    existing = await _existing(dst, [row[0] for row in batch])
+    existing = await stored_rows(dst, [row[sqlrows.ID] for row in batch])
     new: list[tuple[Any, ...]] = []
     different: list[tuple[Any, ...]] = []
     for row in batch:
-        stored = existing.get(row[0])
+        stored = existing.get(row[sqlrows.ID])
         if stored is None:
             new.append(row)
-        elif _same(row, stored):
+        elif sqlrows.same_content(row, stored):
             report.unchanged += 1
         else:
             different.append(row)
     if different and report.on_conflict == "fail":
-        ids = ", ".join(repr(row[0]) for row in different[:5])
+        ids = ", ".join(repr(row[sqlrows.ID]) for row in different[:5])
         report.stopped = True
         _note_conflicts(report, different)
         raise CopyConflictError(
@@ -294,7 +280,7 @@ async def _copy_batch(dst: SqlCheckpointStore, batch: list[tuple[Any, ...]], rep
 def _note_conflicts(report: CopyReport, rows: list[tuple[Any, ...]]) -> None:
     report.conflicts += len(rows)
     room = MAX_LISTED - len(report.conflict_ids)
-    report.conflict_ids.extend(str(row[0]) for row in rows[: max(room, 0)])
+    report.conflict_ids.extend(str(row[sqlrows.ID]) for row in rows[: max(room, 0)])
 
 
 async def _write(

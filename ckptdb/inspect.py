@@ -1,23 +1,9 @@
 """Inspection and pruning on an SQL store: what the `ckptdb list/show/graphs/stats/pending/rm/prune/sql`
 commands do, as library calls.
 
-Everything is engine-neutral SQL with `?` parameters (user text is always bound, never pasted
-into SQL); what differs between engines (byte lengths, read-only enforcement, vacuum) comes from
-the store's Backend. Reads that can be large stream from one cursor; the summaries (graphs, stats,
-pending) aggregate inside the database and return one row per graph.
-
-How the hot paths stay fast on a million rows:
-- per-graph walks use a skip scan over the (graph_name, created_at, id) index (a recursive CTE
-  that hops from one graph name to the next), so `pending` costs one index probe per graph;
-- `graphs` counts through that index, and sums bytes in one sequential scan: the CTE is
-  MATERIALIZED so the byte length is computed before the GROUP BY sort (otherwise SQLite sorts
-  the whole JSON text) and the table is read in storage order, not by index lookups;
-- "newest" in `pending` and prune is the save order (save_seq, then created_at and id; see
-  ckptdb.sql.rows.NEXT_SAVE_SEQ), not created_at alone, which is the saving host's clock;
-- prune fixes, per graph, the (save_seq, created_at, id) of the oldest checkpoint to keep and the
-  highest save_seq stored, then deletes strictly older rows oldest first, in time windows of the
-  whole table, each its own transaction, so savers running at the same time wait a fraction of a
-  second, not the whole prune, and rows saved meanwhile (a higher save_seq) are never touched.
+This module decides what to show and what a prune selects; every statement it needs is run by
+the SQL layer (`ckptdb.sql.inspection` for the reads, `ckptdb.sql.maintenance` for prune and
+vacuum), which returns typed records. How those stay fast on a million rows is told there.
 """
 
 from __future__ import annotations
@@ -26,30 +12,32 @@ import re
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ckptdb.errors import CkptdbError, DamagedRowError
 from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, JsonValue, Timestamp
+from ckptdb.sql import inspection, maintenance
+from ckptdb.sql.inspection import ListRecord, OnDamaged, WalStatus, report_damaged
+from ckptdb.sql.maintenance import VacuumResult
+from ckptdb.sql.rows import echo_time
+from ckptdb.sql.store import SqlCheckpointStore, open_store
 from ckptdb.state_filter import lookup, parse_path
 from ckptdb.store import CheckpointQuery
 from ckptdb.times import parse_age, parse_time
-
-if TYPE_CHECKING:
-    from ckptdb.sql.backend import WalStatus
-    from ckptdb.sql.store import SqlCheckpointStore
 
 __all__ = [
     "WAITING_TYPES",
     "GraphPrune",
     "GraphStats",
     "GraphSummary",
+    "ListRecord",
     "NotFoundError",
     "OnDamaged",
     "PrunePlan",
     "PruneResult",
     "Stats",
+    "VacuumResult",
     "build_query",
     "echo_time",
     "execute_prune",
@@ -90,8 +78,6 @@ async def open_existing(target: str | Path, *, readonly: bool = False) -> SqlChe
     `readonly` (every command that only looks) never migrates or changes the file (no
     journal-mode switch, no writer thread), and works on a read-only file or file system.
     """
-    from ckptdb.sql.store import open_store
-
     return await open_store(target, create=False, readonly=readonly)
 
 
@@ -144,96 +130,25 @@ def build_query(
 # -- reading ---------------------------------------------------------------------------------------
 
 
-OnDamaged = Callable[[DamagedRowError], None]
-"""Gets each damaged row a read meets (a hand edit in SQL, a torn page: see `ckptdb db check`),
-which the read then skips; without one, the first damaged row raises DamagedRowError."""
-
-
-def _damaged_row(on_damaged: OnDamaged | None, exc: DamagedRowError) -> None:
-    if on_damaged is None:
-        raise exc
-    on_damaged(exc)
-
-
-async def list_checkpoints(
+def list_checkpoints(
     store: SqlCheckpointStore, query: CheckpointQuery, *, on_damaged: OnDamaged | None = None
 ) -> AsyncGenerator[CheckpointInfo, None]:
     """Summaries newest first, streamed from one cursor: memory stays flat for any number of rows.
+    A damaged row goes to `on_damaged` (see `OnDamaged`) and is skipped.
 
     Close it (`contextlib.aclosing`) before the store when you may stop early (`list | head`):
     the cursor is closed with it, not left for the event loop to finalize after the store closed.
     """
-    from ckptdb.sql import rows as sqlrows
-
-    sql, params = store.select_infos(query, limit=query.limit)
-    stream = store.backend.stream(sql, params)
-    async with aclosing(stream):
-        async for row in stream:
-            try:
-                info = sqlrows.info_from_row(row)
-            except DamagedRowError as exc:
-                _damaged_row(on_damaged, exc)
-                continue
-            yield info
+    return inspection.stream_infos(store, query, on_damaged=on_damaged)
 
 
-ListRecord = tuple[str, str, str, str, int, str]
-"""(id, graph_name, current_node, interrupt_type, step_count, created_at as echo wrote it)."""
-
-
-_UTC_COLUMN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z", re.ASCII)
-"""The form of every `created_at` ckptdb writes (fixed width, nine fraction digits)."""
-
-
-async def list_records(
+def list_records(
     store: SqlCheckpointStore, query: CheckpointQuery, *, on_damaged: OnDamaged | None = None
 ) -> AsyncGenerator[ListRecord, None]:
-    """`list_checkpoints` as plain values ready to print, about twice as fast per row: the time
-    text is cut from the stored UTC text instead of going through a Timestamp and back.
-
-    A row that does not look as ckptdb writes it (a time of another form, a negative step count,
-    anything unusual in the rarely set columns) goes through the full decoding, which names what
-    is damaged; a damaged row is skipped (see `OnDamaged`), never printed as if it were sound."""
-    from ckptdb.sql import rows as sqlrows
-
-    sql, params = store.select_infos(query, limit=query.limit)
-    stream = store.backend.stream(sql, params)
-    async with aclosing(stream):
-        async for row in stream:
-            cid, graph, node, step, created, kind, original, extra = row
-            if (
-                original is None
-                and extra is None
-                and isinstance(created, str)
-                and _UTC_COLUMN.fullmatch(created)
-                and isinstance(step, int)
-                and step >= 0
-            ):
-                yield (cid, graph, node, kind, step, echo_time(created))
-                continue
-            try:  # the uncommon columns, or a damaged row: decode it the slow, checking way
-                info = sqlrows.info_from_row(row)
-                if info.step_count < 0:
-                    why = f"expected an unsigned integer up to 2^64-1, got {info.step_count}"
-                    raise DamagedRowError(cid, f"field 'step_count': {why}")
-            except DamagedRowError as exc:
-                _damaged_row(on_damaged, exc)
-                continue
-            text = original if original is not None else echo_time(created)
-            yield (cid, graph, node, kind, info.step_count, text)
-
-
-def echo_time(utc_text: str) -> str:
-    """`2026-11-03T09:50:52.350000000Z` -> `2026-11-03T09:50:52.350Z`: chrono's spelling (0, 3, 6
-    or 9 fraction digits) of the fixed-width UTC column text; equals Timestamp(...).isoformat()."""
-    fraction = utc_text[20:29]
-    if fraction == "000000000":
-        return utc_text[:19] + "Z"
-    if fraction.endswith("000000"):
-        return utc_text[:23] + "Z"
-    if fraction.endswith("000"):
-        return utc_text[:26] + "Z"
-    return utc_text
+    """`list_checkpoints` as plain values ready to print (`ListRecord`), about twice as fast per
+    row; a damaged row is skipped (see `OnDamaged`), never printed as if it were sound. Close it
+    as `list_checkpoints`."""
+    return inspection.stream_list_records(store, query, on_damaged=on_damaged)
 
 
 async def get_checkpoint(store: SqlCheckpointStore, checkpoint_id: str) -> Checkpoint:
@@ -275,34 +190,10 @@ def field_value(checkpoint: Checkpoint, path_text: str) -> JsonValue:
 
 # -- summaries -------------------------------------------------------------------------------------
 
-# One row per graph name, in a handful of index probes per graph (no scan of the rows).
-_GRAPH_WALK = """WITH RECURSIVE graphs(name) AS (
-    SELECT min(graph_name) FROM checkpoints
-    UNION ALL
-    SELECT (SELECT min(graph_name) FROM checkpoints WHERE graph_name > graphs.name)
-    FROM graphs WHERE graphs.name IS NOT NULL
-)"""
-
-_GRAPH_COUNTS = f"""{_GRAPH_WALK}
-SELECT name,
-       (SELECT count(*) FROM checkpoints WHERE graph_name = graphs.name),
-       (SELECT min(created_at) FROM checkpoints WHERE graph_name = graphs.name),
-       (SELECT max(created_at) FROM checkpoints WHERE graph_name = graphs.name)
-FROM graphs WHERE name IS NOT NULL"""
-
 EXACT_SIZE_ROWS = 250_000
 """Up to this many checkpoints `graphs` sums every row's bytes (one scan); above, it estimates."""
 SIZE_BUCKETS = 256
 """Time buckets per graph when estimating its size (graphs with fewer rows are summed exactly)."""
-
-
-def _row_bytes(store: SqlCheckpointStore) -> str:
-    """SQL for the bytes of a row's JSON as stored: state, path, pending action and extra fields."""
-    length = store.backend.byte_length_sql
-    return (
-        f"{length('state_snapshot')} + {length('path')} + "
-        f"coalesce({length('pending_action')}, 0) + coalesce({length('extra')}, 0)"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,11 +209,6 @@ class GraphSummary:
     """Bytes of the graph's checkpoint JSON as stored (before page overhead and indexes)."""
     data_bytes_exact: bool = True
     """False when `data_bytes` is an estimate (see `graphs`)."""
-
-
-async def _graph_counts(store: SqlCheckpointStore) -> list[tuple[str, int, str, str]]:
-    rows = await store.backend.fetchall(_GRAPH_COUNTS)
-    return [(str(name), int(count), str(oldest), str(newest)) for name, count, oldest, newest in rows]
 
 
 def _utc_time(text: object) -> Timestamp | None:
@@ -347,27 +233,29 @@ class _Bounds:
         self.reported: set[str] = set()
 
     async def resolve(
-        self, oldest_text: object, newest_text: object, where: str, params: Sequence[Any]
+        self, oldest_text: object, newest_text: object, graph_name: str, interrupt_type: str | None = None
     ) -> tuple[Timestamp | None, Timestamp | None]:
         oldest, newest = _utc_time(oldest_text), _utc_time(newest_text)
         if oldest is None:
-            oldest = await self._walk(where, params, "ASC")
+            oldest = await self._walk(graph_name, interrupt_type, newest_first=False)
         if newest is None:
-            newest = await self._walk(where, params, "DESC")
+            newest = await self._walk(graph_name, interrupt_type, newest_first=True)
         return oldest, newest
 
-    async def _walk(self, where: str, params: Sequence[Any], order: str) -> Timestamp | None:
-        sql = f"SELECT id, created_at FROM checkpoints WHERE {where} ORDER BY created_at {order}, id {order}"
-        async with aclosing(self.store.backend.stream(sql, params, batch=100)) as rows:
-            async for checkpoint_id, text in rows:
-                found = _utc_time(text)
+    async def _walk(
+        self, graph_name: str, interrupt_type: str | None, *, newest_first: bool
+    ) -> Timestamp | None:
+        walk = inspection.walk_times(self.store, graph_name, interrupt_type, newest_first=newest_first)
+        async with aclosing(walk) as rows:
+            async for row in rows:
+                found = _utc_time(row.created_at)
                 if found is not None:
                     return found
-                if checkpoint_id not in self.reported:
-                    self.reported.add(checkpoint_id)
-                    _damaged_row(
+                if row.checkpoint_id not in self.reported:
+                    self.reported.add(row.checkpoint_id)
+                    report_damaged(
                         self.on_damaged,
-                        DamagedRowError(checkpoint_id, f"created_at {text!r} is not a time"),
+                        DamagedRowError(row.checkpoint_id, f"created_at {row.created_at!r} is not a time"),
                     )
         return None
 
@@ -387,71 +275,43 @@ async def graphs(
     A damaged `created_at` among a graph's oldest or newest rows goes to `on_damaged` (see
     `_Bounds`); the graph's times are then those of its readable rows.
     """
-    counts = await _graph_counts(store)
+    counts = await inspection.graph_counts(store)
     bounds = _Bounds(store, on_damaged)
     times = {
-        name: await bounds.resolve(oldest, newest, "graph_name = ?", [name])
-        for name, _, oldest, newest in counts
+        graph.graph_name: await bounds.resolve(graph.oldest_text, graph.newest_text, graph.graph_name)
+        for graph in counts
     }
-    total = sum(count for _, count, _, _ in counts)
+    total = sum(graph.checkpoints for graph in counts)
     if exact is None:
-        sampled_reads = sum(min(count, SIZE_BUCKETS) for _, count, _, _ in counts)
+        sampled_reads = sum(min(graph.checkpoints, SIZE_BUCKETS) for graph in counts)
         # Many small graphs: sampling would read most rows one by one; the scan is cheaper then.
         exact = total <= EXACT_SIZE_ROWS or sampled_reads * 4 > total
     estimated: set[str] = set()
     if exact:
-        sizes = await _exact_sizes(store)
+        sizes = await inspection.exact_sizes(store)
     else:
         sizes = {}
-        for name, count, _, _ in counts:
+        for graph in counts:
+            name = graph.graph_name
             oldest, newest = times[name]
-            if count <= SIZE_BUCKETS or oldest is None or newest is None:
-                sizes[name] = await _graph_bytes(store, name)
+            if graph.checkpoints <= SIZE_BUCKETS or oldest is None or newest is None:
+                sizes[name] = await inspection.graph_bytes(store, name)
             else:
-                sizes[name] = await _estimated_bytes(store, name, oldest, newest)
+                sizes[name] = await inspection.estimated_bytes(store, name, oldest, newest, SIZE_BUCKETS)
                 estimated.add(name)
     return sorted(
         (
-            GraphSummary(name, count, *times[name], sizes.get(name, 0), name not in estimated)
-            for name, count, _, _ in counts
+            GraphSummary(
+                graph.graph_name,
+                graph.checkpoints,
+                *times[graph.graph_name],
+                sizes.get(graph.graph_name, 0),
+                graph.graph_name not in estimated,
+            )
+            for graph in counts
         ),
         key=lambda summary: summary.graph_name,
     )
-
-
-async def _exact_sizes(store: SqlCheckpointStore) -> dict[str, int]:
-    # MATERIALIZED: the byte length is computed while scanning, so the GROUP BY sorts small
-    # (name, number) records; flattened, SQLite would carry every row's JSON text into the sort.
-    rows = await store.backend.fetchall(
-        f"WITH sized AS MATERIALIZED (SELECT graph_name, {_row_bytes(store)} AS data_bytes FROM checkpoints) "
-        "SELECT graph_name, sum(data_bytes) FROM sized GROUP BY graph_name"
-    )
-    return {str(name): int(total) for name, total in rows}
-
-
-async def _graph_bytes(store: SqlCheckpointStore, graph_name: str) -> int:
-    found = await store.backend.fetchall(
-        f"SELECT sum({_row_bytes(store)}) FROM checkpoints WHERE graph_name = ?", [graph_name]
-    )
-    return int(found[0][0] or 0)
-
-
-async def _estimated_bytes(
-    store: SqlCheckpointStore, graph_name: str, oldest: Timestamp, newest: Timestamp
-) -> int:
-    start = oldest.unix_nanos
-    end = newest.unix_nanos + 1
-    edges = [Timestamp(start + (end - start) * i // SIZE_BUCKETS).utc_text() for i in range(SIZE_BUCKETS + 1)]
-    bounds = sorted(set(pairwise(edges)))  # equal edges when the range is short
-    bucket = "graph_name = ? AND created_at >= buckets.lo AND created_at < buckets.hi"
-    rows = await store.backend.fetchall(
-        f"WITH buckets(lo, hi) AS (VALUES {', '.join(['(?, ?)'] * len(bounds))}) "
-        f"SELECT (SELECT count(*) FROM checkpoints WHERE {bucket}), "
-        f"(SELECT {_row_bytes(store)} FROM checkpoints WHERE {bucket} ORDER BY created_at, id LIMIT 1) "
-        "FROM buckets",
-        [value for pair in bounds for value in pair] + [graph_name, graph_name],
-    )
-    return sum(int(count) * int(size) for count, size in rows if count)
 
 
 @dataclass(slots=True)
@@ -491,77 +351,41 @@ class Stats:
 async def stats(store: SqlCheckpointStore, *, on_damaged: OnDamaged | None = None) -> Stats:
     """Counts by graph and interrupt type with oldest/newest times, and the database's size.
 
-    One sequential scan (MATERIALIZED, for the same reason as in `graphs`); no time budget here.
-    Damaged times go to `on_damaged`, as in `graphs`, and count without a time.
+    One sequential scan; no time budget here. Damaged times go to `on_damaged`, as in `graphs`,
+    and count without a time.
     """
-    rows = await store.backend.fetchall(
-        "WITH r AS MATERIALIZED (SELECT graph_name, interrupt_type, created_at FROM checkpoints) "
-        "SELECT graph_name, interrupt_type, count(*), min(created_at), max(created_at) "
-        "FROM r GROUP BY graph_name, interrupt_type"
-    )
     total = GraphStats("")
     by_graph: dict[str, GraphStats] = {}
     bounds = _Bounds(store, on_damaged)
-    for name, kind_text, count, oldest_text, newest_text in sorted(rows):
-        kind = _TYPE_NAMES[kind_text]  # the table's CHECK constraint admits no other value
+    for counted in await inspection.type_counts(store):
+        kind = _TYPE_NAMES[counted.interrupt_type]  # the table's CHECK constraint admits no other value
         oldest, newest = await bounds.resolve(
-            oldest_text, newest_text, "graph_name = ? AND interrupt_type = ?", [name, kind_text]
+            counted.oldest_text, counted.newest_text, counted.graph_name, counted.interrupt_type
         )
-        by_graph.setdefault(name, GraphStats(name)).add(kind, int(count), oldest, newest)
-        total.add(kind, int(count), oldest, newest)
+        by_graph.setdefault(counted.graph_name, GraphStats(counted.graph_name)).add(
+            kind, counted.checkpoints, oldest, newest
+        )
+        total.add(kind, counted.checkpoints, oldest, newest)
+    space = await inspection.database_space(store)
     return Stats(
         store.target.display(),
-        await store.backend.database_size(),
-        await store.backend.free_bytes(),
+        space.database_bytes,
+        space.free_bytes,
         total,
         [by_graph[name] for name in sorted(by_graph)],
-        await store.backend.wal_status(),
+        space.wal,
     )
-
-
-_SOUND_TIME = "length(created_at) = 30 AND created_at LIKE '____-__-__T__:__:__._________Z'"
-"""SQL true for a `created_at` of the form ckptdb writes (fixed width, nine fraction digits)."""
 
 
 async def pending(store: SqlCheckpointStore, *, on_damaged: OnDamaged | None = None) -> list[Checkpoint]:
     """The checkpoints waiting for a person: each graph's last saved checkpoint, when its interrupt
     type is toolapproval or userrequest (a graph that moved on past an approval is not waiting).
-    Last saved first. A damaged one goes to `on_damaged` and is left out."""
-    from ckptdb.sql import rows as sqlrows
-
-    # rows.COLUMNS without `source` (the last): the order rows.from_row reads.
-    columns = ", ".join(f"c.{name}" for name in sqlrows.COLUMNS[:-1])
-    # Rows without a save order (imported, hand-made) fall back to created_at, where a damaged
-    # time ('yesterday') sorts after every real one as text: it must not stand for its graph's
-    # newest checkpoint. The last row of sound form is the graph's state; a damaged one above it
-    # is reported (one more index probe per graph).
-    rows = await store.backend.fetchall(
-        f"""{_GRAPH_WALK}
-SELECT {columns} FROM graphs JOIN checkpoints c ON c.id = (
-    SELECT id FROM checkpoints WHERE graph_name = graphs.name AND {_SOUND_TIME}
-    ORDER BY {sqlrows.ORDER_NEWEST_FIRST} LIMIT 1
-)
-WHERE c.interrupt_type IN (?, ?)
-ORDER BY c.save_seq DESC, c.created_at DESC, c.id DESC""",
-        [kind.value for kind in WAITING_TYPES],
-    )
+    Last saved first. A damaged one goes to `on_damaged` and is left out; so does a graph's
+    newest row whose `created_at` is damaged (the last row of sound form stands for its graph)."""
     if on_damaged is not None:
-        tops = await store.backend.fetchall(
-            f"""{_GRAPH_WALK}
-SELECT c.id, c.created_at FROM graphs JOIN checkpoints c ON c.id = (
-    SELECT id FROM checkpoints WHERE graph_name = graphs.name ORDER BY {sqlrows.ORDER_NEWEST_FIRST} LIMIT 1
-)
-WHERE NOT ({_SOUND_TIME.replace("created_at", "c.created_at")})"""
-        )
-        for checkpoint_id, text in tops:
-            on_damaged(DamagedRowError(checkpoint_id, f"created_at {text!r} is not a time"))
-    found = []
-    for row in rows:
-        try:
-            found.append(sqlrows.from_row(row))
-        except DamagedRowError as exc:
-            _damaged_row(on_damaged, exc)
-    return found
+        for top in await inspection.damaged_newest(store):
+            on_damaged(DamagedRowError(top.checkpoint_id, f"created_at {top.created_at!r} is not a time"))
+    return await inspection.last_saved_of_types(store, WAITING_TYPES, on_damaged=on_damaged)
 
 
 # -- deleting --------------------------------------------------------------------------------------
@@ -575,12 +399,7 @@ async def remove(store: SqlCheckpointStore, ids: Sequence[str], *, missing_ok: b
     """
     unique = list(dict.fromkeys(ids))
     if not missing_ok:
-        known: set[str] = set()
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            found = await store.backend.fetchall(f"SELECT id FROM checkpoints WHERE id IN ({marks})", chunk)
-            known.update(row[0] for row in found)
+        known = await inspection.existing_ids(store, unique)
         missing = [cid for cid in unique if cid not in known]
         if missing:
             shown = ", ".join(repr(cid) for cid in missing[:5]) + (", ..." if len(missing) > 5 else "")
@@ -623,31 +442,12 @@ class PrunePlan:
     def delete_bytes(self) -> int:
         return sum(graph.delete_bytes for graph in self.graphs)
 
-
-def _prune_where(
-    graph_name: str,
-    keep_from: tuple[int, str, str] | None,
-    older_than: Timestamp | None,
-    saved_up_to: int,
-    *,
-    in_time_window: bool = False,
-) -> tuple[str, list[Any]]:
-    """The rows of one graph a prune deletes; the same text plans, counts and deletes them.
-
-    `in_time_window`: the statement also bounds created_at to one window, and `+save_seq` keeps
-    the save-order index out of it, so the window's range on (graph_name, created_at, id) drives
-    the delete; otherwise SQLite picks the save-order index for the save_seq bounds and each
-    window's delete walks every deletable row of its graph (a prune of 195,000 of 200,000 rows
-    in windows of 50,000: 5.9 s against 3.6 s)."""
-    seq = "+save_seq" if in_time_window else "save_seq"
-    clauses, params = ["graph_name = ?", f"{seq} <= ?"], [graph_name, saved_up_to]
-    if keep_from is not None:
-        clauses.append(f"({seq}, created_at, id) < (?, ?, ?)")
-        params.extend(keep_from)
-    if older_than is not None:
-        clauses.append("created_at < ?")
-        params.append(older_than.utc_text())
-    return " AND ".join(clauses), params
+    def selections(self) -> list[maintenance.PruneSelection]:
+        """Each graph's rows to delete, as the SQL layer selects them."""
+        return [
+            maintenance.PruneSelection(graph.graph_name, graph.keep_from, self.older_than, self.saved_up_to)
+            for graph in self.graphs
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -677,43 +477,31 @@ async def plan_prune(
         raise CkptdbError("say what to prune: --keep-last N, --older-than AGE, or both")
     if keep_last is not None and keep_last < 0:
         raise CkptdbError(f"--keep-last must be 0 or more, got {keep_last}")
-    from ckptdb.sql import rows as sqlrows
-
-    backend = store.backend
-    found = await backend.fetchall("SELECT coalesce(max(save_seq), 0) FROM checkpoints")
-    saved_up_to = int(found[0][0])
+    saved_up_to = await maintenance.highest_save_seq(store)
     if graph_names:
         counts = []
         for name in dict.fromkeys(graph_names):
-            found = await backend.fetchall("SELECT count(*) FROM checkpoints WHERE graph_name = ?", [name])
-            if not found[0][0]:
+            count = await maintenance.graph_checkpoints(store, name)
+            if not count:
                 raise NotFoundError(
                     f"no graph named {name!r} in {store.target.display()} (`ckptdb graphs` lists them)"
                 )
-            counts.append((name, int(found[0][0])))
+            counts.append((name, count))
     else:
-        counts = [(name, count) for name, count, _, _ in await _graph_counts(store)]
+        counts = [(graph.graph_name, graph.checkpoints) for graph in await inspection.graph_counts(store)]
     plans: list[GraphPrune] = []
     for name, count in counts:
         keep_from: tuple[int, str, str] | None = None
         if keep_last is not None and keep_last > 0:
             if count <= keep_last:
                 continue
-            found = await backend.fetchall(
-                "SELECT save_seq, created_at, id FROM checkpoints WHERE graph_name = ? "
-                f"ORDER BY {sqlrows.ORDER_NEWEST_FIRST} LIMIT 1 OFFSET ?",
-                [name, keep_last - 1],
-            )
-            if not found:
+            keep_from = await maintenance.keep_from(store, name, keep_last)
+            if keep_from is None:
                 continue
-            keep_from = (int(found[0][0]), str(found[0][1]), str(found[0][2]))
-        where, params = _prune_where(name, keep_from, older_than, saved_up_to)
-        found = await backend.fetchall(
-            f"SELECT count(*), sum({_row_bytes(store)}) FROM checkpoints WHERE {where}", params
-        )
-        delete, delete_bytes = found[0]
-        if delete:
-            plans.append(GraphPrune(name, count, int(delete), int(delete_bytes or 0), keep_from))
+        selection = maintenance.PruneSelection(name, keep_from, older_than, saved_up_to)
+        found = await maintenance.deletable(store, selection)
+        if found.checkpoints:
+            plans.append(GraphPrune(name, count, found.checkpoints, found.data_bytes, keep_from))
     plans.sort(key=lambda plan: plan.graph_name)
     return PrunePlan(keep_last, older_than, plans, saved_up_to, sum(count for _, count in counts))
 
@@ -729,84 +517,17 @@ async def execute_prune(
     """Delete what the plan selected, then optionally give the space back to the operating system.
 
     Deletes go oldest first in time windows of about `window` rows of the whole table, one
-    transaction per window holding every graph's delete for that window. Rows are stored roughly
-    in the order they were saved, so a window's deletes touch neighbouring pages: going graph by
-    graph instead would rewrite nearly every page of the table once per graph (measured 4x
-    slower on a million rows). `progress` gets the running total after each window.
+    transaction per window (see `ckptdb.sql.maintenance.delete_in_windows`); rows saved after the
+    plan was made are never deleted. `progress` gets the running total after each window.
     """
-    backend = store.backend
-    deleted = 0
-    # The windows stop at the newest time among the rows the plan selected, graph by graph.
-    limits = [await _newest_deletable(store, plan, graph) for graph in plan.graphs]
-    found = await backend.fetchall("SELECT min(created_at) FROM checkpoints")
-    start: str | None = found[0][0] if plan.graphs else None
-    while start is not None and start <= max(limits):
-        end = await _window_end(store, start, window)
-        statements: list[tuple[str, Sequence[Any]]] = []
-        for graph, limit in zip(plan.graphs, limits, strict=True):
-            if limit < start:
-                continue  # this graph has nothing left to delete from here on
-            where, params = _prune_where(
-                graph.graph_name, graph.keep_from, plan.older_than, plan.saved_up_to, in_time_window=True
-            )
-            sql = f"DELETE FROM checkpoints WHERE {where} AND created_at >= ?"
-            params.append(start)
-            if end is not None:
-                sql += " AND created_at < ?"
-                params.append(end)
-            statements.append((sql, params))
-        deleted += sum(await backend.write_bulk(statements))
-        if progress is not None:
-            progress(deleted)
-        start = end
-    size_before = await backend.database_size()
-    kept = await backend.vacuum() if vacuum else None
-    return PruneResult(
-        deleted, await backend.free_bytes(), size_before, await backend.database_size(), vacuum, kept
-    )
-
-
-async def _newest_deletable(store: SqlCheckpointStore, plan: PrunePlan, graph: GraphPrune) -> str:
-    """UTC text no deletable row of this graph is newer than. Not the kept row's time: in save
-    order a row saved earlier may carry a later created_at (its host's clock ran fast)."""
-    where, params = _prune_where(graph.graph_name, graph.keep_from, plan.older_than, plan.saved_up_to)
-    found = await store.backend.fetchall(f"SELECT max(created_at) FROM checkpoints WHERE {where}", params)
-    return str(found[0][0]) if found[0][0] is not None else ""
-
-
-async def _window_end(store: SqlCheckpointStore, start: str, window: int) -> str | None:
-    """The created_at about `window` rows after `start` (None: the window runs to the end)."""
-    found = await store.backend.fetchall(
-        "SELECT created_at FROM checkpoints WHERE created_at >= ? ORDER BY created_at LIMIT 1 OFFSET ?",
-        [start, window],
-    )
-    if not found:
-        return None
-    if found[0][0] > start:
-        return str(found[0][0])
-    # More than `window` rows share this instant: the window takes all of them.
-    found = await store.backend.fetchall(
-        "SELECT min(created_at) FROM checkpoints WHERE created_at > ?", [start]
-    )
-    return None if found[0][0] is None else str(found[0][0])
-
-
-@dataclass(frozen=True, slots=True)
-class VacuumResult:
-    """Sizes on disk in bytes (database and WAL) before and after, and what a reader kept."""
-
-    before: int | None
-    after: int | None
-    wal_kept: int | None
-    """Bytes left in the SQLite WAL because another connection's open read transaction still
-    needed them: they are given back once that reader ends. None: everything went back."""
+    deleted = await maintenance.delete_in_windows(store, plan.selections(), window=window, progress=progress)
+    space = await maintenance.reclaim(store, vacuum=vacuum)
+    return PruneResult(deleted, space.free_bytes, space.size_before, space.size_after, vacuum, space.wal_kept)
 
 
 async def vacuum(store: SqlCheckpointStore) -> VacuumResult:
     """Give free space back to the operating system, and say whether a reader kept some of it."""
-    before = await store.backend.database_size()
-    kept = await store.backend.vacuum()
-    return VacuumResult(before, await store.backend.database_size(), kept)
+    return await maintenance.vacuum(store)
 
 
 # -- ad-hoc SQL ------------------------------------------------------------------------------------
@@ -816,4 +537,4 @@ def run_sql(store: SqlCheckpointStore, sql: str) -> AsyncGenerator[tuple[Any, ..
     """A person's read-only query, streamed: first the column names, then the rows. Anything that
     would write is refused by the engine (see Backend.stream_readonly) and changes nothing.
     Close it (`contextlib.aclosing`) when you stop early."""
-    return store.backend.stream_readonly(sql)
+    return inspection.read_only_query(store, sql)

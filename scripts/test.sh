@@ -43,6 +43,8 @@ echo "== ruff"
 .venv/bin/ruff format --check ckptdb tests scripts migrations
 echo "== mypy --strict"
 .venv/bin/mypy --strict ckptdb
+echo "== lint-imports (the layering contracts in pyproject.toml)"
+.venv/bin/lint-imports
 echo "== pytest (with a throwaway PostgreSQL server)"
 if [ "${CKPTDB_SKIP_POSTGRES:-}" = "1" ]; then
   exec .venv/bin/python -m pytest "$@"

@@ -32,6 +32,9 @@ from ckptdb.store import (
     resolve_query,
 )
 
+__all__ = ["DatabaseTarget", "SqlCheckpointStore", "open_store", "parse_target"]
+"""`DatabaseTarget` and `parse_target` are re-exported: the SQL layer's facade for the library."""
+
 
 def _check_id(checkpoint_id: object) -> str:
     """An id the database can be asked about: a string that UTF-8 can encode (the driver cannot bind
@@ -111,9 +114,9 @@ class SqlCheckpointStore(CheckpointStore):
         try:
             state = await backend.schema_state()
             if state.empty and create and migrate:
-                from ckptdb import migrate as migrations
+                from ckptdb.sql import migration
 
-                await asyncio.to_thread(migrations.upgrade_backend, backend)
+                await asyncio.to_thread(migration.upgrade_backend, backend)
                 state = await backend.schema_state()
             check_schema(state, target.display())
             if not readonly:
@@ -367,7 +370,7 @@ class SqlCheckpointStore(CheckpointStore):
         A row that cannot be read back raises DamagedRowError, unless `on_damaged` is given: it
         then gets the error and the stream goes on with the next row (export reports and skips)."""
         where, params = self.where_clause(query or CheckpointQuery(limit=None))
-        sql = f"SELECT {sqlrows._SELECT_FULL} FROM checkpoints{where} ORDER BY created_at DESC, id DESC"
+        sql = f"SELECT {sqlrows.SELECT_CONTENT} FROM checkpoints{where} ORDER BY created_at DESC, id DESC"
         if query is not None and query.limit is not None:
             sql += " LIMIT ?"
             params.append(query.limit)
@@ -389,7 +392,7 @@ class SqlCheckpointStore(CheckpointStore):
     def stream_rows(self) -> AsyncGenerator[tuple[Any, ...], None]:
         """Every stored row undecoded (`rows.from_row` decodes one), by id, streamed: a check can
         then report each damaged row and go on, where `iter_checkpoints` stops at the first."""
-        return self._backend.stream(f"SELECT {sqlrows._SELECT_FULL} FROM checkpoints ORDER BY id")
+        return self._backend.stream(f"SELECT {sqlrows.SELECT_CONTENT} FROM checkpoints ORDER BY id")
 
     async def count(self, query: CheckpointQuery | None = None) -> int:
         where, params = self.where_clause(query or CheckpointQuery())
