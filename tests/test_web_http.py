@@ -165,7 +165,7 @@ def test_the_diff_shows_one_added_message_and_the_changed_value(site: tuple[str,
     base, _, demo = site
     text = page(base, cp_path(demo.steps[1]))
     diff = re.search(r'<table id="diff".*?</table>', text, re.S).group(0)  # type: ignore[union-attr]
-    rows = re.findall(r'<tr class="(\w+)"><td class="kind">\w+</td><td class="path"><code>(.*?)</code>', diff)
+    rows = re.findall(r'<tr class="(\w+)"><td class="kind">\w+</td><td class="ptr"><code>(.*?)</code>', diff)
     assert rows == [("added", "/messages/1"), ("changed", "/values/amount")]
     assert "2 changes" in text
     # Against a chosen checkpoint instead of the previous one.

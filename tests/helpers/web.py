@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -109,7 +110,10 @@ async def _build(target: str) -> Demo:
 
 
 def build_demo(target: str) -> Demo:
-    return asyncio.run(_build(target))
+    """Fill `target`; on a thread of its own, so it works beside Playwright's sync API (whose
+    event loop counts as running on the main thread)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _build(target)).result()
 
 
 @contextmanager
