@@ -23,9 +23,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from ckptdb.model import JsonValue
+from ckptdb.model import Checkpoint, JsonValue
+from ckptdb.store import CheckpointQuery, CheckpointStore, encode_cursor
 
-__all__ = ["Change", "ChangeKind", "diff", "json_equal", "pointer", "pointer_tokens"]
+__all__ = ["Change", "ChangeKind", "diff", "json_equal", "pointer", "pointer_tokens", "previous_checkpoint"]
 
 ChangeKind = Literal["added", "removed", "changed"]
 
@@ -118,3 +119,19 @@ def _walk_lists(
         yield Change("added", pointer((*path, head + offset)), None, new[offset])
     for offset in range(paired, len(old)):
         yield Change("removed", pointer((*path, head + offset)), old[offset], None)
+
+
+async def previous_checkpoint(store: CheckpointStore, checkpoint: Checkpoint) -> Checkpoint | None:
+    """The checkpoint of the same graph listed right after `checkpoint` (one step older), or None:
+    what a diff compares with by default.
+
+    The library has no call for it and needs none: it is the first row of a keyset page that
+    starts after the given checkpoint, in the order `ckptdb list` shows a graph (created_at, then
+    id, newest first), so it costs one index probe whatever the graph's size."""
+    query = CheckpointQuery(
+        graph_name=checkpoint.graph_name, cursor=encode_cursor(checkpoint.info()), limit=1
+    )
+    page = await store.query(query)
+    if not page.items:
+        return None
+    return await store.load(page.items[0].id)

@@ -8,7 +8,8 @@ folds with HTML's own <details>, so the Content-Security-Policy can forbid every
     security.py  the ASGI layer in front of it: Host check, GET/HEAD only, security headers
     pages.py     one handler per page, each turning query-string flags into library calls
     render.py    the Jinja2 environment and the HTML it cannot express well: JSON trees, the chart
-    history.py   the previous checkpoint of a graph, for the diff
+
+The diff and the previous checkpoint of a graph are ckptdb.diff's, which `ckptdb diff` shares.
 """
 
 from __future__ import annotations

@@ -18,11 +18,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from ckptdb import inspect
-from ckptdb.diff import diff
+from ckptdb.diff import diff, previous_checkpoint
 from ckptdb.errors import CkptdbError, DamagedRowError
 from ckptdb.model import Checkpoint
 from ckptdb.store import CheckpointQuery, decode_cursor
-from ckptdb.web.history import previous_checkpoint
 from ckptdb.web.render import time_chart, tool_call
 
 PAGE_SIZE = 50
