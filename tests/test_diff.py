@@ -100,6 +100,9 @@ def test_a_message_appended_is_one_added_change_not_a_new_list() -> None:
         "values": {"n": 1},
     }
     assert diff(before, after) == [Change("added", "/messages/1", None, {"role": "ai", "content": "hello"})]
+    # The same message said twice: the second one is the one appended, at the end.
+    hi = {"role": "user", "content": "hi"}
+    assert diff({"messages": [hi]}, {"messages": [hi, hi]}) == [Change("added", "/messages/1", None, hi)]
 
 
 def test_added_removed_and_changed_carry_before_and_after() -> None:
