@@ -42,7 +42,7 @@ SCRIPTS_DIR = Path(__file__).resolve().parent
 REPO_DIR = SCRIPTS_DIR.parent
 PREFIX = "bench_"
 
-KNOWN_SCENARIOS = ("core", "import", "inspect", "postgres")
+KNOWN_SCENARIOS = ("core", "import", "inspect", "postgres", "web")
 """Scenario names with a reserved place, in the order they run; others follow alphabetically."""
 
 

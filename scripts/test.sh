@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,postgres]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,postgres,web,webtest]'
 
 # tests/test_durability.py builds an LD_PRELOAD shim (fault injection, a power-cut trace) with gcc.
 if ! command -v gcc >/dev/null 2>&1; then
@@ -36,6 +36,22 @@ if [ -n "$need_rust" ]; then
   apt-get update -qq
   # shellcheck disable=SC2086  # a list of package names
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need_rust >/dev/null
+fi
+
+# tests/test_web_browser.py drives Debian's chromium through Playwright (never `playwright install`,
+# which downloads a browser from outside); the CJK fonts make non-Latin graph names legible in it.
+need_browser=""
+if [ ! -x /usr/bin/chromium ]; then
+  need_browser="chromium"
+fi
+if [ ! -d /usr/share/fonts/opentype/noto ] || ! ls /usr/share/fonts/opentype/noto/NotoSansCJK* >/dev/null 2>&1; then
+  need_browser="$need_browser fonts-noto-cjk"
+fi
+if [ -n "$need_browser" ]; then
+  echo "== apt-get install $need_browser (for the browser tests of ckptdb serve)"
+  apt-get update -qq
+  # shellcheck disable=SC2086  # a list of package names
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need_browser >/dev/null
 fi
 
 echo "== ruff"

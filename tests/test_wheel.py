@@ -23,7 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def shipped_names() -> set[str]:
     """Every file the wheel must hold, as its path inside the wheel, from the checkout's tree."""
-    names = {str(p.relative_to(REPO)) for p in (REPO / "ckptdb").rglob("*") if p.suffix in {".py", ".typed"}}
+    names = {
+        str(p.relative_to(REPO))
+        for p in (REPO / "ckptdb").rglob("*")
+        if p.suffix in {".py", ".typed", ".html", ".css", ".svg"}
+    }
     for path in (REPO / "migrations").rglob("*"):
         if path.suffix in {".py", ".mako"}:
             names.add("ckptdb/migrations/" + str(path.relative_to(REPO / "migrations")))
@@ -87,6 +91,12 @@ def test_the_installed_wheel_imports_migrates_and_imports_from_outside_the_check
         "    if not info.name.startswith(('ckptdb.migrations', 'ckptdb.__main__')):\n"
         "        importlib.import_module(info.name)\n"
         "print(len(sys.modules))\n"
+        # ckptdb serve's templates and static files are package data, found from the installed wheel
+        "from importlib.resources import files\n"
+        "from ckptdb.web.render import environment\n"
+        "for name in ('base.html', 'graphs.html', 'checkpoints.html', 'checkpoint.html', 'error.html'):\n"
+        "    environment().get_template(name)\n"
+        "assert files('ckptdb.web').joinpath('static/style.css').read_text().startswith('/*')\n"
     )
     subprocess.run([*python, "-c", every_module], check=True, cwd=away, env=env)
 

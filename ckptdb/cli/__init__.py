@@ -13,7 +13,9 @@ import click
 from ckptdb.cli.common import DEFAULT_DB, CkptdbGroup, CliContext
 from ckptdb.cli.copy import copy as copy_command
 from ckptdb.cli.db import db
+from ckptdb.cli.diff import diff_command
 from ckptdb.cli.inspect import COMMANDS as INSPECTION_COMMANDS
+from ckptdb.cli.serve import serve
 from ckptdb.cli.transfer import export_command, import_command
 
 
@@ -43,5 +45,5 @@ def main(ctx: click.Context, db_url: str) -> None:
     logging.getLogger("asyncpg").addHandler(logging.NullHandler())
 
 
-for command in (db, import_command, export_command, *INSPECTION_COMMANDS, copy_command):
+for command in (db, import_command, export_command, *INSPECTION_COMMANDS, copy_command, serve, diff_command):
     main.add_command(command)
