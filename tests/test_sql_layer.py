@@ -153,3 +153,50 @@ def test_docstrings_may_show_a_query() -> None:
         '"""Try `SELECT id FROM checkpoints`."""\n\nLIMIT = 5\n"""`DELETE FROM checkpoints` is not run."""\n'
     )
     assert sql_constants(source) == []
+
+
+def _contracts() -> list[dict[str, object]]:
+    import tomllib
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts: list[dict[str, object]] = config["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+def _top_level_modules() -> set[str]:
+    """ckptdb's own modules and subpackages, one level down, ckptdb.sql excepted."""
+    names = {f"ckptdb.{p.stem}" for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    names |= {f"ckptdb.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py")}
+    return names - {"ckptdb.sql"}
+
+
+def test_every_module_outside_the_sql_layer_is_held_to_the_driver_contract() -> None:
+    """The forbidden contract lists its source modules one by one, so a new module left off the
+    list could import sqlite3 unseen: every module of the package must be on it."""
+    [forbidden] = [c for c in _contracts() if c["type"] == "forbidden"]
+    sources = set(forbidden["source_modules"])  # type: ignore[call-overload]
+    missing = sorted(_top_level_modules() - sources)
+    assert not missing, f"add {missing} to source_modules of the forbidden contract in pyproject.toml"
+
+
+def test_every_module_has_a_place_in_the_layers() -> None:
+    """A module in no layer is unconstrained by the layers contract: only the leaf modules that
+    import nothing of ckptdb's database side (the model, errors, parsers) may stay out."""
+    [layers] = [c for c in _contracts() if c["type"] == "layers"]
+    placed = {name.strip() for layer in layers["layers"] for name in str(layer).split(":")}  # type: ignore[attr-defined]
+    leaves = {
+        "ckptdb.__main__",
+        "ckptdb.echo_json",
+        "ckptdb.errors",
+        "ckptdb.exit_status",
+        "ckptdb.files",
+        "ckptdb.memory",
+        "ckptdb.model",
+        "ckptdb.state_filter",
+        "ckptdb.store",
+        "ckptdb.times",
+    }
+    unplaced = sorted(_top_level_modules() - placed - leaves)
+    assert not unplaced, (
+        f"give {unplaced} a layer in pyproject.toml's layers contract (or call it a leaf here)"
+    )
