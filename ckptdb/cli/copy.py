@@ -3,40 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from ckptdb.cli.common import run, tolerate_unencodable_output
+from ckptdb.cli.progress import Progress
 
 if TYPE_CHECKING:
     from ckptdb.copy import CopyReport
-
-
-class _Progress:
-    """A click progress bar on a terminal, nothing otherwise; fed by the library's callbacks."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar: Any = None
-
-    def total(self, count: int) -> None:
-        if self.enabled:
-            self.bar = click.progressbar(
-                length=count, label="copying", file=sys.stderr, show_pos=True, show_eta=True
-            )
-            self.bar.__enter__()
-
-    def advance(self, count: int) -> None:
-        if self.bar is not None:
-            self.bar.update(count)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
 
 
 @click.command("copy")
@@ -70,8 +46,15 @@ class _Progress:
     help="Also write the outcome as JSON to this file, at the end (never either database).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary (errors still print).")
+@click.pass_context
 def copy(
-    source: str, destination: str, on_conflict: str, batch_size: int, report_path: Path | None, quiet: bool
+    ctx: click.Context,
+    source: str,
+    destination: str,
+    on_conflict: str,
+    batch_size: int,
+    report_path: Path | None,
+    quiet: bool,
 ) -> None:
     """Copy every checkpoint from one database to another, e.g. an SQLite file to PostgreSQL.
 
@@ -113,17 +96,14 @@ def copy(
         _write_report(report_path, report)
         return report
 
-    progress = _Progress(enabled=not quiet and sys.stderr.isatty())
-    try:
+    with Progress.for_command(quiet) as progress:
         report = run(job())
-    finally:
-        progress.close()
     if not quiet:
         click.echo(report.summary())
     if report.exit_status:
         if quiet:
             click.echo(report.summary(), err=True)
-        sys.exit(report.exit_status)
+        ctx.exit(report.exit_status)
 
 
 def _write_report(path: Path | None, report: CopyReport) -> None:

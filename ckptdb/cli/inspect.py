@@ -26,6 +26,7 @@ from ckptdb.cli.output import (
     stdout_guard,
     write_rows,
 )
+from ckptdb.cli.progress import Progress
 from ckptdb.exit_status import ExitStatus
 
 if TYPE_CHECKING:
@@ -341,18 +342,6 @@ def _print_plan(plan: PrunePlan) -> None:
         write_rows("table", columns, rows)
 
 
-def _progress(total: int) -> Any:
-    """A `\\r` progress line on a terminal's stderr; nothing when stderr is a file or a pipe."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: int) -> None:
-        sys.stderr.write(f"\rdeleting: {done:,} / {total:,}")
-        sys.stderr.flush()
-
-    return show
-
-
 @click.command()
 @click.option(
     "--keep-last",
@@ -417,11 +406,10 @@ def prune(
                     return
                 if not yes:
                     click.confirm(f"Delete {summary}?", abort=True)
-            result = await inspect.execute_prune(
-                store, plan, vacuum=then_vacuum, progress=_progress(plan.delete)
-            )
-        if result.deleted and sys.stderr.isatty():
-            sys.stderr.write("\n")
+            with Progress.for_command() as bar:
+                result = await inspect.execute_prune(
+                    store, plan, vacuum=then_vacuum, progress=bar.counter("deleting", plan.delete)
+                )
         if plan.delete:
             click.echo(f"deleted {_plural(result.deleted, 'checkpoint')}")
         if result.vacuumed:

@@ -6,16 +6,13 @@ call, draw the progress bar, and print the outcome.
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from ckptdb.cli.common import db_url, filter_options, run, tolerate_unencodable_output
 from ckptdb.cli.output import plural
+from ckptdb.cli.progress import Progress
 
 if TYPE_CHECKING:
     from ckptdb.exporter import ExportReport
@@ -44,46 +41,6 @@ Exit status:
      --overwrite), or the id cannot be a file name
   130 interrupted: the files written so far are complete; run it again to finish
 """
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A callback drawing click's progress bar on stderr, one bar per phase; a no-op when disabled."""
-    bar: Any = None
-    phase: str | None = None
-    started = time.monotonic()
-    shown = 0
-
-    def callback(new_phase: str, done: int, total: int) -> None:
-        nonlocal bar, phase, started, shown
-        if not enabled:
-            return
-        if new_phase != phase:
-            if bar is not None:
-                bar.render_finish()
-            phase, started, shown = new_phase, time.monotonic(), 0
-            bar = click.progressbar(
-                length=max(total, 1),
-                label=new_phase.capitalize(),
-                file=sys.stderr,
-                show_eta=True,
-                show_pos=True,
-                item_show_func=lambda rate: rate,
-            )
-            bar.render_progress()
-        elapsed = max(time.monotonic() - started, 1e-6)
-        bar.update(done - shown, f"{done / elapsed:,.0f} files/s")
-        shown = done
-
-    try:
-        yield callback
-    finally:
-        if bar is not None:
-            bar.render_finish()
-
-
-def _show_progress(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty()
 
 
 def _counts(counts: dict[Any, int]) -> str:
@@ -168,7 +125,8 @@ def import_command(
     options = ImportOptions(
         recursive=recursive, dry_run=dry_run, strict=strict, on_conflict=mode, batch_size=batch_size
     )
-    with _progress(_show_progress(quiet)) as progress:
+    with Progress.for_command(quiet) as bar:
+        progress = bar.phase
         job = run_import(db_url(), dirs, options, progress_callback=progress, report_path=report_path)
         report = run(job)
     _print_import(report, quiet)
@@ -224,7 +182,8 @@ def export_command(
         )
 
     tolerate_unencodable_output()
-    with _progress(_show_progress(quiet)) as progress:
+    with Progress.for_command(quiet) as bar:
+        progress = bar.phase
         report = run(export())
     _print_export(report, quiet)
     ctx.exit(report.exit_status)
