@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ckptdb.cli.common import run, tolerate_unencodable_output
+from ckptdb.cli.options import batch_size_option, on_conflict_option, quiet_option, report_option
 from ckptdb.cli.progress import Progress
 
 if TYPE_CHECKING:
@@ -24,28 +25,13 @@ if TYPE_CHECKING:
     metavar="PATH|URL",
     help="Database to write (an SQLite file is created; a PostgreSQL database must exist).",
 )
-@click.option(
-    "--on-conflict",
-    type=click.Choice(["skip", "replace", "fail"]),
-    default="skip",
-    show_default=True,
-    help="Same id, different content: keep the destination's row (and report it), take the source's, "
-    "or stop before writing that batch.",
+@on_conflict_option(
+    "Same id, different content: keep the destination's row (and report it), take the source's, "
+    "or stop before writing that batch."
 )
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 20_000),
-    default=500,
-    show_default=True,
-    help="Rows per transaction.",
-)
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the outcome as JSON to this file, at the end (never either database).",
-)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary (errors still print).")
+@batch_size_option(default=500, most=20_000, help="Rows per transaction.")
+@report_option("Also write the outcome as JSON to this file, at the end (never either database).")
+@quiet_option("No progress bar and no summary (errors still print).")
 @click.pass_context
 def copy(
     ctx: click.Context,

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ckptdb.cli.common import db_url, filter_options, run, warn_damaged
+from ckptdb.cli.common import db_url, run, warn_damaged
+from ckptdb.cli.options import filter_options
 from ckptdb.cli.output import (
     Column,
     Estimate,

@@ -6,11 +6,19 @@ call, draw the progress bar, and print the outcome.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from ckptdb.cli.common import db_url, filter_options, run, tolerate_unencodable_output
+from ckptdb.cli.common import db_url, run, tolerate_unencodable_output
+from ckptdb.cli.options import (
+    batch_size_option,
+    filter_options,
+    on_conflict_option,
+    quiet_option,
+    report_option,
+)
 from ckptdb.cli.output import plural
 from ckptdb.cli.progress import Progress
 
@@ -19,6 +27,7 @@ if TYPE_CHECKING:
     from ckptdb.importer import ImportReport
 
 PROBLEM_LINES = 20
+QUIET_HELP = "No progress bar and no per-file lines; only the summary."
 
 IMPORT_EPILOG = """\b
 Exit status (the same table as copy's):
@@ -80,27 +89,17 @@ def _print_import(report: ImportReport, quiet: bool) -> None:
 )
 @click.option("-n", "--dry-run", is_flag=True, help="Write nothing; report what would happen.")
 @click.option("--strict", is_flag=True, help="Validate every file first; write nothing if any is invalid.")
-@click.option(
-    "--on-conflict",
-    type=click.Choice(["skip", "replace", "fail"]),
-    default="skip",
-    show_default=True,
-    help="Same id already stored with different content: keep it, replace it, or stop.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 100_000),
+@on_conflict_option("Same id already stored with different content: keep it, replace it, or stop.")
+@batch_size_option(
     default=1000,
-    show_default=True,
+    most=100_000,
     help="Files per transaction (a kill loses at most one batch; re-run to finish).",
 )
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, writable=True),
-    help="Write every file's outcome to this JSON file, at the end (never the database or a source).",
+@report_option(
+    "Write every file's outcome to this JSON file, at the end (never the database or a source).",
+    writable=True,
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file lines; only the summary.")
+@quiet_option(QUIET_HELP)
 @click.pass_context
 def import_command(
     ctx: click.Context,
@@ -110,7 +109,7 @@ def import_command(
     strict: bool,
     on_conflict: str,
     batch_size: int,
-    report_path: str | None,
+    report_path: Path | None,
     quiet: bool,
 ) -> None:
     """Import echo checkpoint files (*.json) from each DIR into the database.
@@ -145,14 +144,8 @@ def _print_export(report: ExportReport, quiet: bool) -> None:
 @click.argument("directory", metavar="DIR")
 @filter_options
 @click.option("--overwrite", is_flag=True, help="Replace existing files whose content differs.")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 100_000),
-    default=500,
-    show_default=True,
-    help="Files per directory fsync.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file lines; only the summary.")
+@batch_size_option(default=500, most=100_000, help="Files per directory fsync.")
+@quiet_option(QUIET_HELP)
 @click.pass_context
 def export_command(
     ctx: click.Context,
