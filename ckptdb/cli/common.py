@@ -8,7 +8,7 @@ import contextlib
 import errno
 import functools
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, ParamSpec, TypeVar
 
@@ -25,6 +25,18 @@ T = TypeVar("T")
 @dataclass(slots=True)
 class CliContext:
     db_url: str
+
+
+def exit_statuses(heading: str, meanings: Mapping[ExitStatus, str]) -> str:
+    """The `Exit status` block of a command's help: each number comes from the one table
+    (`ckptdb.exit_status.ExitStatus`), each meaning is the command's own; a meaning's further lines
+    are indented under its first."""
+    lines = ["\b", heading]
+    for status, meaning in meanings.items():
+        first, *more = meaning.splitlines()
+        lines.append(f"  {int(status):<2} {first}")
+        lines += [f"     {line}" for line in more]
+    return "\n".join(lines) + "\n"
 
 
 def db_url() -> str:

@@ -8,15 +8,36 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ckptdb.cli.common import run, tolerate_unencodable_output
+from ckptdb.cli.common import exit_statuses, run, tolerate_unencodable_output
 from ckptdb.cli.options import batch_size_option, on_conflict_option, quiet_option, report_option
 from ckptdb.cli.progress import Progress
+from ckptdb.exit_status import ExitStatus
 
 if TYPE_CHECKING:
     from ckptdb.copy import CopyReport
 
 
-@click.command("copy")
+COPY_HELP = """Copy every checkpoint from one database to another, e.g. an SQLite file to PostgreSQL.
+
+Streams in batches (one transaction each), so memory stays flat and an interrupted copy can
+simply be run again: rows already there with the same content are left alone. Both sides are
+counted at the end.
+
+""" + exit_statuses(
+    "Exit status (the same table as import's):",
+    {
+        ExitStatus.OK: "every source row is in the destination as it is in the source",
+        ExitStatus.ERROR: "error (a database unusable, ...): nothing of the failing batch was written",
+        ExitStatus.USAGE: "usage: a bad option, or --report naming one of the databases' files",
+        ExitStatus.PROBLEMS: "some rows were in conflict (kept, or replaced: the report names them), were\n"
+        "damaged in the source or refused by the destination, or the counts differ",
+        ExitStatus.STOPPED: "stopped: --on-conflict fail met a conflict (earlier batches stay committed)",
+        ExitStatus.INTERRUPTED: "interrupted: the batches copied so far stay; run the same command again",
+    },
+)
+
+
+@click.command("copy", help=COPY_HELP)
 @click.option("--from", "source", required=True, metavar="PATH|URL", help="Database to read (must exist).")
 @click.option(
     "--to",
@@ -42,22 +63,6 @@ def copy(
     report_path: Path | None,
     quiet: bool,
 ) -> None:
-    """Copy every checkpoint from one database to another, e.g. an SQLite file to PostgreSQL.
-
-    Streams in batches (one transaction each), so memory stays flat and an interrupted copy can
-    simply be run again: rows already there with the same content are left alone. Both sides are
-    counted at the end.
-
-    \b
-    Exit status (the same table as import's):
-      0  every source row is in the destination as it is in the source
-      1  error (a database unusable, ...): nothing of the failing batch was written
-      2  usage: a bad option, or --report naming one of the databases' files
-      3  some rows were in conflict (kept, or replaced: the report names them), were
-         damaged in the source or refused by the destination, or the counts differ
-      4  stopped: --on-conflict fail met a conflict (earlier batches stay committed)
-      130 interrupted: the batches copied so far stay; run the same command again
-    """
     from ckptdb.copy import CopyConflictError, copy_checkpoints
     from ckptdb.outputs import check_output_file, database_files
 

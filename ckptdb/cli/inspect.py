@@ -462,13 +462,12 @@ def _wal_kept(size: int | None) -> str:
 
 # -- sql -------------------------------------------------------------------------------------------
 
-EXIT_INTERRUPTED = 130
-
 
 @click.command()
 @click.argument("query", metavar="SQL")
 @format_option()
-def sql(query: str, fmt: str | None) -> None:
+@click.pass_context
+def sql(ctx: click.Context, query: str, fmt: str | None) -> None:
     """Run one read-only SQL query and print its rows, e.g.
     ckptdb sql "SELECT graph_name, count(*) FROM checkpoint_summary GROUP BY 1".
 
@@ -500,7 +499,7 @@ def sql(query: str, fmt: str | None) -> None:
         # Ctrl-C cancelled the query (stopped on SQLite, cancelled by the server on PostgreSQL)
         # before the database connection was closed.
         click.echo("interrupted: the query was stopped; nothing was changed", err=True)
-        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        ctx.exit(ExitStatus.INTERRUPTED)
 
 
 COMMANDS = (list_command, show, latest, graphs, stats, pending, rm, prune, vacuum, sql)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from ckptdb.cli.common import db_url, run, tolerate_unencodable_output
+from ckptdb.cli.common import db_url, exit_statuses, run, tolerate_unencodable_output
 from ckptdb.cli.options import (
     batch_size_option,
     filter_options,
@@ -21,6 +21,7 @@ from ckptdb.cli.options import (
 )
 from ckptdb.cli.output import plural
 from ckptdb.cli.progress import Progress
+from ckptdb.exit_status import ExitStatus
 
 if TYPE_CHECKING:
     from ckptdb.exporter import ExportReport
@@ -29,27 +30,31 @@ if TYPE_CHECKING:
 PROBLEM_LINES = 20
 QUIET_HELP = "No progress bar and no per-file lines; only the summary."
 
-IMPORT_EPILOG = """\b
-Exit status (the same table as copy's):
-  0  every file was imported, unchanged, or skipped (*.json.tmp, not .json)
-  1  error (no such directory, database unusable, ...): nothing more was done
-  2  usage: a bad option, or --report naming the database or a source file
-  3  some files were invalid or in conflict; all other valid files were imported
-  4  stopped: --strict found invalid files (nothing written), or --on-conflict fail
-     met a conflict (earlier batches stay committed)
-  130 interrupted: the batches committed so far stay; run the same command again
-"""
+IMPORT_EPILOG = exit_statuses(
+    "Exit status (the same table as copy's):",
+    {
+        ExitStatus.OK: "every file was imported, unchanged, or skipped (*.json.tmp, not .json)",
+        ExitStatus.ERROR: "error (no such directory, database unusable, ...): nothing more was done",
+        ExitStatus.USAGE: "usage: a bad option, or --report naming the database or a source file",
+        ExitStatus.PROBLEMS: "some files were invalid or in conflict; all other valid files were imported",
+        ExitStatus.STOPPED: "stopped: --strict found invalid files (nothing written), or --on-conflict fail\n"
+        "met a conflict (earlier batches stay committed)",
+        ExitStatus.INTERRUPTED: "interrupted: the batches committed so far stay; run the same command again",
+    },
+)
 
-EXPORT_EPILOG = """\b
-Exit status:
-  0  every matching checkpoint was written (or an identical file was already there)
-  1  error: nothing more was done
-  2  usage: DIR is empty, a file system root, holds the database or files that
-     are not echo checkpoints
-  3  some checkpoints were not written: a different file is in the way (use
-     --overwrite), or the id cannot be a file name
-  130 interrupted: the files written so far are complete; run it again to finish
-"""
+EXPORT_EPILOG = exit_statuses(
+    "Exit status:",
+    {
+        ExitStatus.OK: "every matching checkpoint was written (or an identical file was already there)",
+        ExitStatus.ERROR: "error: nothing more was done",
+        ExitStatus.USAGE: "usage: DIR is empty, a file system root, holds the database or files that\n"
+        "are not echo checkpoints",
+        ExitStatus.PROBLEMS: "some checkpoints were not written: a different file is in the way (use\n"
+        "--overwrite), or the id cannot be a file name",
+        ExitStatus.INTERRUPTED: "interrupted: the files written so far are complete; run it again to finish",
+    },
+)
 
 
 def _counts(counts: dict[Any, int]) -> str:
