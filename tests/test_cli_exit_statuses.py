@@ -95,3 +95,12 @@ def test_the_cli_code_spells_no_exit_status_as_a_number_and_never_calls_sys_exit
                 assert not isinstance(node.value, ast.Constant), (
                     f"{source.name}:{node.lineno}: exit_code literal"
                 )
+
+
+def test_every_command_is_registered_the_one_way_and_so_answers_ctrl_c_with_130() -> None:
+    """Commands reach `main` only through CkptdbGroup.add_command, which gives each callback (also
+    inside `db`) the Ctrl-C handling that exits with ExitStatus.INTERRUPTED."""
+    found = dict(commands(main))
+    assert {"import", "export", "copy", "list", "sql", "db check", "db current"} <= set(found)
+    for path, command in found.items():
+        assert getattr(command.callback, "ckptdb_interruptible", False), path
