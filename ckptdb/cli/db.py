@@ -30,7 +30,7 @@ def upgrade(revision: str) -> None:
 
 @db.command()
 @click.argument("revision", default="-1")
-@click.option("--yes", is_flag=True, help="Do not ask before a downgrade that drops tables.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before a downgrade that drops tables.")
 @library_errors
 def downgrade(revision: str, yes: bool) -> None:
     """Step the schema back to REVISION (default: one step; "base" drops every ckptdb table)."""

@@ -1,6 +1,6 @@
-"""One table of exit statuses (ckptdb.exit_status.ExitStatus) for every command: each status a
-command's help documents is a row of that table, and the CLI code never spells a status as a
-number nor leaves through sys.exit (every command ends through click's context)."""
+"""What every command holds to: one table of exit statuses (ckptdb.exit_status.ExitStatus): each
+status a command's help documents is a row of it, and the CLI code never spells a status as a
+number nor leaves through sys.exit; one way to register a command; one short form per option."""
 
 from __future__ import annotations
 
@@ -104,3 +104,24 @@ def test_every_command_is_registered_the_one_way_and_so_answers_ctrl_c_with_130(
     assert {"import", "export", "copy", "list", "sql", "db check", "db current"} <= set(found)
     for path, command in found.items():
         assert getattr(command.callback, "ckptdb_interruptible", False), path
+
+
+# `prune` has no -n for --dry-run: in `list` and `export` -n is --node, and prune has --graph.
+SHORT_FORM_EXCEPTIONS = {"--dry-run"}
+
+
+def test_an_option_shared_by_commands_has_the_same_short_form_in_each() -> None:
+    """`--yes` is `-y` wherever it exists, `--quiet` is `-q`, and so on: a person who learnt one
+    command's flag can use it on the next."""
+    short_forms: dict[str, dict[str, tuple[str, ...]]] = {}
+    for path, command in commands(main):
+        for param in command.params:
+            if isinstance(param, click.Option):
+                shorts = tuple(sorted(opt for opt in param.opts if not opt.startswith("--")))
+                for opt in param.opts:
+                    if opt.startswith("--"):
+                        short_forms.setdefault(opt, {})[path] = shorts
+    for opt, by_command in short_forms.items():
+        if opt not in SHORT_FORM_EXCEPTIONS:
+            assert len(set(by_command.values())) == 1, (opt, by_command)
+    assert short_forms["--yes"] == {"db downgrade": ("-y",), "prune": ("-y",)}
