@@ -545,3 +545,50 @@ def test_file_store_on_a_regular_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CkptdbError, match="fsync must be True or False"):
         FileCheckpointStore(tmp_path / "d", fsync="yes")  # type: ignore[arg-type]
     assert regular.read_bytes() == b"not a directory"
+
+
+# A real `ckptdb` process that records the name of every thread it starts, printed at exit: the
+# writer and the WAL checkpointer are threads of their own, so a read-write open shows up here.
+_THREAD_RECORDER = """
+import atexit, sys, threading
+started = []
+_start = threading.Thread.start
+def start(self):
+    started.append(self.name)
+    _start(self)
+threading.Thread.start = start
+atexit.register(lambda: print("threads:" + ",".join(started), file=sys.stderr))
+from ckptdb.cli import main
+main(sys.argv[1:], prog_name="ckptdb")
+"""
+STORE_THREADS = ("ckptdb-sqlite-writer", "ckptdb-sqlite-checkpoint")
+
+
+def test_read_only_commands_start_no_writer_or_checkpointer_and_write_no_wal(
+    tmp_path: Path, some_files: Path
+) -> None:
+    """Each read-only command, in its own process, on a WAL database: neither store thread starts,
+    and the file and its directory stay byte for byte and mtime for mtime as they were (no -wal
+    written, no -shm made). `rm` is the control: it opens read-write and starts both."""
+    db_dir = tmp_path / "db"
+    db_dir.mkdir()
+    db = db_dir / "r.db"
+    _ckptdb_db(db, some_files)
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    before = files_in(db_dir)
+
+    def threads_of(*args: str) -> set[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", _THREAD_RECORDER, "--db", str(db), *args], capture_output=True, text=True
+        )
+        assert done.returncode == 0, (args, done.stderr)
+        line = done.stderr.splitlines()[-1]
+        assert line.startswith("threads:"), done.stderr
+        return set(line.removeprefix("threads:").split(","))
+
+    for args in READ_ONLY:
+        started = threads_of(*_read_only_args(args, some_files, tmp_path))
+        assert not started & set(STORE_THREADS), (args, started)
+        assert files_in(db_dir) == before, args
+    assert set(STORE_THREADS) <= threads_of("rm", _one_id(some_files))

@@ -8,7 +8,7 @@ import contextlib
 import errno
 import functools
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, ParamSpec, TypeVar
 
@@ -25,6 +25,18 @@ T = TypeVar("T")
 @dataclass(slots=True)
 class CliContext:
     db_url: str
+
+
+def exit_statuses(heading: str, meanings: Mapping[ExitStatus, str]) -> str:
+    """The `Exit status` block of a command's help: each number comes from the one table
+    (`ckptdb.exit_status.ExitStatus`), each meaning is the command's own; a meaning's further lines
+    are indented under its first."""
+    lines = ["\b", heading]
+    for status, meaning in meanings.items():
+        first, *more = meaning.splitlines()
+        lines.append(f"  {int(status):<2} {first}")
+        lines += [f"     {line}" for line in more]
+    return "\n".join(lines) + "\n"
 
 
 def db_url() -> str:
@@ -209,43 +221,3 @@ def tolerate_unencodable_output() -> None:
         if reconfigure is not None and encoding not in ("utf-8", "utf8"):
             with contextlib.suppress(ValueError, OSError):
                 reconfigure(errors="backslashreplace")
-
-
-TIME_FORMS = (
-    "a date (2026-11-03), a date and time (2026-11-03T14:30:00Z; no zone means UTC) or an age (7d, 24h, 30m)"
-)
-
-
-def filter_options(func: Callable[P, T]) -> Callable[P, T]:
-    """The checkpoint filters that `list` and `export` share (`ckptdb.inspect.build_query` reads
-    them): --graph, --node, --type, --since, --until, --where."""
-    options = (
-        click.option("--graph", "-g", metavar="NAME", help="Only checkpoints of this graph."),
-        click.option(
-            "--node", "-n", metavar="NODE", help="Only checkpoints whose next node (current_node) is NODE."
-        ),
-        click.option(
-            "--type",
-            "-t",
-            "types",
-            multiple=True,
-            metavar="TYPE",
-            help="Only this interrupt type: beforenode, afternode, toolapproval or userrequest "
-            "(repeat for any of several).",
-        ),
-        click.option("--since", metavar="TIME", help=f"Created at or after TIME: {TIME_FORMS}."),
-        click.option("--until", metavar="TIME", help="Created before TIME (same forms as --since)."),
-        click.option(
-            "--where",
-            "-w",
-            "conditions",
-            multiple=True,
-            metavar="COND",
-            help="A condition on the state snapshot, e.g. 'values.approved == false' or 'values.task "
-            "exists' (operators == != < <= > >=; repeat: all must hold). Quote keys holding dots, "
-            "spaces or operators as JSON strings: 'values.\"a.b\" == 1', 'values[\"first name\"] exists'.",
-        ),
-    )
-    for option in reversed(options):
-        func = option(func)
-    return func

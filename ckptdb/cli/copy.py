@@ -3,43 +3,41 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from ckptdb.cli.common import run, tolerate_unencodable_output
+from ckptdb.cli.common import exit_statuses, run, tolerate_unencodable_output
+from ckptdb.cli.options import batch_size_option, on_conflict_option, quiet_option, report_option
+from ckptdb.cli.progress import Progress
+from ckptdb.exit_status import ExitStatus
 
 if TYPE_CHECKING:
     from ckptdb.copy import CopyReport
 
 
-class _Progress:
-    """A click progress bar on a terminal, nothing otherwise; fed by the library's callbacks."""
+COPY_HELP = """Copy every checkpoint from one database to another, e.g. an SQLite file to PostgreSQL.
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar: Any = None
+Streams in batches (one transaction each), so memory stays flat and an interrupted copy can
+simply be run again: rows already there with the same content are left alone. Both sides are
+counted at the end.
 
-    def total(self, count: int) -> None:
-        if self.enabled:
-            self.bar = click.progressbar(
-                length=count, label="copying", file=sys.stderr, show_pos=True, show_eta=True
-            )
-            self.bar.__enter__()
-
-    def advance(self, count: int) -> None:
-        if self.bar is not None:
-            self.bar.update(count)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
+""" + exit_statuses(
+    "Exit status (the same table as import's):",
+    {
+        ExitStatus.OK: "every source row is in the destination as it is in the source",
+        ExitStatus.ERROR: "error (a database unusable, ...): nothing of the failing batch was written",
+        ExitStatus.USAGE: "usage: a bad option, or --report naming one of the databases' files",
+        ExitStatus.PROBLEMS: "some rows were in conflict (kept, or replaced: the report names them), were\n"
+        "damaged in the source or refused by the destination, or the counts differ",
+        ExitStatus.STOPPED: "stopped: --on-conflict fail met a conflict (earlier batches stay committed)",
+        ExitStatus.INTERRUPTED: "interrupted: the batches copied so far stay; run the same command again",
+    },
+)
 
 
-@click.command("copy")
+@click.command("copy", help=COPY_HELP)
 @click.option("--from", "source", required=True, metavar="PATH|URL", help="Database to read (must exist).")
 @click.option(
     "--to",
@@ -48,47 +46,23 @@ class _Progress:
     metavar="PATH|URL",
     help="Database to write (an SQLite file is created; a PostgreSQL database must exist).",
 )
-@click.option(
-    "--on-conflict",
-    type=click.Choice(["skip", "replace", "fail"]),
-    default="skip",
-    show_default=True,
-    help="Same id, different content: keep the destination's row (and report it), take the source's, "
-    "or stop before writing that batch.",
+@on_conflict_option(
+    "Same id, different content: keep the destination's row (and report it), take the source's, "
+    "or stop before writing that batch."
 )
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 20_000),
-    default=500,
-    show_default=True,
-    help="Rows per transaction.",
-)
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the outcome as JSON to this file, at the end (never either database).",
-)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary (errors still print).")
+@batch_size_option(default=500, most=20_000, help="Rows per transaction.")
+@report_option("Also write the outcome as JSON to this file, at the end (never either database).")
+@quiet_option("No progress bar and no summary (errors still print).")
+@click.pass_context
 def copy(
-    source: str, destination: str, on_conflict: str, batch_size: int, report_path: Path | None, quiet: bool
+    ctx: click.Context,
+    source: str,
+    destination: str,
+    on_conflict: str,
+    batch_size: int,
+    report_path: Path | None,
+    quiet: bool,
 ) -> None:
-    """Copy every checkpoint from one database to another, e.g. an SQLite file to PostgreSQL.
-
-    Streams in batches (one transaction each), so memory stays flat and an interrupted copy can
-    simply be run again: rows already there with the same content are left alone. Both sides are
-    counted at the end.
-
-    \b
-    Exit status (the same table as import's):
-      0  every source row is in the destination as it is in the source
-      1  error (a database unusable, ...): nothing of the failing batch was written
-      2  usage: a bad option, or --report naming one of the databases' files
-      3  some rows were in conflict (kept, or replaced: the report names them), were
-         damaged in the source or refused by the destination, or the counts differ
-      4  stopped: --on-conflict fail met a conflict (earlier batches stay committed)
-      130 interrupted: the batches copied so far stay; run the same command again
-    """
     from ckptdb.copy import CopyConflictError, copy_checkpoints
     from ckptdb.outputs import check_output_file, database_files
 
@@ -113,17 +87,14 @@ def copy(
         _write_report(report_path, report)
         return report
 
-    progress = _Progress(enabled=not quiet and sys.stderr.isatty())
-    try:
+    with Progress.for_command(quiet) as progress:
         report = run(job())
-    finally:
-        progress.close()
     if not quiet:
         click.echo(report.summary())
     if report.exit_status:
         if quiet:
             click.echo(report.summary(), err=True)
-        sys.exit(report.exit_status)
+        ctx.exit(report.exit_status)
 
 
 def _write_report(path: Path | None, report: CopyReport) -> None:

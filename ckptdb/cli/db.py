@@ -30,7 +30,7 @@ def upgrade(revision: str) -> None:
 
 @db.command()
 @click.argument("revision", default="-1")
-@click.option("--yes", is_flag=True, help="Do not ask before a downgrade that drops tables.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before a downgrade that drops tables.")
 @library_errors
 def downgrade(revision: str, yes: bool) -> None:
     """Step the schema back to REVISION (default: one step; "base" drops every ckptdb table)."""
@@ -75,16 +75,18 @@ def current() -> None:
     click.echo(f"{revision or 'none'} ({state})")
 
 
-@db.command()
+CHECK_HELP = f"""Check the database: the engine's own consistency check, then every row read back.
+
+Lists every checkpoint that cannot be read (a damaged file, or a hand edit in SQL), where
+loading or exporting would stop at the first. Exit status {ExitStatus.OK:d} when all is well,
+{ExitStatus.PROBLEMS:d} when problems were found, {ExitStatus.ERROR:d} when the check could not run.
+"""
+
+
+@db.command(help=CHECK_HELP)
 @click.option("--quick", is_flag=True, help="SQLite: PRAGMA quick_check (skips index contents; faster).")
 @click.pass_context
 def check(ctx: click.Context, quick: bool) -> None:
-    """Check the database: the engine's own consistency check, then every row read back.
-
-    Lists every checkpoint that cannot be read (a damaged file, or a hand edit in SQL), where
-    loading or exporting would stop at the first. Exit status 0 when all is well, 3 when
-    problems were found, 1 when the check could not run.
-    """
     from ckptdb.check import check_database
     from ckptdb.cli.common import run
 

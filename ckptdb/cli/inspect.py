@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ckptdb.cli.common import db_url, filter_options, run, warn_damaged
+from ckptdb.cli.common import db_url, run, warn_damaged
+from ckptdb.cli.options import filter_options
 from ckptdb.cli.output import (
     Column,
     Estimate,
@@ -26,6 +27,7 @@ from ckptdb.cli.output import (
     stdout_guard,
     write_rows,
 )
+from ckptdb.cli.progress import Progress
 from ckptdb.exit_status import ExitStatus
 
 if TYPE_CHECKING:
@@ -341,18 +343,6 @@ def _print_plan(plan: PrunePlan) -> None:
         write_rows("table", columns, rows)
 
 
-def _progress(total: int) -> Any:
-    """A `\\r` progress line on a terminal's stderr; nothing when stderr is a file or a pipe."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: int) -> None:
-        sys.stderr.write(f"\rdeleting: {done:,} / {total:,}")
-        sys.stderr.flush()
-
-    return show
-
-
 @click.command()
 @click.option(
     "--keep-last",
@@ -417,11 +407,10 @@ def prune(
                     return
                 if not yes:
                     click.confirm(f"Delete {summary}?", abort=True)
-            result = await inspect.execute_prune(
-                store, plan, vacuum=then_vacuum, progress=_progress(plan.delete)
-            )
-        if result.deleted and sys.stderr.isatty():
-            sys.stderr.write("\n")
+            with Progress.for_command() as bar:
+                result = await inspect.execute_prune(
+                    store, plan, vacuum=then_vacuum, progress=bar.counter("deleting", plan.delete)
+                )
         if plan.delete:
             click.echo(f"deleted {_plural(result.deleted, 'checkpoint')}")
         if result.vacuumed:
@@ -473,13 +462,12 @@ def _wal_kept(size: int | None) -> str:
 
 # -- sql -------------------------------------------------------------------------------------------
 
-EXIT_INTERRUPTED = 130
-
 
 @click.command()
 @click.argument("query", metavar="SQL")
 @format_option()
-def sql(query: str, fmt: str | None) -> None:
+@click.pass_context
+def sql(ctx: click.Context, query: str, fmt: str | None) -> None:
     """Run one read-only SQL query and print its rows, e.g.
     ckptdb sql "SELECT graph_name, count(*) FROM checkpoint_summary GROUP BY 1".
 
@@ -511,7 +499,7 @@ def sql(query: str, fmt: str | None) -> None:
         # Ctrl-C cancelled the query (stopped on SQLite, cancelled by the server on PostgreSQL)
         # before the database connection was closed.
         click.echo("interrupted: the query was stopped; nothing was changed", err=True)
-        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        ctx.exit(ExitStatus.INTERRUPTED)
 
 
 COMMANDS = (list_command, show, latest, graphs, stats, pending, rm, prune, vacuum, sql)

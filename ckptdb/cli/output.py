@@ -31,6 +31,8 @@ from typing import IO, Any, TypeVar
 
 import click
 
+from ckptdb.exit_status import ExitStatus
+
 FORMATS = ("table", "json", "jsonl", "csv")
 MAX_CELL = 60
 """Widest table cell, in terminal columns; longer values end in `…` (other formats keep all)."""
@@ -441,7 +443,7 @@ def stdout_guard() -> Iterator[None]:
             os.dup2(devnull, sys.stdout.fileno())
         except (AttributeError, OSError, ValueError):
             pass  # not a real file (a test runner's buffer): nothing will flush into a closed pipe
-        raise click.exceptions.Exit(0) from None
+        raise click.exceptions.Exit(ExitStatus.OK) from None
 
 
 def plural(count: int, noun: str) -> str:

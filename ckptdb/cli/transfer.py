@@ -6,84 +6,55 @@ call, draw the progress bar, and print the outcome.
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from ckptdb.cli.common import db_url, filter_options, run, tolerate_unencodable_output
+from ckptdb.cli.common import db_url, exit_statuses, run, tolerate_unencodable_output
+from ckptdb.cli.options import (
+    batch_size_option,
+    filter_options,
+    on_conflict_option,
+    quiet_option,
+    report_option,
+)
 from ckptdb.cli.output import plural
+from ckptdb.cli.progress import Progress
+from ckptdb.exit_status import ExitStatus
 
 if TYPE_CHECKING:
     from ckptdb.exporter import ExportReport
     from ckptdb.importer import ImportReport
 
 PROBLEM_LINES = 20
+QUIET_HELP = "No progress bar and no per-file lines; only the summary."
 
-IMPORT_EPILOG = """\b
-Exit status (the same table as copy's):
-  0  every file was imported, unchanged, or skipped (*.json.tmp, not .json)
-  1  error (no such directory, database unusable, ...): nothing more was done
-  2  usage: a bad option, or --report naming the database or a source file
-  3  some files were invalid or in conflict; all other valid files were imported
-  4  stopped: --strict found invalid files (nothing written), or --on-conflict fail
-     met a conflict (earlier batches stay committed)
-  130 interrupted: the batches committed so far stay; run the same command again
-"""
+IMPORT_EPILOG = exit_statuses(
+    "Exit status (the same table as copy's):",
+    {
+        ExitStatus.OK: "every file was imported, unchanged, or skipped (*.json.tmp, not .json)",
+        ExitStatus.ERROR: "error (no such directory, database unusable, ...): nothing more was done",
+        ExitStatus.USAGE: "usage: a bad option, or --report naming the database or a source file",
+        ExitStatus.PROBLEMS: "some files were invalid or in conflict; all other valid files were imported",
+        ExitStatus.STOPPED: "stopped: --strict found invalid files (nothing written), or --on-conflict fail\n"
+        "met a conflict (earlier batches stay committed)",
+        ExitStatus.INTERRUPTED: "interrupted: the batches committed so far stay; run the same command again",
+    },
+)
 
-EXPORT_EPILOG = """\b
-Exit status:
-  0  every matching checkpoint was written (or an identical file was already there)
-  1  error: nothing more was done
-  2  usage: DIR is empty, a file system root, holds the database or files that
-     are not echo checkpoints
-  3  some checkpoints were not written: a different file is in the way (use
-     --overwrite), or the id cannot be a file name
-  130 interrupted: the files written so far are complete; run it again to finish
-"""
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A callback drawing click's progress bar on stderr, one bar per phase; a no-op when disabled."""
-    bar: Any = None
-    phase: str | None = None
-    started = time.monotonic()
-    shown = 0
-
-    def callback(new_phase: str, done: int, total: int) -> None:
-        nonlocal bar, phase, started, shown
-        if not enabled:
-            return
-        if new_phase != phase:
-            if bar is not None:
-                bar.render_finish()
-            phase, started, shown = new_phase, time.monotonic(), 0
-            bar = click.progressbar(
-                length=max(total, 1),
-                label=new_phase.capitalize(),
-                file=sys.stderr,
-                show_eta=True,
-                show_pos=True,
-                item_show_func=lambda rate: rate,
-            )
-            bar.render_progress()
-        elapsed = max(time.monotonic() - started, 1e-6)
-        bar.update(done - shown, f"{done / elapsed:,.0f} files/s")
-        shown = done
-
-    try:
-        yield callback
-    finally:
-        if bar is not None:
-            bar.render_finish()
-
-
-def _show_progress(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty()
+EXPORT_EPILOG = exit_statuses(
+    "Exit status:",
+    {
+        ExitStatus.OK: "every matching checkpoint was written (or an identical file was already there)",
+        ExitStatus.ERROR: "error: nothing more was done",
+        ExitStatus.USAGE: "usage: DIR is empty, a file system root, holds the database or files that\n"
+        "are not echo checkpoints",
+        ExitStatus.PROBLEMS: "some checkpoints were not written: a different file is in the way (use\n"
+        "--overwrite), or the id cannot be a file name",
+        ExitStatus.INTERRUPTED: "interrupted: the files written so far are complete; run it again to finish",
+    },
+)
 
 
 def _counts(counts: dict[Any, int]) -> str:
@@ -123,27 +94,17 @@ def _print_import(report: ImportReport, quiet: bool) -> None:
 )
 @click.option("-n", "--dry-run", is_flag=True, help="Write nothing; report what would happen.")
 @click.option("--strict", is_flag=True, help="Validate every file first; write nothing if any is invalid.")
-@click.option(
-    "--on-conflict",
-    type=click.Choice(["skip", "replace", "fail"]),
-    default="skip",
-    show_default=True,
-    help="Same id already stored with different content: keep it, replace it, or stop.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 100_000),
+@on_conflict_option("Same id already stored with different content: keep it, replace it, or stop.")
+@batch_size_option(
     default=1000,
-    show_default=True,
+    most=100_000,
     help="Files per transaction (a kill loses at most one batch; re-run to finish).",
 )
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, writable=True),
-    help="Write every file's outcome to this JSON file, at the end (never the database or a source).",
+@report_option(
+    "Write every file's outcome to this JSON file, at the end (never the database or a source).",
+    writable=True,
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file lines; only the summary.")
+@quiet_option(QUIET_HELP)
 @click.pass_context
 def import_command(
     ctx: click.Context,
@@ -153,7 +114,7 @@ def import_command(
     strict: bool,
     on_conflict: str,
     batch_size: int,
-    report_path: str | None,
+    report_path: Path | None,
     quiet: bool,
 ) -> None:
     """Import echo checkpoint files (*.json) from each DIR into the database.
@@ -168,7 +129,8 @@ def import_command(
     options = ImportOptions(
         recursive=recursive, dry_run=dry_run, strict=strict, on_conflict=mode, batch_size=batch_size
     )
-    with _progress(_show_progress(quiet)) as progress:
+    with Progress.for_command(quiet) as bar:
+        progress = bar.phase
         job = run_import(db_url(), dirs, options, progress_callback=progress, report_path=report_path)
         report = run(job)
     _print_import(report, quiet)
@@ -187,14 +149,8 @@ def _print_export(report: ExportReport, quiet: bool) -> None:
 @click.argument("directory", metavar="DIR")
 @filter_options
 @click.option("--overwrite", is_flag=True, help="Replace existing files whose content differs.")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 100_000),
-    default=500,
-    show_default=True,
-    help="Files per directory fsync.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file lines; only the summary.")
+@batch_size_option(default=500, most=100_000, help="Files per directory fsync.")
+@quiet_option(QUIET_HELP)
 @click.pass_context
 def export_command(
     ctx: click.Context,
@@ -224,7 +180,8 @@ def export_command(
         )
 
     tolerate_unencodable_output()
-    with _progress(_show_progress(quiet)) as progress:
+    with Progress.for_command(quiet) as bar:
+        progress = bar.phase
         report = run(export())
     _print_export(report, quiet)
     ctx.exit(report.exit_status)
