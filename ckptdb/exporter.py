@@ -9,7 +9,7 @@ call (one journal commit for the whole batch: fsyncing each file would cap the e
 `fsync_each_file`, each file is written, fsynced and renamed on its own in a pool of
 threads, so that many fsyncs share each journal commit.
 
-This process reads and encodes; for big exports a helper process writes (`importer.helper_pool`),
+This process reads and encodes; for big exports a helper process writes (`helper_process.helper_pool`),
 so the encoding and the file system's waits overlap without fighting over one GIL.
 
 Existing files are never overwritten with different content unless asked (`overwrite`): a file
@@ -40,11 +40,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
+from ckptdb.canonical import canonical_json
 from ckptdb.errors import CkptdbError, DamagedRowError, InvalidIdError, StoreError
 from ckptdb.files import check_file_id, fsync_directory
-from ckptdb.importer import canonical_json, helper_pool, printable
+from ckptdb.helper_process import helper_pool
 from ckptdb.model import Checkpoint
 from ckptdb.outputs import check_export_directory, database_files, export_temp_name, stale_export_temps
+from ckptdb.printable import printable
 from ckptdb.sql.store import SqlCheckpointStore
 from ckptdb.store import CheckpointQuery
 
@@ -76,7 +78,7 @@ class ExportOptions:
     fsync_each_file: bool = False
     """fsync every file on its own, even where one file-system sync per batch is available."""
     parallel: bool = True
-    """Write big exports from a helper process (see `importer.helper_pool`)."""
+    """Write big exports from a helper process (see `helper_process.helper_pool`)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -489,7 +491,7 @@ async def run_export(
     """The whole `ckptdb export`: open the existing database (never create one), export, close.
 
     The matches are counted on a connection closed again before the helper process is forked, so
-    the fork happens while this process runs no database threads (see `importer.helper_pool`).
+    the fork happens while this process runs no database threads (see `helper_process.helper_pool`).
     """
     options = options or ExportOptions()
     query = query or CheckpointQuery(limit=None)
