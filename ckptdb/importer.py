@@ -60,8 +60,8 @@ from ckptdb.importing.row_access import same_content
 from ckptdb.importing.scan import ScanPlan, SourceDir, batches, resolve_dirs, scan
 from ckptdb.importing.write import BatchWriter, PendingWrite, wants_json_bytes
 from ckptdb.printable import printable
-from ckptdb.sql.backend import DatabaseTarget, open_backend, parse_target
-from ckptdb.sql.store import SqlCheckpointStore
+from ckptdb.sql.store import SqlCheckpointStore, parse_target
+from ckptdb.sql.transfer import has_schema
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -303,18 +303,7 @@ async def _open_store(db: str, *, dry_run: bool) -> SqlCheckpointStore | None:
         target = parse_target(db)
         if target.path is not None and not target.path.exists():
             return None
-        if target.path is None and not await _has_schema(target):
+        if target.path is None and not await has_schema(target):
             return None
         return await SqlCheckpointStore.open(target, create=False)
     return await SqlCheckpointStore.open(db)
-
-
-async def _has_schema(target: DatabaseTarget) -> bool:
-    """Whether the database holds any ckptdb table yet (connecting creates nothing)."""
-    backend = open_backend(target)
-    await backend.connect(create=False)
-    try:
-        has_tables, revision = await backend.schema_revision()
-    finally:
-        await backend.close()
-    return has_tables or revision is not None

@@ -186,12 +186,15 @@ def test_every_module_has_a_place_in_the_layers() -> None:
     placed = {name.strip() for layer in layers["layers"] for name in str(layer).split(":")}  # type: ignore[attr-defined]
     leaves = {
         "ckptdb.__main__",
+        "ckptdb.canonical",
         "ckptdb.echo_json",
         "ckptdb.errors",
         "ckptdb.exit_status",
         "ckptdb.files",
+        "ckptdb.helper_process",
         "ckptdb.memory",
         "ckptdb.model",
+        "ckptdb.printable",
         "ckptdb.state_filter",
         "ckptdb.store",
         "ckptdb.times",

@@ -16,7 +16,7 @@ from ckptdb.importing.outcomes import FileOutcome, ImportReport
 from ckptdb.importing.scan import SourceDir
 from ckptdb.outputs import AtomicTextFile, check_output_file, database_files
 from ckptdb.printable import printable
-from ckptdb.sql.backend import parse_target
+from ckptdb.sql.store import parse_target
 
 
 class Reporter:

@@ -1,6 +1,6 @@
-"""Every look into a row by the import's stages: its id, its source, its checkpoint, and whether two
-rows hold the same checkpoint. Kept here, and only here, so that the row's layout (positions in
-`ckptdb.sql.rows`) is spelled in one place of the importer."""
+"""What the import's stages read from a stored row: its id, its source, its checkpoint, and whether
+two rows hold the same checkpoint. The layout itself is named in `ckptdb.sql.rows`; this adds only
+the import's own reading of it (a message's wording, a digest, a canonical-JSON fallback)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,19 @@ from ckptdb.model import Checkpoint
 from ckptdb.printable import printable
 from ckptdb.sql import rows as sqlrows
 
-_CONTENT = 11
-"""The row's columns up to `source`: what a checkpoint holds (the rest records where it came from)."""
-
 
 def row_id(row: tuple[Any, ...]) -> str:
-    return str(row[0])
+    return str(row[sqlrows.ID])
 
 
 def source_of(row: tuple[Any, ...]) -> str:
     """Where a stored row came from, as a message says it."""
-    return printable(row[_CONTENT]) if row[_CONTENT] else "an earlier save"
+    source = sqlrows.source_of(row)
+    return printable(source) if source else "an earlier save"
 
 
 def row_checkpoint(row: tuple[Any, ...]) -> Checkpoint:
-    return sqlrows.from_row(row[:_CONTENT])
+    return sqlrows.from_row(sqlrows.content(row))
 
 
 def row_digest(row: tuple[Any, ...]) -> bytes:
@@ -34,14 +32,9 @@ def row_digest(row: tuple[Any, ...]) -> bytes:
 
 
 def same_content(new: tuple[Any, ...], stored: tuple[Any, ...]) -> bool:
-    """Whether two rows hold the same checkpoint: equal columns, or else equal canonical JSON (a
-    hand edit may reorder keys inside the state; that changes nothing). A huge JSON text of the
-    new row is UTF-8 bytes (`rows.to_row` with `json_bytes`), the stored one a str."""
-    if new[:_CONTENT] == stored[:_CONTENT]:
-        return True
-    if all(
-        a == b or (type(a) is bytes and type(b) is str and a == b.encode("utf-8", "surrogatepass"))
-        for a, b in zip(new[:_CONTENT], stored[:_CONTENT], strict=True)
-    ):
+    """Whether two rows hold the same checkpoint: the same stored content (`rows.same_content`),
+    or else equal canonical JSON (a hand edit may reorder keys inside the state; that changes
+    nothing)."""
+    if sqlrows.same_content(new, stored):
         return True
     return canonical_json(row_checkpoint(new)) == canonical_json(row_checkpoint(stored))

@@ -16,14 +16,14 @@ from ckptdb.importing.outcomes import ImportReport, Outcome
 from ckptdb.importing.parse import invalid_reason
 from ckptdb.importing.row_access import row_id, same_content, source_of
 from ckptdb.printable import printable
-from ckptdb.sql.backend import InsertResult, Resolve, Row
 from ckptdb.sql.store import SqlCheckpointStore
+from ckptdb.sql.transfer import InsertResult, Resolve, Row, encodes_json_as_bytes
 
 
 def wants_json_bytes(store: SqlCheckpointStore | None) -> bool:
     """Whether the store takes a huge row's JSON as UTF-8 bytes (see `rows.to_row`): the parse
-    then encodes it so. The import's one look at the store's backend."""
-    return store is not None and store.backend.json_bytes
+    then encodes it so."""
+    return store is not None and encodes_json_as_bytes(store)
 
 
 class ConflictStop(CkptdbError):
