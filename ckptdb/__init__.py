@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from ckptdb.files import FileCheckpointStore
     from ckptdb.memory import MemoryCheckpointStore
     from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
-    from ckptdb.sql.backend import DatabaseTarget, parse_target
+    from ckptdb.sql.backend import DatabaseTarget
+    from ckptdb.sql.engines import parse_target
     from ckptdb.sql.store import SqlCheckpointStore, open_store
     from ckptdb.state_filter import StateFilter
     from ckptdb.store import CheckpointPage, CheckpointQuery, CheckpointStore
@@ -43,7 +44,7 @@ _HOME = {
     "InterruptType": "ckptdb.model",
     "Timestamp": "ckptdb.model",
     "DatabaseTarget": "ckptdb.sql.backend",
-    "parse_target": "ckptdb.sql.backend",
+    "parse_target": "ckptdb.sql.engines",
     "SqlCheckpointStore": "ckptdb.sql.store",
     "open_store": "ckptdb.sql.store",
     "StateFilter": "ckptdb.state_filter",

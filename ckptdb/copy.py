@@ -38,7 +38,8 @@ from ckptdb.errors import CkptdbError, InvalidCheckpointError
 from ckptdb.exit_status import ExitStatus
 from ckptdb.outputs import OutputPathError, same_database
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import DatabaseTarget, parse_target
+from ckptdb.sql.backend import DatabaseTarget
+from ckptdb.sql.engines import parse_target
 from ckptdb.sql.store import SqlCheckpointStore
 
 OnConflict = Literal["skip", "replace", "fail"]

@@ -44,7 +44,8 @@ from ckptdb.exit_status import ExitStatus
 from ckptdb.model import Checkpoint
 from ckptdb.outputs import AtomicTextFile, check_output_file, database_files
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import DatabaseTarget, InsertResult, Resolve, Row, open_backend, parse_target
+from ckptdb.sql.backend import DatabaseTarget, InsertResult, Resolve, Row
+from ckptdb.sql.engines import open_backend, parse_target
 from ckptdb.sql.store import SqlCheckpointStore
 
 OnConflict = Literal["skip", "replace", "fail"]

@@ -24,7 +24,8 @@ from typing import IO
 
 from ckptdb.errors import CkptdbError
 from ckptdb.files import fsync_directory
-from ckptdb.sql.backend import DatabaseTarget, parse_target
+from ckptdb.sql.backend import DatabaseTarget
+from ckptdb.sql.engines import parse_target
 
 SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 """An SQLite database is its file plus these (WAL mode, shared memory, a rollback journal)."""

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mappi
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from ckptdb.errors import CkptdbError, SchemaError, StoreError
 from ckptdb.sql.revision import HEAD, KNOWN_REVISIONS
@@ -38,56 +38,6 @@ class DatabaseTarget:
             netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
             return parts._replace(netloc=netloc).geturl()
         return self.url
-
-
-def parse_target(target: str | Path | DatabaseTarget) -> DatabaseTarget:
-    """`./checkpoints.db`, `sqlite:///abs.db`, `sqlite:///rel.db`, or `postgresql://...`.
-
-    Only a text with `scheme://` is a URL; anything else is a file path taken as it is (`#`, `?`,
-    `%`, spaces, a leading `-`, a `file:` prefix are all part of the name), and from here on the
-    path travels as a Path, never pasted into another URL (see `ckptdb.sql.sqlite.sqlite_uri`).
-    In a `sqlite://` URL the path is percent-decoded once and a `?query` is refused rather than
-    silently dropped.
-    """
-    if isinstance(target, DatabaseTarget):
-        return target
-    if not isinstance(target, (str, Path)):
-        raise CkptdbError(
-            f"database target must be a path or URL string, got {type(target).__name__}: "
-            "pass 'checkpoints.db', 'sqlite:///path.db' or 'postgresql://...'"
-        )
-    text = str(target)
-    scheme = text.split("://", 1)[0].lower() if "://" in text and not isinstance(target, Path) else ""
-    if scheme and not all(c.isalnum() or c in "+-." for c in scheme):
-        scheme = ""  # `dir/x://y` is a path whose name holds "://"
-    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        return DatabaseTarget("postgresql", text)
-    if scheme in ("sqlite", "sqlite3") or scheme.startswith("sqlite+"):
-        rest = text.split("://", 1)[1]
-        if "?" in rest:
-            raise CkptdbError(
-                f"{text!r}: sqlite URLs take no ?options here; write the path alone "
-                "(percent-encode a '?' in the name as %3F) or give the plain file path"
-            )
-        path_text = unquote(rest)
-        if path_text.startswith("/"):
-            path_text = path_text[1:]  # sqlite:///rel.db -> rel.db ; sqlite:////abs.db -> /abs.db
-        elif path_text:
-            raise CkptdbError(
-                f"{text!r}: a sqlite URL has three slashes before a relative path (sqlite:///rel.db) "
-                "and four before an absolute one (sqlite:////abs/path.db)"
-            )
-        text = path_text
-    elif scheme:
-        raise CkptdbError(
-            f"unsupported database URL {text!r}: use a file path, sqlite:///path.db or postgresql://..."
-        )
-    if text in ("", ":memory:"):
-        raise CkptdbError("an in-memory SQLite database cannot be shared; use MemoryCheckpointStore")
-    if "\x00" in text:
-        raise CkptdbError(f"database path {text!r} contains NUL: no file can have that name")
-    path = Path(text).expanduser().absolute()
-    return DatabaseTarget("sqlite", f"sqlite:///{path}", path)
 
 
 def check_revision(revision: str | None, where: str) -> None:
@@ -215,6 +165,11 @@ class Backend(ABC):
     OPTIONS: tuple[str, ...] = ()
     """The keyword options the backend takes (`open_store(..., **options)`)."""
 
+    def __init__(self, target: DatabaseTarget, **options: Any) -> None:
+        """Built from its target and the `OPTIONS` given, not yet connected (each engine checks its
+        options' values itself)."""
+        self.target = target
+
     @abstractmethod
     async def connect(self, *, create: bool, readonly: bool = False) -> None:
         """Open connections; `create=False` refuses to create a missing database. `readonly`
@@ -322,26 +277,6 @@ class Backend(ABC):
         """`write()` for a transaction that touches many pages (a prune window); engines that need
         different settings for it (SQLite: a bigger page cache) override this."""
         return await self.write(statements)
-
-
-def open_backend(target: DatabaseTarget, **options: Any) -> Backend:
-    """The (not yet connected) backend for a target; drivers are imported only when used. An
-    option the backend does not take is refused by name, with the ones it does."""
-    backend: type[Backend]
-    if target.kind == "sqlite":
-        from ckptdb.sql.sqlite import SqliteBackend
-
-        backend = SqliteBackend
-    else:
-        from ckptdb.sql.postgres import PostgresBackend
-
-        backend = PostgresBackend
-    unknown = sorted(set(options) - set(backend.OPTIONS))
-    if unknown:
-        engine = "SQLite" if target.kind == "sqlite" else "PostgreSQL"
-        known = ", ".join(sorted({*backend.OPTIONS, *STORE_OPTIONS}))
-        raise CkptdbError(f"unknown option {unknown[0]!r} for a {engine} store: the options are {known}")
-    return backend(target, **options)
 
 
 STORE_OPTIONS = ("create", "migrate", "readonly")

@@ -20,9 +20,8 @@ from ckptdb.sql.backend import (
     Resolve,
     check_bool,
     check_schema,
-    open_backend,
-    parse_target,
 )
+from ckptdb.sql.engines import open_backend, parse_target
 from ckptdb.store import (
     CheckpointPage,
     CheckpointQuery,

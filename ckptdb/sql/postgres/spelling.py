@@ -1,0 +1,107 @@
+"""PostgreSQL's spelling of the store's SQL: `$n` placeholders, the save sequence, state conditions
+over documents that may hold U+0000.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import re
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ckptdb.sql import rows as sqlrows
+from ckptdb.state_filter import PathStep
+
+if TYPE_CHECKING:
+    pass
+
+
+# State documents for json functions: as stored, unless the text holds an escaped U+0000 or U+0001
+# (`\u000` then a digit, after an odd number of backslashes), which are rewritten as `nul_free`
+# maps them, U+0001 first, for the query only.
+_ESCAPE_RE = r"(?<!\\)((?:\\\\)*)\\u000"
+_STATE_DOC = (
+    "(CASE WHEN strpos(state_snapshot::text, '\\u000') = 0 THEN state_snapshot ELSE regexp_replace("
+    f"regexp_replace(state_snapshot::text, '{_ESCAPE_RE}1', '\\1\\\\u0001\\\\u0002', 'g'), "
+    f"'{_ESCAPE_RE}0', '\\1\\\\u0001\\\\u0001', 'g')::json END)"
+)
+_INT_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
+
+
+@functools.lru_cache(maxsize=2048)
+def to_dollar_params(sql: str) -> str:
+    """`?` -> `$1, $2, ...`, outside quoted strings and identifiers; cached per SQL text. A JSON
+    column's `CAST(? AS TEXT)` (rows.JSON_PARAM, for SQLite's sake) becomes a plain parameter:
+    the column is `json` here, and asyncpg sends its str as the text it is."""
+    sql = sql.replace(sqlrows.JSON_PARAM, "?")
+    out: list[str] = []
+    number = 0
+    quote: str | None = None
+    for char in sql:
+        if quote is not None:
+            if char == quote:
+                quote = None
+        elif char in ("'", '"'):
+            quote = char
+        elif char == "?":
+            number += 1
+            out.append(f"${number}")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=2048)
+def postgres_sql(sql: str) -> str:
+    """The store's SQL text for asyncpg: `$n` parameters, and the next save order drawn from the
+    `checkpoints_save_seq` SEQUENCE where rows.py reads SQLite's max(save_seq) + 1 (under READ
+    COMMITTED, concurrent transactions would read the same max). Cached per SQL text."""
+    return to_dollar_params(sql.replace(sqlrows.NEXT_SAVE_SEQ, "nextval('checkpoints_save_seq')"))
+
+
+def nul_free(text: str) -> str:
+    """Text without U+0000 that keeps distinct strings distinct and in the same (code point) order:
+    a prefix-free code in which U+0000 -> U+0001 U+0001, U+0001 -> U+0001 U+0002, the rest as is.
+    State conditions compare strings in this spelling, the documents' (`_STATE_DOC`) and theirs."""
+    if "\x00" not in text and "\x01" not in text:
+        return text
+    return text.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
+
+
+def _path_text(step: PathStep) -> str:
+    return str(step) if isinstance(step, int) else nul_free(step)
+
+
+_COMPARE = {"=": operator.eq, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _number_comparison(text: str, op: str, value: int | float, steps: list[str]) -> tuple[str, list[Any]]:
+    """SQL comparing the stored number whose JSON text `text` reads with `value` exactly, as Python
+    compares an int or float with an int or float, and its parameters.
+
+    A stored integer (no `.`, `e` or `E` in its text) is `numeric`: exact at any size, against
+    the exact decimal value of `value` (Decimal(0.1) is 0.1000000000000000055..., the float itself,
+    not its shortest spelling). A stored float is the float its text denotes (`float8`, correctly
+    rounded), against a float `value` as it is; against an integer, through the float nearest it:
+    a float other than that one compares with the integer as with it, and the one equal to it
+    compares as that float's own integer value does (computed here)."""
+    exact = str(value) if isinstance(value, int) else format(Decimal(value), "f")
+    as_int = f"({text})::numeric {op} ?::text::numeric"
+    if isinstance(value, float):
+        as_float, float_params = f"({text})::float8 {op} ?::text::float8", [steps, repr(value)]
+    else:
+        try:
+            nearest = float(value)
+            on_tie = "true" if _COMPARE[op](int(nearest), value) else "false"
+        except OverflowError:  # beyond every float: no stored float equals it
+            nearest, on_tie = (float("inf") if value > 0 else float("-inf")), "false"
+        stored = f"({text})::float8"
+        as_float = (
+            f"(CASE WHEN {stored} = ?::text::float8 THEN {on_tie} ELSE {stored} {op} ?::text::float8 END)"
+        )
+        float_params = [steps, repr(nearest), steps, repr(nearest)]
+    return (
+        f"(CASE WHEN ({text}) ~ '[.eE]' THEN {as_float} ELSE {as_int} END)",
+        [steps, *float_params, steps, exact],
+    )
