@@ -50,7 +50,6 @@ from ckptdb.sql.backend import (
     check_count,
 )
 from ckptdb.sql.revision import VERSION_TABLE
-from ckptdb.state_filter import StateFilter
 
 if TYPE_CHECKING:
     import asyncpg  # type: ignore[import-untyped]
@@ -66,11 +65,7 @@ from ckptdb.sql.postgres.readonly import (
     _session_guards,
 )
 from ckptdb.sql.postgres.spelling import (
-    _INT_TEXT,
-    _STATE_DOC,
-    _number_comparison,
-    _path_text,
-    nul_free,
+    PostgresSpelling,
     postgres_sql,
 )
 from ckptdb.sql.postgres.urls import asyncpg_dsn
@@ -174,7 +169,7 @@ def _is_retryable(exc: BaseException) -> bool:
     return getattr(exc, "sqlstate", None) in _RETRY_STATES
 
 
-class PostgresBackend(Backend):
+class PostgresBackend(PostgresSpelling, Backend):
     """One asyncpg pool per store.
 
     Options: `pool_min_size` / `pool_max_size` (connections, default 1 and 10), `command_timeout`
@@ -463,56 +458,6 @@ class PostgresBackend(Backend):
 
     # -- SQL spellings --------------------------------------------------------------------------
 
-    def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
-        """json_extract_path on the `json` column, values bound; types compared as in Python.
-
-        A path step that is an array index must meet an array, a key an object (json_extract_path
-        alone would take key "0" as index 0), so such steps get a type check on their parent.
-        """
-        steps = [_path_text(step) for step in condition.path]
-        node = f"json_extract_path({_STATE_DOC}, VARIADIC ?::text[])"
-        guards: list[str] = []
-        guard_params: list[Any] = []
-        for index, step in enumerate(condition.path):
-            if isinstance(step, int) or _INT_TEXT.match(step):
-                parent = "array" if isinstance(step, int) else "object"
-                if index == 0:
-                    guards.append(f"json_typeof({_STATE_DOC}) = '{parent}'")
-                else:
-                    guards.append(f"json_typeof({node}) = '{parent}'")
-                    guard_params.append(steps[:index])
-        jtype = f"json_typeof({node})"
-        if condition.op == "exists":
-            test, params = f"{node} IS NOT NULL", [steps]
-        else:
-            kind = condition.kind()
-            if kind == "null":
-                same: tuple[str, list[Any]] = (f"{jtype} = 'null'", [steps])
-            elif kind == "bool":
-                word = "true" if condition.value else "false"
-                same = (f"({jtype} = 'boolean' AND {node}::text = ?)", [steps, steps, word])
-            else:
-                text = f"json_extract_path_text({_STATE_DOC}, VARIADIC ?::text[])"
-                op = "=" if condition.op in ("==", "!=") else condition.op
-                if kind == "number":
-                    compared, values = _number_comparison(text, op, condition.value, steps)
-                    jkind = "number"
-                else:
-                    compared = f'{text} COLLATE "C" {op} ?'
-                    values = [steps, nul_free(str(condition.value))]
-                    jkind = "string"
-                same = (
-                    f"(CASE WHEN {jtype} = '{jkind}' THEN {compared} ELSE false END)",
-                    [steps, *values],
-                )
-            if condition.op == "!=":
-                test, params = f"({node} IS NOT NULL AND NOT {same[0]})", [steps, *same[1]]
-            else:
-                test, params = same
-        if guards:
-            return f"({' AND '.join(guards)} AND {test})", [*guard_params, *params]
-        return test, params
-
     def sync_engine(self, *, create: bool = True, readonly: bool = False) -> Engine:
         """psycopg 3 (sync) for Alembic; each transaction takes the migration advisory lock first
         (read-only: a read-only session instead, which takes no lock)."""
@@ -551,9 +496,6 @@ class PostgresBackend(Backend):
         return None if not found or found[0][0] is None else int(found[0][0])
 
     # -- inspection -----------------------------------------------------------------------------
-
-    def byte_length_sql(self, expression: str) -> str:
-        return f"octet_length(({expression})::text)"
 
     async def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncGenerator[Row, None]:
         """The statement becomes a cursor (`DECLARE ... CURSOR FOR`, which the server accepts only

@@ -11,7 +11,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ckptdb.sql import rows as sqlrows
-from ckptdb.state_filter import PathStep
+from ckptdb.sql.backend import Spelling
+from ckptdb.state_filter import PathStep, StateFilter
 
 if TYPE_CHECKING:
     pass
@@ -105,3 +106,61 @@ def _number_comparison(text: str, op: str, value: int | float, steps: list[str])
         f"(CASE WHEN ({text}) ~ '[.eE]' THEN {as_float} ELSE {as_int} END)",
         [steps, *float_params, steps, exact],
     )
+
+
+class PostgresSpelling(Spelling):
+    """PostgreSQL's side of `Spelling`; it needs no connection, so it is a class of its own that
+    `PostgresBackend` takes in."""
+
+    def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
+        """json_extract_path on the `json` column, values bound; types compared as in Python.
+
+        A path step that is an array index must meet an array, a key an object (json_extract_path
+        alone would take key "0" as index 0), so such steps get a type check on their parent.
+        """
+        steps = [_path_text(step) for step in condition.path]
+        node = f"json_extract_path({_STATE_DOC}, VARIADIC ?::text[])"
+        guards: list[str] = []
+        guard_params: list[Any] = []
+        for index, step in enumerate(condition.path):
+            if isinstance(step, int) or _INT_TEXT.match(step):
+                parent = "array" if isinstance(step, int) else "object"
+                if index == 0:
+                    guards.append(f"json_typeof({_STATE_DOC}) = '{parent}'")
+                else:
+                    guards.append(f"json_typeof({node}) = '{parent}'")
+                    guard_params.append(steps[:index])
+        jtype = f"json_typeof({node})"
+        if condition.op == "exists":
+            test, params = f"{node} IS NOT NULL", [steps]
+        else:
+            kind = condition.kind()
+            if kind == "null":
+                same: tuple[str, list[Any]] = (f"{jtype} = 'null'", [steps])
+            elif kind == "bool":
+                word = "true" if condition.value else "false"
+                same = (f"({jtype} = 'boolean' AND {node}::text = ?)", [steps, steps, word])
+            else:
+                text = f"json_extract_path_text({_STATE_DOC}, VARIADIC ?::text[])"
+                op = "=" if condition.op in ("==", "!=") else condition.op
+                if kind == "number":
+                    compared, values = _number_comparison(text, op, condition.value, steps)
+                    jkind = "number"
+                else:
+                    compared = f'{text} COLLATE "C" {op} ?'
+                    values = [steps, nul_free(str(condition.value))]
+                    jkind = "string"
+                same = (
+                    f"(CASE WHEN {jtype} = '{jkind}' THEN {compared} ELSE false END)",
+                    [steps, *values],
+                )
+            if condition.op == "!=":
+                test, params = f"({node} IS NOT NULL AND NOT {same[0]})", [steps, *same[1]]
+            else:
+                test, params = same
+        if guards:
+            return f"({' AND '.join(guards)} AND {test})", [*guard_params, *params]
+        return test, params
+
+    def byte_length_sql(self, expression: str) -> str:
+        return f"octet_length(({expression})::text)"

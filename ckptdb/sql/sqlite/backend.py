@@ -42,7 +42,6 @@ from ckptdb.sql.backend import (
     check_count,
 )
 from ckptdb.sql.revision import VERSION_TABLE
-from ckptdb.state_filter import StateFilter
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -69,21 +68,15 @@ from ckptdb.sql.sqlite.settings import (
     WAL_SIZE_LIMIT,
 )
 from ckptdb.sql.sqlite.spelling import (
-    _PLAIN_KEY,
-    I64_MAX,
-    I64_MIN,
     STATE_MATCH,
-    _nearest_float,
-    condition_text,
-    json_path,
+    SqliteSpelling,
     state_match,
 )
 from ckptdb.sql.sqlite.writer import WriterThread
 
 
-class SqliteBackend(Backend):
+class SqliteBackend(SqliteSpelling, Backend):
     OPTIONS = ("synchronous", "busy_timeout_ms", "commit_on_loop", "sync_interval", "max_value_bytes")
-    json_bytes = True  # sqlite3 binds bytes without a copy of its own; rows.JSON_PARAM makes them TEXT
 
     def __init__(
         self,
@@ -379,70 +372,6 @@ class SqliteBackend(Backend):
             return InsertResult()
         return await writer.call(lambda db: _insert_rows(db, rows, resolve), rows)
 
-    def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
-        """The condition, tested only on rows whose state is valid JSON: SQLite's json functions
-        raise "malformed JSON" for the whole statement on one damaged row (a hand edit, a torn
-        page), where PostgreSQL's `json` column cannot hold such a row at all. So a damaged row
-        matches nothing and the other rows get the answer PostgreSQL gives (CASE, unlike AND,
-        is guaranteed not to evaluate its branch). The price: the check parses each state once
-        more, 64-88 ms instead of 63-66 ms for one condition over 20,000 generated checkpoints
-        (69 MB; best of 15 on the shared 2-core machine)."""
-        sql, params = self._valid_state_condition(condition)
-        return f"(CASE WHEN json_valid(state_snapshot) THEN {sql} ELSE 0 END)", params
-
-    def _valid_state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
-        """json_type / json_extract with the path bound; exact where they are, and the rows where
-        they are not go to `state_match`, so every answer is the one Python gives:
-
-        - a string condition on a state holding `\\u0000` anywhere (json_extract would cut the
-          string at the NUL): in Python;
-        - a number: an integer within 64 bits compares exactly with any stored number (SQLite
-          compares integers and floats exactly), except -2^63 itself, which an integer below it
-          reads as. A float, or an integer beyond 64 bits (bound as the nearest float), cannot be
-          compared exactly with an integer beyond 64 bits (read as a float) nor, beyond 64 bits,
-          with a float equal to that nearest float: those rows in Python.
-        """
-        python = f"{STATE_MATCH}(state_snapshot, ?)"
-        python_params: list[Any] = [condition_text(condition)]
-        if not all(isinstance(step, int) or _PLAIN_KEY.fullmatch(step) for step in condition.path):
-            return python, python_params
-        path = json_path(condition.path)
-        jtype = "json_type(state_snapshot, ?)"
-        value = "json_extract(state_snapshot, ?)"
-        if condition.op == "exists":
-            return f"{jtype} IS NOT NULL", [path]
-        kind = condition.kind()
-        slow: tuple[str, list[Any]] | None = None
-        if kind == "null":
-            same: tuple[str, list[Any]] = (f"{jtype} = 'null'", [path])
-        elif kind == "bool":
-            same = (f"{jtype} = ?", [path, "true" if condition.value else "false"])
-        else:
-            op = "=" if condition.op in ("==", "!=") else condition.op
-            bound = condition.value
-            if kind == "string":
-                types = "('text')"
-                slow = ("instr(state_snapshot, '\\u0000') > 0", [])
-            else:
-                types = "('integer', 'real')"
-                big_int = f"({jtype} = 'integer' AND typeof({value}) = 'real')"
-                if isinstance(bound, float):
-                    slow = (big_int, [path, path])
-                elif not I64_MIN < bound <= I64_MAX:  # -2^63 too: a big negative reads as exactly that
-                    bound = _nearest_float(bound)
-                    slow = (f"(typeof({value}) = 'real' OR {value} = ?)", [path, path, bound])
-            same = (f"({jtype} IN {types} AND {value} {op} ?)", [path, path, bound])
-        if condition.op == "!=":
-            fast = (f"({jtype} IS NOT NULL AND NOT {same[0]})", [path, *same[1]])
-        else:
-            fast = same
-        if slow is None:
-            return fast
-        return (
-            f"(CASE WHEN {slow[0]} THEN {python} ELSE {fast[0]} END)",
-            [*slow[1], *python_params, *fast[1]],
-        )
-
     def sync_engine(self, *, create: bool = True, readonly: bool = False) -> Engine:
         """The engine opens the file through `sqlite_uri`, never through a SQLAlchemy URL (which
         would decode `%XX` in the path and could meet `?` and `#`), and turns driver errors into
@@ -490,10 +419,6 @@ class SqliteBackend(Backend):
         return total
 
     # -- inspection --------------------------------------------------------------------------
-
-    def byte_length_sql(self, expression: str) -> str:
-        # SQLite 3.40 has no octet_length(); length() counts characters of TEXT but bytes of a BLOB.
-        return f"length(CAST({expression} AS BLOB))"
 
     async def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncGenerator[Row, None]:
         """Three locks, each enough on its own for writes: the file opened `mode=ro`, `PRAGMA
