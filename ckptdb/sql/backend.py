@@ -208,8 +208,10 @@ class Queries(ABC):
         """
 
     @abstractmethod
-    async def write_rows(self, sql: str, rows: Sequence[Row]) -> None:
-        """One statement over many parameter rows, in one write transaction."""
+    def save_rows(self, sql: str, rows: Sequence[Row]) -> Awaitable[None]:
+        """Queue one statement over (non-empty) rows for the next group commit
+        (`ckptdb.sql.group_commit`): concurrent saves share a transaction, each all or nothing;
+        what it returns is done once the rows are committed."""
 
     @abstractmethod
     async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
@@ -297,12 +299,6 @@ class Backend(Session, Queries, Spelling, Maintenance):
         """Built from its target and the `OPTIONS` given, not yet connected (each engine checks its
         options' values itself)."""
         self.target = target
-
-    def group_writer(self) -> Callable[[str, Sequence[Row]], Awaitable[None]] | None:
-        """For a backend that commits concurrent row writes together itself (SQLite: its writer
-        thread), the function that queues rows and returns what to await for their commit; None
-        (the default): the store groups them and calls `write_rows`."""
-        return None
 
 
 STORE_OPTIONS = ("create", "migrate", "readonly")

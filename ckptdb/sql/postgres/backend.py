@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 from ckptdb.sql.postgres.errors import translate_error, translate_write_error
+from ckptdb.sql.postgres.group_commit import CallerGroupCommit
 from ckptdb.sql.postgres.readonly import (
     _DECLARE,
     _REPORTING,
@@ -238,6 +239,7 @@ class PostgresBackend(PostgresSpelling, Backend):
         # and release; whoever finds it busy takes a pooled one, so nothing ever waits for it.
         self._writer: Any = None
         self._writer_busy = False
+        self._saves = CallerGroupCommit(self._write_rows, self.write)
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -265,7 +267,11 @@ class PostgresBackend(PostgresSpelling, Backend):
         except Exception as exc:
             raise translate_error(exc, self.target) from None
 
+    def save_rows(self, sql: str, rows: Sequence[Row]) -> Awaitable[None]:
+        return self._saves.save(sql, rows)
+
     async def close(self) -> None:
+        await self._saves.settled()
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -374,7 +380,7 @@ class PostgresBackend(PostgresSpelling, Backend):
         finally:
             self._writer_busy = False
 
-    async def write_rows(self, sql: str, rows: Sequence[Row]) -> None:
+    async def _write_rows(self, sql: str, rows: Sequence[Row]) -> None:
         """One row: one autocommit statement (one round trip). More: executemany in a transaction."""
         self._writable()
         rows = check_storable(rows)

@@ -20,7 +20,7 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -309,12 +309,6 @@ class SqliteBackend(SqliteSpelling, Backend):
             raise StoreError("the store is closed")
         return self._reader
 
-    def group_writer(self) -> Callable[[str, Sequence[Row]], asyncio.Future[None]] | None:
-        if self.readonly:
-            return None  # writes reach write_rows, which says the store is read-only
-        writer, _ = self._conns()
-        return writer.submit_rows
-
     async def schema_state(self) -> SchemaState:
         reader = self._read_conn()
         try:
@@ -356,10 +350,11 @@ class SqliteBackend(SqliteSpelling, Backend):
         except sqlite3.Error as exc:
             raise translate_error(exc, self._where()) from None
 
-    async def write_rows(self, sql: str, rows: Sequence[Row]) -> None:
-        writer, _ = self._conns()
-        if rows:
-            await writer.submit_rows(sql, rows)
+    def save_rows(self, sql: str, rows: Sequence[Row]) -> asyncio.Future[None]:
+        """The writer thread's own group commit; its future is awaited as it is, no coroutine
+        around it, on the path of every save."""
+        writer, _ = self._conns()  # read-only: StoreError, nothing queued
+        return writer.submit_rows(sql, rows)
 
     async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         writer, _ = self._conns()

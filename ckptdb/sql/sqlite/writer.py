@@ -20,6 +20,7 @@ from ckptdb.sql.backend import (
 if TYPE_CHECKING:
     pass
 
+from ckptdb.sql.group_commit import WriteRequest, commit_isolated, settle
 from ckptdb.sql.sqlite import settings
 from ckptdb.sql.sqlite.checkpointer import Checkpointer
 from ckptdb.sql.sqlite.connection import _TEXT, _immediate_transaction, _is_busy, _is_full, translate_error
@@ -31,17 +32,6 @@ from ckptdb.sql.sqlite.settings import (
 )
 
 T = TypeVar("T")
-
-
-class _Rows:
-    """Queued saves: one statement over parameter rows, all or nothing."""
-
-    __slots__ = ("future", "rows", "sql")
-
-    def __init__(self, sql: str, rows: Sequence[Row], future: asyncio.Future[None]) -> None:
-        self.sql = sql
-        self.rows = rows
-        self.future = future
 
 
 class _Call:
@@ -59,22 +49,6 @@ class _Call:
         self.work = work
         self.future = future
         self.rows = rows
-
-
-def _settle_rows(batch: list[_Rows], errors: list[BaseException | None] | None) -> None:
-    """On the event loop: every request of a committed (or failed) transaction learns its outcome."""
-    if errors is None:
-        for request in batch:
-            if not request.future.done():  # a caller cancelled meanwhile: nobody is waiting
-                request.future.set_result(None)
-        return
-    for request, error in zip(batch, errors, strict=True):
-        if request.future.done():
-            continue
-        if error is None:
-            request.future.set_result(None)
-        else:
-            request.future.set_exception(error)
 
 
 def _settle_call(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -124,12 +98,14 @@ class WriterThread:
         self._commit_on_loop = commit_on_loop
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._conn_lock = threading.Lock()  # held by whichever thread runs SQL on the connection
-        self._gathered: list[_Rows] = []  # saves of this event-loop turn, for _flush
+        self._gathered: list[WriteRequest] = []  # saves of this event-loop turn, for _flush
         self._gathered_rows = 0
         self._gather_loop: asyncio.AbstractEventLoop | None = None  # the loop that will run _flush
-        self._jobs: queue.SimpleQueue[_Rows | _Call | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[WriteRequest | _Call | None] = queue.SimpleQueue()
         self._state_lock = threading.Lock()  # `_closed` and the queue change together
-        self._current: Sequence[_Rows | _Call] = ()  # the jobs being run: failed too if the thread dies
+        self._current: Sequence[
+            WriteRequest | _Call
+        ] = ()  # the jobs being run: failed too if the thread dies
         self._failure: StoreError | None = None  # why the thread stopped, for requests that come later
         self.last_error: BaseException | None = None
         """An error of the checkpoint bookkeeping after a commit, or what stopped the thread (kept,
@@ -155,7 +131,7 @@ class WriterThread:
         if self._closed:
             raise self._closed_error()
         loop = asyncio.get_running_loop()
-        request = _Rows(sql, rows, loop.create_future())
+        request = WriteRequest(sql, rows, loop.create_future())
         if self._commit_on_loop and len(rows) <= settings.LOOP_COMMIT_ROWS:
             with self._state_lock:  # a store may be shared by loops on other threads
                 if not self._closed and self._gather_loop in (None, loop):
@@ -168,7 +144,7 @@ class WriterThread:
         self._hand_over([request])
         return request.future
 
-    def _hand_over(self, requests: Sequence[_Rows | _Call]) -> None:
+    def _hand_over(self, requests: Sequence[WriteRequest | _Call]) -> None:
         """Queue requests for the thread, in order; fail them if it has stopped."""
         with self._state_lock:
             if not self._closed:
@@ -183,7 +159,7 @@ class WriterThread:
         """Why nothing more can be written: the thread stopped (and how), or the store was closed."""
         return self._failure or StoreError("the store is closed")
 
-    def _put(self, requests: Sequence[_Rows | _Call]) -> None:
+    def _put(self, requests: Sequence[WriteRequest | _Call]) -> None:
         """With `_state_lock` held. Saves gathered in this turn go first: jobs keep the order in
         which they were asked for (a clear() between saves runs between them)."""
         gathered = self._take_gathered()
@@ -191,7 +167,7 @@ class WriterThread:
         for request in (*gathered, *requests):
             self._jobs.put(request)
 
-    def _take_gathered(self) -> list[_Rows]:
+    def _take_gathered(self) -> list[WriteRequest]:
         """With `_state_lock` held."""
         batch, self._gathered, self._gathered_rows, self._gather_loop = self._gathered, [], 0, None
         return batch
@@ -226,7 +202,7 @@ class WriterThread:
         if locked:
             self._hand_over(locked)
 
-    def _commit_here(self, batch: list[_Rows]) -> list[_Rows]:
+    def _commit_here(self, batch: list[WriteRequest]) -> list[WriteRequest]:
         """Commit on the calling thread with the busy timeout off, and settle each request; returns
         the requests that found the write lock taken (nothing of them was written)."""
         db = self._conn
@@ -243,7 +219,7 @@ class WriterThread:
         self.loop_transactions += 1
         if self._checkpointer is not None:  # before any caller hears of it: the bound counts from here
             self._checkpointer.note_commit()
-        locked: list[_Rows] = []
+        locked: list[WriteRequest] = []
         for index, request in enumerate(batch):
             error = None if errors is None else errors[index]
             if error is not None and _is_busy(error):
@@ -324,7 +300,7 @@ class WriterThread:
         with self._state_lock:
             self._failure = error
             self._closed = True
-            pending: list[_Rows | _Call] = list(self._current)
+            pending: list[WriteRequest | _Call] = list(self._current)
             while True:
                 try:
                     job = self._jobs.get_nowait()
@@ -336,12 +312,12 @@ class WriterThread:
             if type(job) is _Call:
                 _deliver(job.future.get_loop(), _settle_call, job.future, None, error)
             else:
-                assert type(job) is _Rows
-                _deliver(job.future.get_loop(), _settle_rows, [job], [error])
+                assert type(job) is WriteRequest
+                _deliver(job.future.get_loop(), settle, [job], [error])
 
     def _serve(self) -> None:
         get, get_nowait = self._jobs.get, self._jobs.get_nowait
-        carry: _Rows | _Call | None = None
+        carry: WriteRequest | _Call | None = None
         while True:
             job = carry if carry is not None else get()
             carry = None
@@ -369,7 +345,7 @@ class WriterThread:
                     with self._conn_lock:
                         self._finish_checkpoint(self._conn)
                 continue
-            assert type(job) is _Rows
+            assert type(job) is WriteRequest
             batch = [job]
             count = len(job.rows)
             while count < MAX_GROUP_ROWS:
@@ -377,7 +353,7 @@ class WriterThread:
                     following = get_nowait()
                 except queue.Empty:
                     break
-                if type(following) is not _Rows:
+                if type(following) is not WriteRequest:
                     carry = following
                     break
                 batch.append(following)
@@ -407,7 +383,7 @@ class WriterThread:
                 with self._conn_lock:
                     self._finish_checkpoint(self._conn)
 
-    def _room_for(self, batch: list[_Rows]) -> StoreError | None:
+    def _room_for(self, batch: list[WriteRequest]) -> StoreError | None:
         """While a reader starves checkpoints, refuse a write that would leave too little disk for
         the checkpoint that must run once the reader ends; None: go ahead.
 
@@ -497,20 +473,30 @@ class WriterThread:
         self.finished_checkpoints += 1
 
     @staticmethod
-    def _deliver_rows(batch: list[_Rows], errors: list[BaseException | None] | None) -> None:
+    def _deliver_rows(batch: list[WriteRequest], errors: list[BaseException | None] | None) -> None:
         loop = batch[0].future.get_loop()
         if all(request.future.get_loop() is loop for request in batch):
-            _deliver(loop, _settle_rows, batch, errors)
+            _deliver(loop, settle, batch, errors)
             return
         for index, request in enumerate(batch):  # one store used from several event loops
             error = None if errors is None else errors[index]
-            _deliver(request.future.get_loop(), _settle_rows, [request], None if error is None else [error])
+            _deliver(request.future.get_loop(), settle, [request], None if error is None else [error])
 
     def _translate(self, exc: BaseException) -> BaseException:
         return translate_error(exc, self._where, writing=True) if isinstance(exc, sqlite3.Error) else exc
 
-    def _commit(self, batch: list[_Rows], *, translate: bool = True) -> list[BaseException | None] | None:
-        """None when every request committed, else each request's outcome (retried one by one)."""
+    def _commit(
+        self, batch: list[WriteRequest], *, translate: bool = True
+    ) -> list[BaseException | None] | None:
+        """None when every request committed, else each request's outcome (`commit_isolated`: a
+        lock is not retried request by request, since each would meet it alone too)."""
+        outcomes = commit_isolated(batch, self._attempt, lambda exc: not _is_busy(exc))
+        if outcomes is None or not translate:
+            return outcomes
+        return [None if error is None else self._translate(error) for error in outcomes]
+
+    def _attempt(self, batch: list[WriteRequest]) -> BaseException | None:
+        """One transaction over the batch; its error (rolled back), or None once committed."""
         db = self._conn
         try:
             if len(batch) == 1 and len(batch[0].rows) == 1:
@@ -529,10 +515,4 @@ class WriterThread:
             if db.in_transaction:
                 with suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
-            if len(batch) == 1 or _is_busy(exc):  # locked: so would each request be, alone
-                return [self._translate(exc) if translate else exc] * len(batch)
-        outcomes: list[BaseException | None] = []
-        for request in batch:  # isolate: one request's failure must not fail the others
-            single = self._commit([request], translate=translate)
-            outcomes.append(None if single is None else single[0])
-        return outcomes
+            return exc
