@@ -1,7 +1,7 @@
 """PostgreSQL through asyncpg: a connection pool, one transaction per write, cursors for long reads.
 
 No lock serializes operations inside a process (reads run side by side on pooled connections, and
-the store's group commit already batches concurrent saves into one transaction); several processes
+its group commit (`group_commit`) already batches concurrent saves into one transaction); several processes
 write to the same database at once, and PostgreSQL's row locks do the rest. A deadlock between two
 batches (two processes upserting overlapping ids in different orders) is retried, because the
 transaction that PostgreSQL aborted wrote nothing.
