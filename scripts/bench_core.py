@@ -54,7 +54,8 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from ckptdb import Checkpoint, CheckpointQuery, InterruptType, SqlCheckpointStore, Timestamp, open_store
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.revision import HEAD
-from ckptdb.sql.sqlite import SqliteBackend, WriterThread
+from ckptdb.sql.sqlite.backend import SqliteBackend
+from ckptdb.sql.sqlite.writer import WriterThread
 
 SCENARIO = "core"
 TASKS = 16

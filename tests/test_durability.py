@@ -28,7 +28,7 @@ import pytest
 from helpers.power_writer import make
 
 from ckptdb import OutcomeUnknownError, StoreError, open_store
-from ckptdb.sql.sqlite import WAL_SIZE_LIMIT
+from ckptdb.sql.sqlite.settings import WAL_SIZE_LIMIT
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
 

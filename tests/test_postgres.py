@@ -31,7 +31,8 @@ from ckptdb import (
 )
 from ckptdb.copy import copy_checkpoints
 from ckptdb.echo_json import dumps_compact
-from ckptdb.sql.postgres import MIGRATION_LOCK_KEY, to_dollar_params
+from ckptdb.sql.postgres.backend import MIGRATION_LOCK_KEY
+from ckptdb.sql.postgres.spelling import to_dollar_params
 from ckptdb.sql.revision import HEAD, KNOWN_REVISIONS, VERSION_TABLE
 from ckptdb.sql.schema import metadata
 

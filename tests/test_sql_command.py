@@ -195,7 +195,7 @@ def bystander(db: str) -> Iterator[Any]:
         pytest.skip("PostgreSQL only")
     import asyncpg
 
-    from ckptdb.sql.postgres import asyncpg_dsn
+    from ckptdb.sql.postgres.urls import asyncpg_dsn
 
     loop = asyncio.new_event_loop()
     conn = loop.run_until_complete(asyncpg.connect(asyncpg_dsn(db)))
@@ -324,7 +324,7 @@ def _running_query_pids(db: str) -> list[int]:
     """PostgreSQL backends of `ckptdb sql` still running a query."""
     import asyncpg
 
-    from ckptdb.sql.postgres import asyncpg_dsn
+    from ckptdb.sql.postgres.urls import asyncpg_dsn
 
     async def read() -> list[int]:
         conn = await asyncpg.connect(asyncpg_dsn(db))
@@ -419,7 +419,7 @@ def _execute(db: str, statement: str) -> None:
     """One statement on a new connection of the test's own."""
     import asyncpg
 
-    from ckptdb.sql.postgres import asyncpg_dsn
+    from ckptdb.sql.postgres.urls import asyncpg_dsn
 
     async def run() -> None:
         conn = await asyncpg.connect(asyncpg_dsn(db))

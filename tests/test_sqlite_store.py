@@ -15,7 +15,7 @@ import pytest
 
 from ckptdb import Checkpoint, CkptdbError, InvalidCheckpointError, SqlCheckpointStore, StoreError, open_store
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import parse_target
+from ckptdb.sql.engines import parse_target
 
 
 def _cp(i: int, graph: str = "g") -> Checkpoint:

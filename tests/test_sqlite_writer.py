@@ -15,7 +15,9 @@ import pytest
 
 from ckptdb import Checkpoint, StoreError, open_store
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql import sqlite as sqlite_backend
+from ckptdb.sql.sqlite import backend as sqlite_backend
+from ckptdb.sql.sqlite import settings as sqlite_settings
+from ckptdb.sql.sqlite import writer as sqlite_writer
 
 WAL_HEADER = 32
 FRAME_HEADER = 24
@@ -37,9 +39,9 @@ async def test_wal_stays_bounded_under_sustained_saves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synchronous: str
 ) -> None:
     # Small marks so a few hundred saves cross them many times over.
-    monkeypatch.setattr(sqlite_backend, "CHECKPOINT_PAGES", 60)
-    monkeypatch.setattr(sqlite_backend, "WAL_LIMIT_PAGES", 200)
-    monkeypatch.setattr(sqlite_backend, "WAL_BACKSTOP_PAGES", 10**6)  # the bound must come from the writer
+    monkeypatch.setattr(sqlite_settings, "CHECKPOINT_PAGES", 60)
+    monkeypatch.setattr(sqlite_settings, "WAL_LIMIT_PAGES", 200)
+    monkeypatch.setattr(sqlite_settings, "WAL_BACKSTOP_PAGES", 10**6)  # the bound must come from the writer
     db = tmp_path / "wal.db"
     store = await open_store(db, synchronous=synchronous)
     backend = store.backend
@@ -80,7 +82,7 @@ async def test_wal_stays_bounded_under_sustained_saves(
 async def test_checkpointer_copies_the_wal_back_while_the_store_is_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_backend, "CHECKPOINT_PAGES", 30)
+    monkeypatch.setattr(sqlite_settings, "CHECKPOINT_PAGES", 30)
     db = tmp_path / "ckpt.db"
     store = await open_store(db)
     checkpointer = store.backend._checkpointer  # type: ignore[attr-defined]
@@ -144,7 +146,7 @@ async def test_a_failing_checkpoint_step_is_kept_and_saves_go_on(
     def broken(self: object, batch: object) -> bool:
         raise RuntimeError("bookkeeping bug")
 
-    monkeypatch.setattr(sqlite_backend.WriterThread, "_count_pages", broken)
+    monkeypatch.setattr(sqlite_writer.WriterThread, "_count_pages", broken)
     for commit_on_loop in (True, False):
         async with await open_store(
             tmp_path / f"c{commit_on_loop}.db", commit_on_loop=commit_on_loop
@@ -164,7 +166,7 @@ async def test_a_writer_thread_that_dies_fails_its_saves_instead_of_hanging(
     def broken(batch: object, errors: object) -> None:
         raise RuntimeError("delivery bug")
 
-    monkeypatch.setattr(sqlite_backend.WriterThread, "_deliver_rows", staticmethod(broken))
+    monkeypatch.setattr(sqlite_writer.WriterThread, "_deliver_rows", staticmethod(broken))
     store = await open_store(tmp_path / "c.db", commit_on_loop=False)  # saves on the thread
     try:
         # wait_for only turns a hang (the bug this guards against) into a failure; no timing is asserted
@@ -183,7 +185,7 @@ async def test_after_the_thread_dies_saves_fail_instead_of_committing_on_the_loo
     def broken(self: object, jobs: int) -> None:
         raise RuntimeError("bookkeeping bug")
 
-    monkeypatch.setattr(sqlite_backend.WriterThread, "_finished", broken)
+    monkeypatch.setattr(sqlite_writer.WriterThread, "_finished", broken)
     store = await open_store(tmp_path / "c.db")
     writer = store.backend._writer  # type: ignore[attr-defined]
     try:
@@ -209,7 +211,7 @@ async def test_saves_of_one_loop_turn_commit_together_on_the_loop(tmp_path: Path
         await asyncio.gather(*(store.save(_cp(100 + i, graph=f"g{i}")) for i in range(16)))
         assert (writer.transactions, writer.loop_transactions) == (6, 6)
         # More rows than a loop commit takes: the thread commits them, in one transaction.
-        many = sqlite_backend.LOOP_COMMIT_ROWS + 1
+        many = sqlite_settings.LOOP_COMMIT_ROWS + 1
         await store.save_many([_cp(200 + i) for i in range(many)])
         assert (writer.transactions, writer.loop_transactions) == (7, 6)
         assert await store.count() == 5 + 16 + many
@@ -325,7 +327,7 @@ async def test_a_bug_in_a_commit_on_the_loop_fails_its_saves_instead_of_leaving_
             def broken(self: object, batch: object, *, translate: bool = True) -> None:
                 raise RuntimeError("commit bug")
 
-            patch.setattr(sqlite_backend.WriterThread, "_commit", broken)
+            patch.setattr(sqlite_writer.WriterThread, "_commit", broken)
             # wait_for only turns a hang (the bug this guards against) into a failure
             outcomes = await asyncio.wait_for(
                 asyncio.gather(*(store.save(_cp(i)) for i in range(3)), return_exceptions=True), 30

@@ -1,5 +1,14 @@
-"""What differs between database engines, behind one interface: connecting, transactions, errors,
-SQL spellings. The store above it writes one set of SQL (with `?` placeholders) for all engines.
+"""What differs between database engines, behind small interfaces that name no engine. The store
+above them writes one set of SQL (with `?` placeholders) for all engines.
+
+Cut by what varies, as Prefect's server database layer is (a few interfaces of about six methods,
+one implementation each per engine): `Session` (open, close, which schema is there), `Queries`
+(run the store's SQL: reads, streams, write transactions), `Spelling` (what plain SQL cannot say
+alike everywhere: state conditions, byte lengths, how JSON is bound; it needs no connection, so
+each engine implements it as a class of its own, `SqliteSpelling` / `PostgresSpelling`) and
+`Maintenance` (sizes, free space, vacuum, the WAL, integrity checks, the synchronous engine Alembic
+runs on). `Backend` is all four on one object: the callers hold one backend per database and use
+these names on it. Which engine serves a URL is `ckptdb.sql.engines`' business, never this module's.
 """
 
 from __future__ import annotations
@@ -9,7 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mappi
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from ckptdb.errors import CkptdbError, SchemaError, StoreError
 from ckptdb.sql.revision import HEAD, KNOWN_REVISIONS
@@ -38,56 +47,6 @@ class DatabaseTarget:
             netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
             return parts._replace(netloc=netloc).geturl()
         return self.url
-
-
-def parse_target(target: str | Path | DatabaseTarget) -> DatabaseTarget:
-    """`./checkpoints.db`, `sqlite:///abs.db`, `sqlite:///rel.db`, or `postgresql://...`.
-
-    Only a text with `scheme://` is a URL; anything else is a file path taken as it is (`#`, `?`,
-    `%`, spaces, a leading `-`, a `file:` prefix are all part of the name), and from here on the
-    path travels as a Path, never pasted into another URL (see `ckptdb.sql.sqlite.sqlite_uri`).
-    In a `sqlite://` URL the path is percent-decoded once and a `?query` is refused rather than
-    silently dropped.
-    """
-    if isinstance(target, DatabaseTarget):
-        return target
-    if not isinstance(target, (str, Path)):
-        raise CkptdbError(
-            f"database target must be a path or URL string, got {type(target).__name__}: "
-            "pass 'checkpoints.db', 'sqlite:///path.db' or 'postgresql://...'"
-        )
-    text = str(target)
-    scheme = text.split("://", 1)[0].lower() if "://" in text and not isinstance(target, Path) else ""
-    if scheme and not all(c.isalnum() or c in "+-." for c in scheme):
-        scheme = ""  # `dir/x://y` is a path whose name holds "://"
-    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        return DatabaseTarget("postgresql", text)
-    if scheme in ("sqlite", "sqlite3") or scheme.startswith("sqlite+"):
-        rest = text.split("://", 1)[1]
-        if "?" in rest:
-            raise CkptdbError(
-                f"{text!r}: sqlite URLs take no ?options here; write the path alone "
-                "(percent-encode a '?' in the name as %3F) or give the plain file path"
-            )
-        path_text = unquote(rest)
-        if path_text.startswith("/"):
-            path_text = path_text[1:]  # sqlite:///rel.db -> rel.db ; sqlite:////abs.db -> /abs.db
-        elif path_text:
-            raise CkptdbError(
-                f"{text!r}: a sqlite URL has three slashes before a relative path (sqlite:///rel.db) "
-                "and four before an absolute one (sqlite:////abs/path.db)"
-            )
-        text = path_text
-    elif scheme:
-        raise CkptdbError(
-            f"unsupported database URL {text!r}: use a file path, sqlite:///path.db or postgresql://..."
-        )
-    if text in ("", ":memory:"):
-        raise CkptdbError("an in-memory SQLite database cannot be shared; use MemoryCheckpointStore")
-    if "\x00" in text:
-        raise CkptdbError(f"database path {text!r} contains NUL: no file can have that name")
-    path = Path(text).expanduser().absolute()
-    return DatabaseTarget("sqlite", f"sqlite:///{path}", path)
 
 
 def check_revision(revision: str | None, where: str) -> None:
@@ -201,19 +160,8 @@ class WalStatus:
         )
 
 
-class Backend(ABC):
-    """One connection set to one database; each method is one round trip where the engine allows."""
-
-    target: DatabaseTarget
-    max_value_bytes: int | None = None
-    """The longest text one column value may hold here (None: no check before the engine's own):
-    saves refuse a longer JSON value as soon as it is encoded, with one line, nothing written."""
-    json_bytes: bool = False
-    """Whether the driver takes a huge JSON text as its UTF-8 bytes (`rows.JSON_PARAM`) without
-    another copy: saves then hand it over as orjson wrote it (`rows.to_row`)."""
-
-    OPTIONS: tuple[str, ...] = ()
-    """The keyword options the backend takes (`open_store(..., **options)`)."""
+class Session(ABC):
+    """Opening and closing the connections, and what schema they find."""
 
     @abstractmethod
     async def connect(self, *, create: bool, readonly: bool = False) -> None:
@@ -237,6 +185,10 @@ class Backend(ABC):
         state = await self.schema_state()
         return not state.empty, state.revision
 
+
+class Queries(ABC):
+    """Running the store's SQL (`?` placeholders): reads, streamed reads, write transactions."""
+
     @abstractmethod
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run a read on the read connection."""
@@ -244,43 +196,6 @@ class Backend(ABC):
     @abstractmethod
     def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 1000) -> AsyncGenerator[Row, None]:
         """Rows of a read, a batch at a time, so a million rows never sit in memory at once."""
-
-    @abstractmethod
-    async def write_rows(self, sql: str, rows: Sequence[Row]) -> None:
-        """One statement over many parameter rows, in one write transaction."""
-
-    @abstractmethod
-    async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
-        """Several statements in one write transaction; returns each one's row count."""
-
-    @abstractmethod
-    async def insert_rows(self, rows: Sequence[Row], resolve: Resolve | None = None) -> InsertResult:
-        """In one write transaction: insert every row whose id is absent, read what the others hold
-        and (with `resolve`) overwrite those it returns; each id at most once in `rows`.
-
-        The result is what the database did, row by row, whatever other processes write to the
-        same ids at the same time: the truth an importer reports, where comparing with an earlier
-        read (and counting an insert-if-absent as an insert) would claim rows another process
-        wrote."""
-
-    @abstractmethod
-    def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
-        """SQL (with `?`) testing one state condition on `state_snapshot`, and its parameters."""
-
-    @abstractmethod
-    def sync_engine(self, *, create: bool = True, readonly: bool = False) -> Engine:
-        """A synchronous SQLAlchemy engine whose transactions take the migration lock; `readonly`
-        reads the schema without changing anything (no lock, no settings written)."""
-
-    @abstractmethod
-    async def database_size(self) -> int | None:
-        """Bytes on disk, when the engine can say."""
-
-    # -- inspection (ckptdb.inspect) -----------------------------------------------------------
-
-    @abstractmethod
-    def byte_length_sql(self, expression: str) -> str:
-        """SQL for the UTF-8 byte length of a text or JSON expression (NULL stays NULL), for sizes."""
 
     @abstractmethod
     def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncGenerator[Row, None]:
@@ -293,6 +208,55 @@ class Backend(ABC):
         """
 
     @abstractmethod
+    def save_rows(self, sql: str, rows: Sequence[Row]) -> Awaitable[None]:
+        """Queue one statement over (non-empty) rows for the next group commit
+        (`ckptdb.sql.group_commit`): concurrent saves share a transaction, each all or nothing;
+        what it returns is done once the rows are committed."""
+
+    @abstractmethod
+    async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Several statements in one write transaction; returns each one's row count."""
+
+    async def write_bulk(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """`write()` for a transaction that touches many pages (a prune window); engines that need
+        different settings for it (SQLite: a bigger page cache) override this."""
+        return await self.write(statements)
+
+    @abstractmethod
+    async def insert_rows(self, rows: Sequence[Row], resolve: Resolve | None = None) -> InsertResult:
+        """In one write transaction: insert every row whose id is absent, read what the others hold
+        and (with `resolve`) overwrite those it returns; each id at most once in `rows`.
+
+        The result is what the database did, row by row, whatever other processes write to the
+        same ids at the same time: the truth an importer reports, where comparing with an earlier
+        read (and counting an insert-if-absent as an insert) would claim rows another process
+        wrote."""
+
+
+class Spelling(ABC):
+    """How this engine spells what plain SQL cannot say the same everywhere; needs no connection."""
+
+    json_bytes: bool = False
+    """Whether the driver takes a huge JSON text as its UTF-8 bytes (`rows.JSON_PARAM`) without
+    another copy: saves then hand it over as orjson wrote it (`rows.to_row`)."""
+
+    @abstractmethod
+    def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
+        """SQL (with `?`) testing one state condition on `state_snapshot`, and its parameters."""
+
+    @abstractmethod
+    def byte_length_sql(self, expression: str) -> str:
+        """SQL for the UTF-8 byte length of a text or JSON expression (NULL stays NULL), for sizes."""
+
+
+class Maintenance(ABC):
+    """What `ckptdb stats`, `db check`, `db vacuum` and the migrations ask of the engine."""
+
+    @abstractmethod
+    async def database_size(self) -> int | None:
+        """Bytes on disk, when the engine can say."""
+
+    @abstractmethod
     async def free_bytes(self) -> int | None:
         """Bytes inside the database that deleted rows left free: reused by new rows, given back
         to the operating system only by `vacuum()`. None when the engine cannot say cheaply."""
@@ -301,12 +265,6 @@ class Backend(ABC):
     async def vacuum(self) -> int | None:
         """Give the space freed by deletes back (SQLite: VACUUM and truncate the WAL). Returns the
         bytes a reader's open transaction kept in the WAL (SQLite), None when all went back."""
-
-    def group_writer(self) -> Callable[[str, Sequence[Row]], Awaitable[None]] | None:
-        """For a backend that commits concurrent row writes together itself (SQLite: its writer
-        thread), the function that queues rows and returns what to await for their commit; None
-        (the default): the store groups them and calls `write_rows`."""
-        return None
 
     async def wal_status(self) -> WalStatus | None:
         """The write-ahead log's size and whether a reader starves its checkpoints; None on an
@@ -318,30 +276,29 @@ class Backend(ABC):
         """The engine's own consistency check of the database; `quick` skips the slow parts
         (SQLite: index contents)."""
 
-    async def write_bulk(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
-        """`write()` for a transaction that touches many pages (a prune window); engines that need
-        different settings for it (SQLite: a bigger page cache) override this."""
-        return await self.write(statements)
+    @abstractmethod
+    def sync_engine(self, *, create: bool = True, readonly: bool = False) -> Engine:
+        """A synchronous SQLAlchemy engine whose transactions take the migration lock; `readonly`
+        reads the schema without changing anything (no lock, no settings written)."""
 
 
-def open_backend(target: DatabaseTarget, **options: Any) -> Backend:
-    """The (not yet connected) backend for a target; drivers are imported only when used. An
-    option the backend does not take is refused by name, with the ones it does."""
-    backend: type[Backend]
-    if target.kind == "sqlite":
-        from ckptdb.sql.sqlite import SqliteBackend
+class Backend(Session, Queries, Spelling, Maintenance):
+    """One connection set to one database: every part an engine implements, on one object (the
+    callers outside `ckptdb.sql` use these names). Each method is one round trip where the
+    engine allows."""
 
-        backend = SqliteBackend
-    else:
-        from ckptdb.sql.postgres import PostgresBackend
+    target: DatabaseTarget
+    max_value_bytes: int | None = None
+    """The longest text one column value may hold here (None: no check before the engine's own):
+    saves refuse a longer JSON value as soon as it is encoded, with one line, nothing written."""
 
-        backend = PostgresBackend
-    unknown = sorted(set(options) - set(backend.OPTIONS))
-    if unknown:
-        engine = "SQLite" if target.kind == "sqlite" else "PostgreSQL"
-        known = ", ".join(sorted({*backend.OPTIONS, *STORE_OPTIONS}))
-        raise CkptdbError(f"unknown option {unknown[0]!r} for a {engine} store: the options are {known}")
-    return backend(target, **options)
+    OPTIONS: tuple[str, ...] = ()
+    """The keyword options the backend takes (`open_store(..., **options)`)."""
+
+    def __init__(self, target: DatabaseTarget, **options: Any) -> None:
+        """Built from its target and the `OPTIONS` given, not yet connected (each engine checks its
+        options' values itself)."""
+        self.target = target
 
 
 STORE_OPTIONS = ("create", "migrate", "readonly")

@@ -23,7 +23,8 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from ckptdb.errors import SchemaError, StoreError
-from ckptdb.sql.backend import Backend, DatabaseTarget, SchemaState, check_schema, open_backend, parse_target
+from ckptdb.sql.backend import Backend, DatabaseTarget, SchemaState, check_schema
+from ckptdb.sql.engines import open_backend, parse_target
 from ckptdb.sql.revision import KNOWN_REVISIONS, VERSION_TABLE
 
 __all__ = [

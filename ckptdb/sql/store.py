@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
-from contextlib import aclosing, suppress
-from dataclasses import dataclass, field
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,8 @@ from ckptdb.sql.backend import (
     Resolve,
     check_bool,
     check_schema,
-    open_backend,
-    parse_target,
 )
+from ckptdb.sql.engines import open_backend, parse_target
 from ckptdb.store import (
     CheckpointPage,
     CheckpointQuery,
@@ -51,31 +49,20 @@ def _check_id(checkpoint_id: object) -> str:
     return checkpoint_id
 
 
-@dataclass(slots=True)
-class _WriteRequest:
-    rows: list[tuple[Any, ...]]
-    sql: str
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
 class SqlCheckpointStore(CheckpointStore):
     """Checkpoints as rows in SQLite (default) or PostgreSQL.
 
-    Concurrent `save` calls are committed together (group commit): while one transaction is being
-    written, new saves queue up, and the next transaction takes all of them. Every save still
-    returns only after the transaction holding its row has committed. If a shared transaction
-    fails, each request is retried on its own, so one bad request cannot fail another.
+    Concurrent `save` calls are committed together (group commit, `ckptdb.sql.group_commit`):
+    while one transaction is being written, new saves queue up, and the next transaction takes all
+    of them. Every save still returns only after the transaction holding its row has committed. If
+    a shared transaction fails, each request is retried on its own, so one bad request cannot fail
+    another.
 
     Open it with `await SqlCheckpointStore.open(target)` or `ckptdb.open_store(target)`.
     """
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
-        # SQLite groups concurrent writes on its writer thread; otherwise the store does (_drain).
-        self._group_writer = backend.group_writer()
-        self._queue: list[_WriteRequest] = []
-        self._writer_task: asyncio.Task[None] | None = None
-        self._in_caller: asyncio.Future[None] | None = None  # a save committing in its own task
         self._closed = False
 
     @property
@@ -133,65 +120,7 @@ class SqlCheckpointStore(CheckpointStore):
             raise StoreError("the store is closed")
         if not rows:
             return
-        if self._group_writer is not None:
-            await self._group_writer(sql, rows)
-            return
-        if self._in_caller is None and (self._writer_task is None or self._writer_task.done()):
-            await self._commit_in_caller(sql, rows)
-            return
-        # A commit is in flight: whoever runs it (the writer task, or the caller's task as it ends)
-        # takes this request into the next transaction.
-        request = _WriteRequest(rows, sql)
-        self._queue.append(request)
-        # Awaited directly, not through asyncio.shield (which costs a second future and an extra
-        # event-loop turn per save): the commit runs in the writer task whatever happens here, and
-        # if this caller is cancelled its future is cancelled, which _commit skips (done() checks).
-        await request.done
-
-    async def _commit_in_caller(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """Nothing in flight: commit in the caller's own task, without the writer task's hop (a
-        task, a future and two more loop turns: 20-30 us of a sequential save). Saves that come
-        meanwhile queue, and the writer task commits them together once this one is done. A
-        caller cancelled now cancels its own statement: the save lands whole or not at all, as
-        any cancelled database call, and the backend gives that connection back to its pool."""
-        self._in_caller = done = asyncio.get_running_loop().create_future()
-        try:
-            await self._backend.write_rows(sql, rows)
-        finally:
-            self._in_caller = None
-            done.set_result(None)
-            if self._queue:
-                self._writer_task = asyncio.create_task(self._drain())
-
-    async def _drain(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            await self._commit(batch)
-
-    async def _commit(self, batch: list[_WriteRequest]) -> None:
-        by_sql: dict[str, list[tuple[Any, ...]]] = {}
-        for request in batch:
-            by_sql.setdefault(request.sql, []).extend(request.rows)
-        try:
-            if len(by_sql) == 1:
-                ((sql, rows),) = by_sql.items()
-                await self._backend.write_rows(sql, rows)
-            else:
-                await self._backend.write([(sql, row) for sql, rows in by_sql.items() for row in rows])
-        except BaseException as exc:
-            if len(batch) == 1 or not isinstance(exc, Exception):
-                for request in batch:
-                    if not request.done.done():
-                        request.done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                return
-            for request in batch:  # isolate: one request's failure must not fail the others
-                await self._commit([request])
-            return
-        for request in batch:
-            if not request.done.done():
-                request.done.set_result(None)
+        await self._backend.save_rows(sql, rows)
 
     async def save(self, checkpoint: Checkpoint) -> None:
         backend = self._backend
@@ -403,12 +332,7 @@ class SqlCheckpointStore(CheckpointStore):
         if self._closed:
             return
         self._closed = True
-        if self._in_caller is not None:  # its end starts the writer task for what queued behind it
-            await self._in_caller
-        if self._writer_task is not None:
-            with suppress(CkptdbError):
-                await self._writer_task
-        await self._backend.close()
+        await self._backend.close()  # after the saves in flight: each caller hears how its ended
 
 
 async def open_store(target: str | Path | None = None, **options: Any) -> SqlCheckpointStore:

@@ -13,7 +13,8 @@ from contextlib import aclosing
 from typing import Any
 
 from ckptdb.sql import rows as sqlrows
-from ckptdb.sql.backend import DatabaseTarget, InsertResult, Resolve, Row, open_backend
+from ckptdb.sql.backend import DatabaseTarget, InsertResult, Resolve, Row
+from ckptdb.sql.engines import open_backend
 from ckptdb.sql.store import SqlCheckpointStore
 
 __all__ = [

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ckptdb import Checkpoint, CkptdbError, open_store
-from ckptdb.sql.backend import parse_target
+from ckptdb.sql.engines import parse_target
 
 Row = tuple[Any, ...]
 

@@ -1,7 +1,7 @@
 """PostgreSQL through asyncpg: a connection pool, one transaction per write, cursors for long reads.
 
 No lock serializes operations inside a process (reads run side by side on pooled connections, and
-the store's group commit already batches concurrent saves into one transaction); several processes
+its group commit (`group_commit`) already batches concurrent saves into one transaction); several processes
 write to the same database at once, and PostgreSQL's row locks do the rest. A deadlock between two
 batches (two processes upserting overlapping ids in different orders) is retried, because the
 transaction that PostgreSQL aborted wrote nothing.
@@ -27,22 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import operator
 import random
-import re
-import socket
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from ckptdb.errors import (
     CkptdbError,
     InvalidCheckpointError,
-    OutcomeUnknownError,
     StoreError,
-    UnavailableError,
 )
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import (
@@ -58,11 +50,26 @@ from ckptdb.sql.backend import (
     check_count,
 )
 from ckptdb.sql.revision import VERSION_TABLE
-from ckptdb.state_filter import PathStep, StateFilter
 
 if TYPE_CHECKING:
     import asyncpg  # type: ignore[import-untyped]
     from sqlalchemy.engine import Engine
+
+from ckptdb.sql.postgres.errors import translate_error, translate_write_error
+from ckptdb.sql.postgres.group_commit import CallerGroupCommit
+from ckptdb.sql.postgres.readonly import (
+    _DECLARE,
+    _REPORTING,
+    _check_read_only_sql,
+    _read_only_error,
+    _refused,
+    _session_guards,
+)
+from ckptdb.sql.postgres.spelling import (
+    PostgresSpelling,
+    postgres_sql,
+)
+from ckptdb.sql.postgres.urls import asyncpg_dsn
 
 T = TypeVar("T")
 
@@ -75,210 +82,6 @@ MAX_FIELD_BYTES = 2**30 - 1 - 4
 
 DEADLOCK_RETRIES = 5
 _RETRY_STATES = ("40P01", "40001")  # deadlock_detected, serialization_failure: nothing was written
-
-# State documents for json functions: as stored, unless the text holds an escaped U+0000 or U+0001
-# (`\u000` then a digit, after an odd number of backslashes), which are rewritten as `nul_free`
-# maps them, U+0001 first, for the query only.
-_ESCAPE_RE = r"(?<!\\)((?:\\\\)*)\\u000"
-_STATE_DOC = (
-    "(CASE WHEN strpos(state_snapshot::text, '\\u000') = 0 THEN state_snapshot ELSE regexp_replace("
-    f"regexp_replace(state_snapshot::text, '{_ESCAPE_RE}1', '\\1\\\\u0001\\\\u0002', 'g'), "
-    f"'{_ESCAPE_RE}0', '\\1\\\\u0001\\\\u0001', 'g')::json END)"
-)
-_INT_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
-
-
-@functools.lru_cache(maxsize=2048)
-def to_dollar_params(sql: str) -> str:
-    """`?` -> `$1, $2, ...`, outside quoted strings and identifiers; cached per SQL text. A JSON
-    column's `CAST(? AS TEXT)` (rows.JSON_PARAM, for SQLite's sake) becomes a plain parameter:
-    the column is `json` here, and asyncpg sends its str as the text it is."""
-    sql = sql.replace(sqlrows.JSON_PARAM, "?")
-    out: list[str] = []
-    number = 0
-    quote: str | None = None
-    for char in sql:
-        if quote is not None:
-            if char == quote:
-                quote = None
-        elif char in ("'", '"'):
-            quote = char
-        elif char == "?":
-            number += 1
-            out.append(f"${number}")
-            continue
-        out.append(char)
-    return "".join(out)
-
-
-@functools.lru_cache(maxsize=2048)
-def postgres_sql(sql: str) -> str:
-    """The store's SQL text for asyncpg: `$n` parameters, and the next save order drawn from the
-    `checkpoints_save_seq` SEQUENCE where rows.py reads SQLite's max(save_seq) + 1 (under READ
-    COMMITTED, concurrent transactions would read the same max). Cached per SQL text."""
-    return to_dollar_params(sql.replace(sqlrows.NEXT_SAVE_SEQ, "nextval('checkpoints_save_seq')"))
-
-
-def asyncpg_dsn(url: str) -> str:
-    """asyncpg takes only postgresql:// and postgres://, not SQLAlchemy's postgresql+driver://."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme="postgresql"))
-
-
-def server_address(url: str) -> str:
-    """host:port for messages (libpq's defaults when the URL leaves them out)."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port or 5432
-    except ValueError:
-        port = 5432
-    return f"{parts.hostname or 'localhost'}:{port}"
-
-
-def _names(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return (parts.username or "(default user)", parts.path.lstrip("/") or "(default database)")
-
-
-_CLIENT_STATE_SIGNS = (
-    "another operation is in progress",
-    "cannot switch to state",
-    "connection is closed",
-    "connection was closed",
-    "underlying connection is closed",
-    "pool is closing",
-)
-"""What asyncpg's client-side errors (InterfaceError, InternalClientError) say when the real cause
-was a connection that died under an operation: its protocol state machine is left mid-operation,
-and whatever touches the connection next (the transaction's exit, the pool's reset) fails with one
-of these instead of the server's reason."""
-
-
-def _lost_connection(exc: BaseException) -> bool:
-    if type(exc).__name__ in ("ConnectionDoesNotExistError", "ConnectionResetError", "BrokenPipeError"):
-        return True
-    if type(exc).__name__ in ("InterfaceError", "InternalClientError"):
-        return any(sign in str(exc) for sign in _CLIENT_STATE_SIGNS)
-    return getattr(exc, "sqlstate", None) in ("57P01", "57P02", "57P03", "08006", "08003")
-
-
-def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
-    """One line that says what went wrong and what to do; for asyncpg and psycopg errors alike."""
-    if isinstance(exc, CkptdbError):
-        return exc
-    # The server's reason (a terminated session, a lost socket) came first; asyncpg's complaint
-    # about the connection's state after it says nothing a person can act on.
-    cause = exc.__context__
-    client_side = type(exc).__name__ in ("InterfaceError", "InternalClientError")
-    if client_side and cause is not None and (_lost_connection(cause) or isinstance(cause, OSError)):
-        exc = cause
-    where = target.display()
-    address = server_address(target.url)
-    host, port = address.rsplit(":", 1)
-    user, database = _names(target.url)
-    state = getattr(exc, "sqlstate", None)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    lowered = str(exc).lower()
-    if isinstance(exc, ConnectionRefusedError) or "connection refused" in lowered:
-        return UnavailableError(
-            f"cannot connect to PostgreSQL at {address} (connection refused): is the server running and "
-            f"listening there? check with `pg_isready -h {host} -p {port}`"
-        )
-    if isinstance(exc, socket.gaierror) or "could not translate host name" in lowered:
-        return UnavailableError(
-            f"cannot resolve the PostgreSQL host in {where} ({text}): check the host name"
-        )
-    if isinstance(exc, TimeoutError) or "timeout expired" in lowered:
-        return UnavailableError(
-            f"timed out connecting to PostgreSQL at {address}: check the host, port and firewall"
-        )
-    refused = ("password authentication failed", "no password", "no pg_hba.conf entry")
-    unknown_role = 'role "' in lowered and "does not exist" in lowered
-    if state in ("28P01", "28000") or unknown_role or any(word in lowered for word in refused):
-        return StoreError(
-            f"PostgreSQL at {address} refused user {user} ({text}): check the user and password in the URL, "
-            "PGPASSWORD or ~/.pgpass, and pg_hba.conf"
-        )
-    if state == "3D000" or ("database" in lowered and "does not exist" in lowered):
-        return StoreError(
-            f"database {database} does not exist on {address}: create it first "
-            f"(`createdb -h {host} -p {port} {database}`); ckptdb creates tables, not databases"
-        )
-    if state == "53100":
-        return StoreError(
-            f"{where}: the PostgreSQL server's disk is full ({text}); nothing of this write was saved"
-        )
-    if state == "53300":
-        return UnavailableError(
-            f"PostgreSQL at {address} has no free connection slots ({text}): lower pool_max_size or raise "
-            "max_connections"
-        )
-    if state == "57P03":
-        return UnavailableError(
-            f"PostgreSQL at {address} is starting up or shutting down ({text}): retry shortly"
-        )
-    if state == "25006":
-        return StoreError(f"{where} is read-only ({text}): a standby? connect to the primary")
-    if state == "42501":
-        return StoreError(f"{where}: permission denied ({text}): grant the user rights on ckptdb's tables")
-    if state == "42P01":
-        return StoreError(f"{where} has no ckptdb tables ({text}): run `ckptdb --db {where} db upgrade`")
-    if state in ("55P03", "57014"):
-        return StoreError(f"{where}: gave up waiting ({text}); nothing of this write was saved")
-    if state == "54000" and "index row" in lowered:
-        return InvalidCheckpointError(
-            f"an id or graph_name is too long for PostgreSQL's indexes ({text}); nothing was written"
-        )
-    if state == "22P02" and "type json" in lowered:  # a damaged source row, moved as stored (copy)
-        return InvalidCheckpointError(
-            f"a JSON column's text is not valid JSON ({text}); nothing was written: "
-            "`ckptdb db check` on the source lists such rows"
-        )
-    if state == "54001":
-        return InvalidCheckpointError(f"JSON nested too deeply for PostgreSQL ({text}); nothing was written")
-    if _lost_connection(exc):
-        client_side = type(exc).__name__ in ("InterfaceError", "InternalClientError")
-        # asyncpg's state-machine wording ("cannot switch to state 12") helps nobody
-        why = " in the middle of an operation" if client_side else f" ({text})"
-        return UnavailableError(
-            f"lost the connection to PostgreSQL at {address}{why}: was "
-            f"the server stopped or restarted? check with `pg_isready -h {host} -p {port}` and retry "
-            "(an unfinished transaction was rolled back)"
-        )
-    if isinstance(exc, OSError):
-        return UnavailableError(f"cannot reach PostgreSQL at {address} ({text}): check the server and retry")
-    return StoreError(f"{where}: {text}")
-
-
-_LOST_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03"})
-
-
-def _connection_lost(exc: BaseException) -> bool:
-    """The server went away or cut us off (terminated, shut down, a reset socket): from the client
-    no one can tell whether a COMMIT sent just before had been carried out."""
-    state = getattr(exc, "sqlstate", None)
-    if state in _LOST_CONNECTION_STATES or (isinstance(state, str) and state.startswith("08")):
-        return True
-    name = type(exc).__name__
-    if name in ("ConnectionDoesNotExistError", "ConnectionResetError", "ConnectionFailureError"):
-        return True
-    if name == "InterfaceError" and "connection is closed" in str(exc):
-        return True
-    never_sent = (ConnectionRefusedError, socket.gaierror, TimeoutError)  # no connection: nothing was sent
-    return isinstance(exc, OSError) and not isinstance(exc, never_sent)
-
-
-def translate_write_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
-    """As `translate_error`, for a failed write: a connection lost during it leaves its outcome
-    unknown (a backend terminated while its COMMIT waited for a synchronous standby had already
-    committed locally), so say so rather than "retry"."""
-    if isinstance(exc, CkptdbError) or not _connection_lost(exc):
-        return translate_error(exc, target)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return OutcomeUnknownError(
-        f"lost the connection to PostgreSQL at {server_address(target.url)} during a write ({text}): it "
-        "may or may not be committed: load what it saved (or deleted) to find out before retrying"
-    )
 
 
 async def _keep_session(conn: Any) -> None:
@@ -357,19 +160,6 @@ def _limited_to(sql: str, params: Sequence[Any], batch: int) -> bool:
     return isinstance(limit, int) and not isinstance(limit, bool) and 0 <= limit <= batch
 
 
-def nul_free(text: str) -> str:
-    """Text without U+0000 that keeps distinct strings distinct and in the same (code point) order:
-    a prefix-free code in which U+0000 -> U+0001 U+0001, U+0001 -> U+0001 U+0002, the rest as is.
-    State conditions compare strings in this spelling, the documents' (`_STATE_DOC`) and theirs."""
-    if "\x00" not in text and "\x01" not in text:
-        return text
-    return text.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
-
-
-def _path_text(step: PathStep) -> str:
-    return str(step) if isinstance(step, int) else nul_free(step)
-
-
 def _status_count(status: str) -> int:
     """Row count from a command tag: 'DELETE 3' -> 3, 'INSERT 0 1' -> 1."""
     tail = status.rsplit(" ", 1)[-1]
@@ -380,7 +170,7 @@ def _is_retryable(exc: BaseException) -> bool:
     return getattr(exc, "sqlstate", None) in _RETRY_STATES
 
 
-class PostgresBackend(Backend):
+class PostgresBackend(PostgresSpelling, Backend):
     """One asyncpg pool per store.
 
     Options: `pool_min_size` / `pool_max_size` (connections, default 1 and 10), `command_timeout`
@@ -449,6 +239,7 @@ class PostgresBackend(Backend):
         # and release; whoever finds it busy takes a pooled one, so nothing ever waits for it.
         self._writer: Any = None
         self._writer_busy = False
+        self._saves = CallerGroupCommit(self._write_rows, self.write)
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -476,7 +267,11 @@ class PostgresBackend(Backend):
         except Exception as exc:
             raise translate_error(exc, self.target) from None
 
+    def save_rows(self, sql: str, rows: Sequence[Row]) -> Awaitable[None]:
+        return self._saves.save(sql, rows)
+
     async def close(self) -> None:
+        await self._saves.settled()
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -585,7 +380,7 @@ class PostgresBackend(Backend):
         finally:
             self._writer_busy = False
 
-    async def write_rows(self, sql: str, rows: Sequence[Row]) -> None:
+    async def _write_rows(self, sql: str, rows: Sequence[Row]) -> None:
         """One row: one autocommit statement (one round trip). More: executemany in a transaction."""
         self._writable()
         rows = check_storable(rows)
@@ -669,56 +464,6 @@ class PostgresBackend(Backend):
 
     # -- SQL spellings --------------------------------------------------------------------------
 
-    def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
-        """json_extract_path on the `json` column, values bound; types compared as in Python.
-
-        A path step that is an array index must meet an array, a key an object (json_extract_path
-        alone would take key "0" as index 0), so such steps get a type check on their parent.
-        """
-        steps = [_path_text(step) for step in condition.path]
-        node = f"json_extract_path({_STATE_DOC}, VARIADIC ?::text[])"
-        guards: list[str] = []
-        guard_params: list[Any] = []
-        for index, step in enumerate(condition.path):
-            if isinstance(step, int) or _INT_TEXT.match(step):
-                parent = "array" if isinstance(step, int) else "object"
-                if index == 0:
-                    guards.append(f"json_typeof({_STATE_DOC}) = '{parent}'")
-                else:
-                    guards.append(f"json_typeof({node}) = '{parent}'")
-                    guard_params.append(steps[:index])
-        jtype = f"json_typeof({node})"
-        if condition.op == "exists":
-            test, params = f"{node} IS NOT NULL", [steps]
-        else:
-            kind = condition.kind()
-            if kind == "null":
-                same: tuple[str, list[Any]] = (f"{jtype} = 'null'", [steps])
-            elif kind == "bool":
-                word = "true" if condition.value else "false"
-                same = (f"({jtype} = 'boolean' AND {node}::text = ?)", [steps, steps, word])
-            else:
-                text = f"json_extract_path_text({_STATE_DOC}, VARIADIC ?::text[])"
-                op = "=" if condition.op in ("==", "!=") else condition.op
-                if kind == "number":
-                    compared, values = _number_comparison(text, op, condition.value, steps)
-                    jkind = "number"
-                else:
-                    compared = f'{text} COLLATE "C" {op} ?'
-                    values = [steps, nul_free(str(condition.value))]
-                    jkind = "string"
-                same = (
-                    f"(CASE WHEN {jtype} = '{jkind}' THEN {compared} ELSE false END)",
-                    [steps, *values],
-                )
-            if condition.op == "!=":
-                test, params = f"({node} IS NOT NULL AND NOT {same[0]})", [steps, *same[1]]
-            else:
-                test, params = same
-        if guards:
-            return f"({' AND '.join(guards)} AND {test})", [*guard_params, *params]
-        return test, params
-
     def sync_engine(self, *, create: bool = True, readonly: bool = False) -> Engine:
         """psycopg 3 (sync) for Alembic; each transaction takes the migration advisory lock first
         (read-only: a read-only session instead, which takes no lock)."""
@@ -757,9 +502,6 @@ class PostgresBackend(Backend):
         return None if not found or found[0][0] is None else int(found[0][0])
 
     # -- inspection -----------------------------------------------------------------------------
-
-    def byte_length_sql(self, expression: str) -> str:
-        return f"octet_length(({expression})::text)"
 
     async def stream_readonly(self, sql: str, batch: int = 1000) -> AsyncGenerator[Row, None]:
         """The statement becomes a cursor (`DECLARE ... CURSOR FOR`, which the server accepts only
@@ -866,174 +608,3 @@ class PostgresBackend(Backend):
                     "space reusable"
                 ) from None
             raise translate_error(exc, self.target) from None
-
-
-_DECLARE = "DECLARE ckptdb_sql NO SCROLL CURSOR FOR "
-_REPORTING = ("SHOW", "EXPLAIN")
-"""Statements that only report (like SQLite's reporting PRAGMAs) but cannot be a cursor; they run in
-the same read-only transaction, which refuses what EXPLAIN ANALYZE of a write would do."""
-
-
-_CATALOG_FIRST = "set_config('search_path', 'pg_catalog, ' || current_setting('search_path'), true)"
-_CHECK_CLIENT = "set_config('client_connection_check_interval', '1000', true)"
-
-
-def _session_guards(conn: Any) -> str:
-    """Settings for the transaction of `ckptdb sql` (undone by its rollback): pg_catalog first in
-    search_path, and, from PostgreSQL 14 on, a check every second that the client is still there,
-    so a query whose `ckptdb sql` was killed (kill -9, a closed terminal) ends on the server instead
-    of running on until it finishes, which for a runaway recursive CTE is never."""
-    if conn.get_server_version().major >= 14:
-        return f"SELECT {_CATALOG_FIRST}, {_CHECK_CLIENT}"
-    return f"SELECT {_CATALOG_FIRST}"
-
-
-# Functions `ckptdb sql` may call on PostgreSQL: each reads its arguments (or the tables the query
-# already reads) and nothing else: no other session, no file, no setting, no lock, no sequence, no
-# sleep, and none runs SQL given as text (query_to_xml, ts_stat, dblink...). An allowlist, because
-# the server has thousands of functions and extensions add more; a denylist would miss one.
-_SAFE_FUNCTION_NAMES = """
-    count sum avg min max every bool_and bool_or bit_and bit_or bit_xor string_agg array_agg
-    json_agg jsonb_agg json_object_agg jsonb_object_agg json_agg_strict jsonb_agg_strict
-    json_object_agg_strict jsonb_object_agg_strict json_object_agg_unique jsonb_object_agg_unique
-    stddev stddev_pop stddev_samp variance var_pop var_samp corr covar_pop covar_samp regr_avgx
-    regr_avgy regr_count regr_intercept regr_r2 regr_slope regr_sxx regr_sxy regr_syy
-    percentile_cont percentile_disc mode rank dense_rank percent_rank cume_dist row_number ntile
-    lag lead first_value last_value nth_value range_agg range_intersect_agg any_value
-    abs cbrt ceil ceiling degrees div exp factorial floor gcd lcm ln log log10 min_scale mod pi
-    power radians round scale sign sqrt trim_scale trunc width_bucket acos acosd asin asind atan
-    atand atan2 atan2d cos cosd cot cotd sin sind tan tand sinh cosh tanh asinh acosh atanh
-    to_char to_number to_date to_timestamp to_hex
-    ascii bit_length btrim char_length character_length chr concat concat_ws format initcap left
-    length lower lpad ltrim md5 normalize is_normalized octet_length overlay position quote_ident
-    quote_literal quote_nullable regexp_count regexp_instr regexp_like regexp_match regexp_matches
-    regexp_replace regexp_split_to_array regexp_split_to_table regexp_substr repeat replace reverse
-    right rpad rtrim split_part starts_with string_to_array string_to_table strpos substr substring
-    translate unistr upper like_escape similar_to_escape similar_escape encode decode sha224
-    sha256 sha384 sha512 convert_from convert_to get_byte get_bit set_byte set_bit
-    age clock_timestamp current_date date_add date_bin date_part date_subtract date_trunc extract
-    isfinite justify_days justify_hours justify_interval localtime localtimestamp make_date
-    make_interval make_time make_timestamp make_timestamptz now statement_timestamp
-    transaction_timestamp timeofday timezone overlaps
-    to_json to_jsonb array_to_json row_to_json json_build_array jsonb_build_array
-    json_build_object jsonb_build_object json_object jsonb_object json_array_elements
-    jsonb_array_elements json_array_elements_text jsonb_array_elements_text json_array_length
-    jsonb_array_length json_each jsonb_each json_each_text jsonb_each_text json_extract_path
-    jsonb_extract_path json_extract_path_text jsonb_extract_path_text json_object_keys
-    jsonb_object_keys json_populate_record jsonb_populate_record json_populate_recordset
-    jsonb_populate_recordset json_to_record jsonb_to_record json_to_recordset jsonb_to_recordset
-    json_strip_nulls jsonb_strip_nulls jsonb_set jsonb_set_lax jsonb_insert jsonb_pretty
-    json_typeof jsonb_typeof jsonb_path_exists jsonb_path_match jsonb_path_query
-    jsonb_path_query_array jsonb_path_query_first jsonb_concat jsonb_contains jsonb_exists
-    array_append array_cat array_dims array_fill array_length array_lower array_ndims
-    array_position array_positions array_prepend array_remove array_replace array_sample
-    array_shuffle array_to_string array_upper cardinality trim_array unnest generate_series
-    generate_subscripts
-    coalesce nullif greatest least num_nulls num_nonnulls pg_typeof format_type pg_column_size
-    pg_size_pretty pg_size_bytes pg_relation_size pg_table_size pg_indexes_size
-    pg_total_relation_size pg_database_size pg_get_viewdef pg_get_indexdef pg_get_constraintdef
-    obj_description col_description to_regclass pg_collation_for current_database current_schema
-    current_schemas version gen_random_uuid uuid_extract_timestamp uuid_extract_version
-    random random_normal int4range int8range numrange tsrange tstzrange daterange lower_inc
-    upper_inc lower_inf upper_inf isempty range_merge
-"""
-_SAFE_FUNCTIONS = frozenset(_SAFE_FUNCTION_NAMES.split())
-
-
-def _check_read_only_sql(text: str) -> None:
-    """Refuse, before anything reaches the server, a statement that is not one query (or SHOW, or
-    EXPLAIN of a query) or that calls a function outside `_SAFE_FUNCTIONS`."""
-    from pglast import ast, parse_sql
-    from pglast.parser import ParseError
-
-    try:
-        statements = parse_sql(text)
-    except ParseError as exc:
-        raise CkptdbError(f"SQL error: {exc.args[0]}") from None
-    if len(statements) != 1:
-        raise CkptdbError("refused: one SQL statement at a time (nothing was run)")
-    statement = statements[0].stmt
-    if isinstance(statement, ast.ExplainStmt):
-        statement = statement.query
-    if isinstance(statement, ast.VariableShowStmt):
-        return
-    if not isinstance(statement, ast.SelectStmt):
-        raise _refused(None)
-    pending: list[Any] = [statement]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, (tuple, list)):
-            pending.extend(node)
-        elif isinstance(node, ast.Node):
-            if type(node).__name__.endswith("Stmt") and not isinstance(node, ast.SelectStmt):
-                raise _refused(None)  # a DELETE inside WITH, say
-            if isinstance(node, ast.FuncCall):
-                _check_function(tuple(part.sval for part in node.funcname or ()))
-            if isinstance(node, ast.SelectStmt) and node.intoClause is not None:
-                raise _refused("SELECT INTO creates a table")
-            pending.extend(getattr(node, attribute) for attribute in node)
-
-
-def _check_function(name: tuple[str, ...]) -> None:
-    *schema, function = name
-    if schema in ([], ["pg_catalog"]) and function in _SAFE_FUNCTIONS:
-        return
-    raise CkptdbError(
-        f"refused: `sql` calls only functions without side effects (aggregates, text, math, time, "
-        f"JSON and array functions); {'.'.join(name)}() is not one of them: nothing was run"
-    )
-
-
-def _refused(server_message: str | None) -> CkptdbError:
-    """The same wording as on SQLite: `sql` only reads, and nothing was changed."""
-    why = "is not a query" if server_message is None else f"would write ({server_message})"
-    return CkptdbError(
-        "refused: `sql` only reads (one SELECT, WITH, VALUES or TABLE query, or SHOW or EXPLAIN); "
-        f"this statement {why}: nothing was changed"
-    )
-
-
-def _read_only_error(exc: BaseException, target: DatabaseTarget, text: str) -> CkptdbError:
-    state = getattr(exc, "sqlstate", None)
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "multiple commands" in message:
-        return CkptdbError("refused: one SQL statement at a time (nothing was run)")
-    if state == "25006" or (state == "0A000" and "data-modifying" in message):
-        return _refused(message)
-    if state is not None and state.startswith(("42", "22", "0A", "2B", "3F")):
-        return CkptdbError(f"SQL error: {message}")
-    return translate_error(exc, target)
-
-
-_COMPARE = {"=": operator.eq, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-
-
-def _number_comparison(text: str, op: str, value: int | float, steps: list[str]) -> tuple[str, list[Any]]:
-    """SQL comparing the stored number whose JSON text `text` reads with `value` exactly, as Python
-    compares an int or float with an int or float, and its parameters.
-
-    A stored integer (no `.`, `e` or `E` in its text) is `numeric`: exact at any size, against
-    the exact decimal value of `value` (Decimal(0.1) is 0.1000000000000000055..., the float itself,
-    not its shortest spelling). A stored float is the float its text denotes (`float8`, correctly
-    rounded), against a float `value` as it is; against an integer, through the float nearest it:
-    a float other than that one compares with the integer as with it, and the one equal to it
-    compares as that float's own integer value does (computed here)."""
-    exact = str(value) if isinstance(value, int) else format(Decimal(value), "f")
-    as_int = f"({text})::numeric {op} ?::text::numeric"
-    if isinstance(value, float):
-        as_float, float_params = f"({text})::float8 {op} ?::text::float8", [steps, repr(value)]
-    else:
-        try:
-            nearest = float(value)
-            on_tie = "true" if _COMPARE[op](int(nearest), value) else "false"
-        except OverflowError:  # beyond every float: no stored float equals it
-            nearest, on_tie = (float("inf") if value > 0 else float("-inf")), "false"
-        stored = f"({text})::float8"
-        as_float = (
-            f"(CASE WHEN {stored} = ?::text::float8 THEN {on_tie} ELSE {stored} {op} ?::text::float8 END)"
-        )
-        float_params = [steps, repr(nearest), steps, repr(nearest)]
-    return (
-        f"(CASE WHEN ({text}) ~ '[.eE]' THEN {as_float} ELSE {as_int} END)",
-        [steps, *float_params, steps, exact],
-    )

@@ -1,0 +1,518 @@
+"""The writer connection's thread: every write in order, concurrent saves committed together."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ckptdb.errors import StoreError
+from ckptdb.sql.backend import (
+    Row,
+)
+
+if TYPE_CHECKING:
+    pass
+
+from ckptdb.sql.group_commit import WriteRequest, commit_isolated, settle
+from ckptdb.sql.sqlite import settings
+from ckptdb.sql.sqlite.checkpointer import Checkpointer
+from ckptdb.sql.sqlite.connection import _TEXT, _immediate_transaction, _is_busy, _is_full, translate_error
+from ckptdb.sql.sqlite.settings import (
+    DISK_HEADROOM,
+    ESTIMATED_PAGES_PER_ROW,
+    MAX_GROUP_ROWS,
+    STARVED_SECOND_LOOK_SECONDS,
+)
+
+T = TypeVar("T")
+
+
+class _Call:
+    """Any other work on the writer connection: `work(db)` runs alone, in queue order. `rows`, when
+    given, are the rows it writes, counted for the WAL checkpoints like queued saves."""
+
+    __slots__ = ("future", "rows", "work")
+
+    def __init__(
+        self,
+        work: Callable[[sqlite3.Connection], Any],
+        future: asyncio.Future[Any],
+        rows: Sequence[Row] = (),
+    ) -> None:
+        self.work = work
+        self.future = future
+        self.rows = rows
+
+
+def _settle_call(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+def _deliver(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    with suppress(RuntimeError):  # the loop is closed: nobody is left to tell
+        loop.call_soon_threadsafe(callback, *args)
+
+
+class WriterThread:
+    """The writer connection, and the one thread that uses it for everything that may wait.
+
+    Jobs run in the order they were queued. Queued saves (`submit_rows`) that are next to each other
+    in the queue are committed in one transaction: while a transaction runs, new saves queue up, and
+    the next transaction takes all of them, so concurrent saves share commits without any waiting
+    on purpose. Each save's future is settled only after the transaction holding its rows has
+    committed; if a shared transaction fails, each request is retried alone, so one bad request
+    cannot fail another. Results go back to the event loop with one call per transaction.
+
+    With `commit_on_loop`, saves take a shorter way when nothing makes them wait: those submitted in
+    one event-loop turn are gathered and committed together at the end of the turn, on the loop's
+    thread (`_flush`), with the busy timeout off. If the thread has a job queued or running (jobs
+    keep the order they were asked in), the rows are too many, or another connection holds the
+    write lock, they join the thread's queue instead. A WAL checkpoint that the writer must finish
+    itself always runs on the thread.
+    """
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        where: str,
+        checkpointer: Checkpointer | None = None,
+        *,
+        commit_on_loop: bool = False,
+        busy_timeout_ms: int = 30_000,
+    ) -> None:
+        self._conn: sqlite3.Connection = db
+        self._where = where
+        self._checkpointer = checkpointer
+        self._commit_on_loop = commit_on_loop
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._conn_lock = threading.Lock()  # held by whichever thread runs SQL on the connection
+        self._gathered: list[WriteRequest] = []  # saves of this event-loop turn, for _flush
+        self._gathered_rows = 0
+        self._gather_loop: asyncio.AbstractEventLoop | None = None  # the loop that will run _flush
+        self._jobs: queue.SimpleQueue[WriteRequest | _Call | None] = queue.SimpleQueue()
+        self._state_lock = threading.Lock()  # `_closed` and the queue change together
+        self._current: Sequence[
+            WriteRequest | _Call
+        ] = ()  # the jobs being run: failed too if the thread dies
+        self._failure: StoreError | None = None  # why the thread stopped, for requests that come later
+        self.last_error: BaseException | None = None
+        """An error of the checkpoint bookkeeping after a commit, or what stopped the thread (kept,
+        not raised: the callers waiting on it get a StoreError)."""
+        self._room_checked = 0.0  # time.monotonic() of the last checkpoint tried by _room_for
+        self._pages = 0  # estimated WAL pages since the checkpointer was last woken
+        self._wal_pages = 0  # since the writer last finished a checkpoint itself
+        self.finished_checkpoints = 0
+        self.transactions = 0
+        """Write transactions of saves committed, on the thread or the loop (for tests: group commit)."""
+        self.loop_transactions = 0
+        """Of those, committed on the event loop's thread."""
+        self.rows = 0
+        self._unfinished = 0  # jobs queued or running on the thread; saves commit on the loop only at 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="ckptdb-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    # -- on the event loop -----------------------------------------------------------------------
+
+    def submit_rows(self, sql: str, rows: Sequence[Row]) -> asyncio.Future[None]:
+        """Queue rows for the next group commit; the future is done once they are committed."""
+        if self._closed:
+            raise self._closed_error()
+        loop = asyncio.get_running_loop()
+        request = WriteRequest(sql, rows, loop.create_future())
+        if self._commit_on_loop and len(rows) <= settings.LOOP_COMMIT_ROWS:
+            with self._state_lock:  # a store may be shared by loops on other threads
+                if not self._closed and self._gather_loop in (None, loop):
+                    if self._gather_loop is None:
+                        self._gather_loop = loop
+                        loop.call_soon(self._flush, loop)
+                    self._gathered.append(request)
+                    self._gathered_rows += len(rows)
+                    return request.future
+        self._hand_over([request])
+        return request.future
+
+    def _hand_over(self, requests: Sequence[WriteRequest | _Call]) -> None:
+        """Queue requests for the thread, in order; fail them if it has stopped."""
+        with self._state_lock:
+            if not self._closed:
+                self._put(requests)
+                return
+        failure = self._closed_error()
+        for request in requests:
+            if not request.future.done():
+                request.future.set_exception(failure)
+
+    def _closed_error(self) -> StoreError:
+        """Why nothing more can be written: the thread stopped (and how), or the store was closed."""
+        return self._failure or StoreError("the store is closed")
+
+    def _put(self, requests: Sequence[WriteRequest | _Call]) -> None:
+        """With `_state_lock` held. Saves gathered in this turn go first: jobs keep the order in
+        which they were asked for (a clear() between saves runs between them)."""
+        gathered = self._take_gathered()
+        self._unfinished += len(gathered) + len(requests)
+        for request in (*gathered, *requests):
+            self._jobs.put(request)
+
+    def _take_gathered(self) -> list[WriteRequest]:
+        """With `_state_lock` held."""
+        batch, self._gathered, self._gathered_rows, self._gather_loop = self._gathered, [], 0, None
+        return batch
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """At the end of the event-loop turn that gathered saves: commit them here if nothing makes
+        that wait, else hand them to the thread."""
+        with self._state_lock:
+            if self._gather_loop is not loop:  # a job took ours; what gathers now is another's
+                return
+            rows = self._gathered_rows
+            batch = self._take_gathered()
+        starved = self._checkpointer is not None and self._checkpointer.starved_since is not None
+        if (
+            rows > settings.LOOP_COMMIT_ROWS
+            or self._unfinished
+            or starved  # the thread checks for room on the disk first
+            or not self._conn_lock.acquire(blocking=False)
+        ):
+            self._hand_over(batch)  # the thread has work: they go after it
+            return
+        try:
+            locked = batch if self._closed else self._commit_here(batch)
+        except Exception as exc:  # a bug, or a connection gone bad: no caller may be left waiting
+            locked = []
+            error = self._translate(exc)
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(error)
+        finally:
+            self._conn_lock.release()
+        if locked:
+            self._hand_over(locked)
+
+    def _commit_here(self, batch: list[WriteRequest]) -> list[WriteRequest]:
+        """Commit on the calling thread with the busy timeout off, and settle each request; returns
+        the requests that found the write lock taken (nothing of them was written)."""
+        db = self._conn
+        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            errors = self._commit(batch, translate=False)
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        if errors is not None and all(error is not None and _is_busy(error) for error in errors):
+            return batch
+        if errors is not None and self._checkpointer is not None and any(map(_is_full, errors)):
+            self._checkpointer.poke()  # a checkpoint that can finish now makes room again
+        self.transactions += 1
+        self.loop_transactions += 1
+        if self._checkpointer is not None:  # before any caller hears of it: the bound counts from here
+            self._checkpointer.note_commit()
+        locked: list[WriteRequest] = []
+        for index, request in enumerate(batch):
+            error = None if errors is None else errors[index]
+            if error is not None and _is_busy(error):
+                locked.append(request)
+                continue
+            self.rows += len(request.rows)
+            if request.future.done():  # the caller was cancelled: nobody is waiting
+                continue
+            if error is None:
+                request.future.set_result(None)
+            else:
+                request.future.set_exception(self._translate(error))
+        if self._checkpointer is not None:
+            try:
+                finish = self._count_pages([request.rows for request in batch if request not in locked])
+            except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
+                self.last_error = exc
+            else:
+                if finish:  # never here: it may wait for the disk
+                    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    self._hand_over([_Call(self._finish_checkpoint, future)])
+        return locked
+
+    async def call(self, work: Callable[[sqlite3.Connection], T], rows: Sequence[Row] = ()) -> T:
+        """Run `work(db)` on the writer thread, after everything queued before it; `rows` are the
+        rows it writes (for the WAL checkpoints' estimate), if any."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        with self._state_lock:
+            if self._closed:
+                raise self._closed_error()
+            self._put([_Call(work, future, rows)])
+        return await future
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return await self.call(lambda db: db.execute(sql, params).fetchall())
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    async def close(self) -> None:
+        """Finish every queued job, then close the connection and end the thread."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._state_lock:
+            if self._closed:  # closed before, or the thread stopped (and failed what it held)
+                stopped = not self._thread.is_alive()
+                if stopped:
+                    with suppress(sqlite3.Error):
+                        self._conn.close()
+                return
+            self._put([_Call(lambda db: db.close(), future)])
+            self._closed = True
+            self._jobs.put(None)
+        try:
+            await future
+        finally:
+            await asyncio.to_thread(self._thread.join)
+
+    # -- on the writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # a bug in here must not leave saves waiting forever
+            self.last_error = exc  # every waiting caller gets it as a StoreError
+            self._stopped(exc)
+
+    def _stopped(self, exc: BaseException) -> None:
+        """The thread is dying: refuse new jobs and fail every job it will never finish."""
+        error = StoreError(
+            f"the SQLite writer thread stopped ({type(exc).__name__}: {exc}); the saves in flight may "
+            "or may not be committed: reopen the store and check"
+        )
+        with self._state_lock:
+            self._failure = error
+            self._closed = True
+            pending: list[WriteRequest | _Call] = list(self._current)
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    pending.append(job)
+        for job in pending:
+            if type(job) is _Call:
+                _deliver(job.future.get_loop(), _settle_call, job.future, None, error)
+            else:
+                assert type(job) is WriteRequest
+                _deliver(job.future.get_loop(), settle, [job], [error])
+
+    def _serve(self) -> None:
+        get, get_nowait = self._jobs.get, self._jobs.get_nowait
+        carry: WriteRequest | _Call | None = None
+        while True:
+            job = carry if carry is not None else get()
+            carry = None
+            if job is None:
+                return
+            if type(job) is _Call:
+                self._current = [job]
+                try:
+                    with self._conn_lock:
+                        result, error = job.work(self._conn), None
+                except BaseException as exc:  # handed to the caller
+                    result, error = None, self._translate(exc)
+                finish = False
+                if self._checkpointer is not None:  # a delete, a prune, a batch: it may have written
+                    self._checkpointer.note_commit()
+                if job.rows and error is None and self._checkpointer is not None:
+                    try:
+                        finish = self._count_pages([job.rows])
+                    except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
+                        self.last_error = exc
+                self._finished(1)  # before the answer: the caller's next save may go on the loop
+                _deliver(job.future.get_loop(), _settle_call, job.future, result, error)
+                self._current = ()
+                if finish:
+                    with self._conn_lock:
+                        self._finish_checkpoint(self._conn)
+                continue
+            assert type(job) is WriteRequest
+            batch = [job]
+            count = len(job.rows)
+            while count < MAX_GROUP_ROWS:
+                try:
+                    following = get_nowait()
+                except queue.Empty:
+                    break
+                if type(following) is not WriteRequest:
+                    carry = following
+                    break
+                batch.append(following)
+                count += len(following.rows)
+            self._current = batch
+            with self._conn_lock:
+                refusal = self._room_for(batch)
+                if refusal is None:
+                    errors = self._commit(batch)
+                    if errors is not None and self._checkpointer is not None and any(map(_is_full, errors)):
+                        self._checkpointer.poke()  # a checkpoint that can finish now makes room again
+                else:
+                    errors = [refusal] * len(batch)
+                self.transactions += 1
+                self.rows += count
+                finish = False
+                if self._checkpointer is not None:
+                    self._checkpointer.note_commit()
+                    try:
+                        finish = self._count_pages([request.rows for request in batch])
+                    except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
+                        self.last_error = exc
+            self._finished(len(batch))  # before the answer: the callers' next saves may go on the loop
+            self._deliver_rows(batch, errors)
+            self._current = ()
+            if finish:  # the connection's lock keeps saves from the loop out meanwhile
+                with self._conn_lock:
+                    self._finish_checkpoint(self._conn)
+
+    def _room_for(self, batch: list[WriteRequest]) -> StoreError | None:
+        """While a reader starves checkpoints, refuse a write that would leave too little disk for
+        the checkpoint that must run once the reader ends; None: go ahead.
+
+        That checkpoint copies the WAL's pages into the database file, which grows to the size of
+        the newest snapshot. With the disk full of WAL, it cannot: on a 24 MiB file system the
+        store then failed every write for good, reader gone or not. So the writer keeps that growth
+        plus DISK_HEADROOM free, and first tries a checkpoint itself (the reader may have ended)."""
+        checkpointer = self._checkpointer
+        if checkpointer is None or checkpointer.starved_since is None:
+            return None
+        db = self._conn
+        now = time.monotonic()
+        if now - self._room_checked >= 0.2:
+            self._room_checked = now
+            with suppress(sqlite3.Error), checkpointer.lock:
+                checkpointer.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+            if checkpointer.starved_since is None:
+                return None
+        try:
+            page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+            pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+            growth = max(0, pages * page_size - os.path.getsize(self._where))
+            disk = os.statvfs(os.path.dirname(os.path.abspath(self._where)))
+        except (sqlite3.Error, OSError):
+            return None  # cannot tell: let SQLite try
+        free = disk.f_bavail * disk.f_frsize
+        rows = sum(len(request.rows) for request in batch)
+        size = sum(
+            len(value) for request in batch for row in request.rows for value in row if type(value) in _TEXT
+        )
+        wanted = growth + DISK_HEADROOM + (rows * ESTIMATED_PAGES_PER_ROW + 1) * page_size + 2 * size
+        if free >= wanted:
+            return None
+        since = time.strftime("%H:%M:%S", time.localtime(checkpointer.starved_since))
+        return StoreError(
+            f"{self._where}: not written: a reader's open transaction has kept checkpoints from finishing "
+            f"since {since} (WAL {checkpointer.wal_bytes() / 2**20:.1f} MiB) and {free / 2**20:.1f} MiB of "
+            "disk is left, which the checkpoint needs once that reader ends; end the long read (a query, "
+            "an idle `BEGIN` in a sqlite3 shell) or free disk space, then save again; nothing of this write "
+            "was saved"
+        )
+
+    def _finished(self, jobs: int) -> None:
+        with self._state_lock:
+            self._unfinished -= jobs
+
+    def _count_pages(self, committed: Sequence[Sequence[Row]]) -> bool:
+        """Count committed rows' WAL pages: wake the checkpointer now and then, and say when the
+        WAL has reached settings.WAL_LIMIT_PAGES and the writer must finish a checkpoint itself."""
+        checkpointer = self._checkpointer
+        assert checkpointer is not None
+        count = size = 0
+        for rows in committed:
+            count += len(rows)
+            for row in rows:
+                size += sum(len(value) for value in row if type(value) in _TEXT)
+        pages = count * ESTIMATED_PAGES_PER_ROW + size // 4096
+        self._pages += pages
+        self._wal_pages += pages
+        if self._wal_pages >= settings.WAL_LIMIT_PAGES:
+            self._pages = self._wal_pages = 0
+            return True
+        if self._pages >= settings.CHECKPOINT_PAGES:
+            self._pages = 0
+            checkpointer.poke()
+        return False
+
+    def _finish_checkpoint(self, db: sqlite3.Connection) -> None:
+        """Nothing is written while this runs, so the checkpoint finishes (unless a reader elsewhere
+        still needs old pages, as with any SQLite checkpoint) and the next write starts the WAL
+        over. The lock waits for a checkpoint under way beside us. Errors are kept, not raised:
+        SQLite's own auto-checkpoint remains."""
+        assert self._checkpointer is not None
+        try:
+            with self._checkpointer.lock:
+                row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self._checkpointer.record(row)
+                if int(row[1]) > int(row[2]) >= 0 and self._checkpointer.starved_since is None:
+                    # Short, with nothing of ours writing: look once more after a moment (a
+                    # commit that had just ended lets go of its read mark by then). The checkpoint
+                    # thread's own second look can come too late: its tries race our commits, and
+                    # beside a reader the WAL took a 24 MiB disk in about a second.
+                    time.sleep(STARVED_SECOND_LOOK_SECONDS)
+                    self._checkpointer.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        except Exception as exc:
+            self.last_error = exc
+        self.finished_checkpoints += 1
+
+    @staticmethod
+    def _deliver_rows(batch: list[WriteRequest], errors: list[BaseException | None] | None) -> None:
+        loop = batch[0].future.get_loop()
+        if all(request.future.get_loop() is loop for request in batch):
+            _deliver(loop, settle, batch, errors)
+            return
+        for index, request in enumerate(batch):  # one store used from several event loops
+            error = None if errors is None else errors[index]
+            _deliver(request.future.get_loop(), settle, [request], None if error is None else [error])
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        return translate_error(exc, self._where, writing=True) if isinstance(exc, sqlite3.Error) else exc
+
+    def _commit(
+        self, batch: list[WriteRequest], *, translate: bool = True
+    ) -> list[BaseException | None] | None:
+        """None when every request committed, else each request's outcome (`commit_isolated`: a
+        lock is not retried request by request, since each would meet it alone too)."""
+        outcomes = commit_isolated(batch, self._attempt, lambda exc: not _is_busy(exc))
+        if outcomes is None or not translate:
+            return outcomes
+        return [None if error is None else self._translate(error) for error in outcomes]
+
+    def _attempt(self, batch: list[WriteRequest]) -> BaseException | None:
+        """One transaction over the batch; its error (rolled back), or None once committed."""
+        db = self._conn
+        try:
+            if len(batch) == 1 and len(batch[0].rows) == 1:
+                # One statement in autocommit mode is its own transaction and takes the write lock
+                # when it starts (no read-then-upgrade), so the busy timeout applies.
+                db.execute(batch[0].sql, batch[0].rows[0])
+            else:
+                with _immediate_transaction(db):
+                    for request in batch:
+                        if len(request.rows) == 1:
+                            db.execute(request.sql, request.rows[0])
+                        else:
+                            db.executemany(request.sql, request.rows)
+            return None
+        except BaseException as exc:  # not only sqlite3.Error: a row it cannot bind
+            if db.in_transaction:
+                with suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            return exc

@@ -1,0 +1,33 @@
+"""Group commit, on both engines: the one isolation policy (`ckptdb.sql.group_commit`) that each
+engine's own fast path drives."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from ckptdb import Checkpoint, StoreError, open_store
+from ckptdb.sql import rows as sqlrows
+
+
+def _cp(i: int) -> Checkpoint:
+    return Checkpoint.new("g", f"node{i}", {"values": {"i": i}}, ["a"], i, "afternode")
+
+
+async def test_a_failing_save_in_a_shared_transaction_fails_alone(db_target: str, tmp_path: Path) -> None:
+    """Saves that queue behind one in flight share the next transaction; one of them that the
+    database refuses fails that transaction, and then each is retried alone: only it fails."""
+    async with await open_store(db_target) as store:
+        good = [_cp(i) for i in range(20)]
+        bad_row = list(sqlrows.to_row(_cp(99)))
+        bad_row[8] = "BeforeNode"  # violates the CHECK constraint inside the database
+        results = await asyncio.gather(
+            *(store.save(cp) for cp in good[:10]),
+            store.save_rows([tuple(bad_row)]),
+            *(store.save(cp) for cp in good[10:]),
+            return_exceptions=True,
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert len(errors) == 1 and isinstance(errors[0], StoreError), errors
+        assert "check constraint" in str(errors[0]).lower()
+        assert {i.id for i in await store.list()} == {cp.id for cp in good}
