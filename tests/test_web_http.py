@@ -274,9 +274,8 @@ def test_without_the_web_extra_serve_says_what_to_install(tmp_path: Path) -> Non
     )
 
 
+@pytest.mark.engine("sqlite")  # the warning does not depend on the engine
 def test_another_host_is_warned_about(engine: str, tmp_path: Path) -> None:
-    if engine != "sqlite":
-        pytest.skip("the warning does not depend on the engine")
     target = str(tmp_path / "w.db")
     build_demo(target)
     process = subprocess.Popen(
