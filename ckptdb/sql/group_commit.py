@@ -71,10 +71,16 @@ def commit_isolated(
     attempt: Callable[[list[WriteRequest]], BaseException | None],
     worth_retrying_alone: Callable[[BaseException], bool],
 ) -> Outcomes:
-    """`isolated`, each attempt a blocking call (a writer thread's)."""
+    """`isolated`, each attempt a blocking call (a writer thread's). The first attempt, which
+    nearly always commits, is made before the policy's generator exists: a sequential save pays
+    for no generator and no StopIteration."""
+    first = attempt(batch)
+    if first is None:
+        return None
     attempts = isolated(batch, worth_retrying_alone)
     try:
-        tried = next(attempts)
+        next(attempts)
+        tried = attempts.send(first)
         while True:
             tried = attempts.send(attempt(tried))
     except StopIteration as done:
@@ -87,10 +93,15 @@ async def commit_isolated_async(
     attempt: Callable[[list[WriteRequest]], Awaitable[BaseException | None]],
     worth_retrying_alone: Callable[[BaseException], bool],
 ) -> Outcomes:
-    """`isolated`, each attempt awaited on the event loop."""
+    """`isolated`, each attempt awaited on the event loop (the first, as in `commit_isolated`,
+    before the generator exists)."""
+    first = await attempt(batch)
+    if first is None:
+        return None
     attempts = isolated(batch, worth_retrying_alone)
     try:
-        tried = next(attempts)
+        next(attempts)
+        tried = attempts.send(first)
         while True:
             tried = attempts.send(await attempt(tried))
     except StopIteration as done:

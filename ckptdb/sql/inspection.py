@@ -22,9 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 from ckptdb.errors import DamagedRowError
 from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
@@ -166,8 +165,7 @@ SELECT name,
 FROM graphs WHERE name IS NOT NULL"""
 
 
-@dataclass(frozen=True, slots=True)
-class GraphCount:
+class GraphCount(NamedTuple):
     """One graph's number of checkpoints and its min() and max() `created_at` as stored (text,
     which a damaged row may have made anything: see `walk_times`)."""
 
@@ -185,8 +183,7 @@ async def graph_counts(store: SqlCheckpointStore) -> list[GraphCount]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredTime:
+class StoredTime(NamedTuple):
     """A row's id and its `created_at` column value as stored (anything, in a damaged row)."""
 
     checkpoint_id: str
@@ -257,8 +254,7 @@ async def estimated_bytes(
     return sum(int(count) * int(size) for count, size in rows if count)
 
 
-@dataclass(frozen=True, slots=True)
-class TypeCount:
+class TypeCount(NamedTuple):
     """The checkpoints of one graph with one interrupt type, and their min() and max() `created_at`
     as stored (text, possibly damaged)."""
 
@@ -283,8 +279,7 @@ async def type_counts(store: SqlCheckpointStore) -> list[TypeCount]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class DatabaseSpace:
+class DatabaseSpace(NamedTuple):
     """The database's size on disk and the free space inside it (None: the engine cannot say),
     and the SQLite WAL's state (None on PostgreSQL)."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ckptdb.model import Timestamp
 from ckptdb.sql import rows as sqlrows
@@ -36,8 +36,7 @@ KeepFrom = tuple[int, str, str]
 """(save_seq, created_at UTC text, id) of the oldest checkpoint a graph keeps."""
 
 
-@dataclass(frozen=True, slots=True)
-class PruneSelection:
+class PruneSelection(NamedTuple):
     """The rows of one graph a prune deletes: saved no later than `saved_up_to`, older in save
     order than `keep_from` (if set) and created before `older_than` (if set)."""
 
@@ -92,8 +91,7 @@ async def keep_from(store: SqlCheckpointStore, graph_name: str, keep_last: int) 
     return (int(found[0][0]), str(found[0][1]), str(found[0][2]))
 
 
-@dataclass(frozen=True, slots=True)
-class Deletable:
+class Deletable(NamedTuple):
     """What a selection would delete: rows, and the bytes of their JSON as stored."""
 
     checkpoints: int
@@ -173,8 +171,7 @@ async def _window_end(store: SqlCheckpointStore, start: str, window: int) -> str
     return None if found[0][0] is None else str(found[0][0])
 
 
-@dataclass(frozen=True, slots=True)
-class Reclaimed:
+class Reclaimed(NamedTuple):
     """The space after a delete, and after the vacuum when one ran (sizes in bytes)."""
 
     size_before: int | None

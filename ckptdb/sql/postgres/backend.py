@@ -58,12 +58,12 @@ if TYPE_CHECKING:
 from ckptdb.sql.postgres.errors import translate_error, translate_write_error
 from ckptdb.sql.postgres.group_commit import CallerGroupCommit
 from ckptdb.sql.postgres.readonly import (
-    _DECLARE,
-    _REPORTING,
-    _check_read_only_sql,
-    _read_only_error,
-    _refused,
-    _session_guards,
+    CURSOR_PREFIX,
+    REPORTING,
+    check_read_only_sql,
+    read_only_error,
+    refusal,
+    session_guards,
 )
 from ckptdb.sql.postgres.spelling import (
     PostgresSpelling,
@@ -521,7 +521,7 @@ class PostgresBackend(PostgresSpelling, Backend):
         text = sql.strip().rstrip(";").rstrip()
         if not text:
             raise CkptdbError("no SQL statement given")
-        _check_read_only_sql(text)
+        check_read_only_sql(text)
         import asyncpg
 
         self._get_pool()  # the store must be open
@@ -538,10 +538,10 @@ class PostgresBackend(PostgresSpelling, Backend):
         try:
             transaction = conn.transaction(readonly=True)
             await transaction.start()
-            await conn.execute(_session_guards(conn))
+            await conn.execute(session_guards(conn))
             reporting = None
             try:
-                await conn.fetch(_DECLARE + text)
+                await conn.fetch(CURSOR_PREFIX + text)
             except Exception as exc:
                 if getattr(exc, "sqlstate", None) != "42601" or "multiple commands" in str(exc):
                     raise
@@ -550,14 +550,14 @@ class PostgresBackend(PostgresSpelling, Backend):
                 await transaction.rollback()
                 transaction = conn.transaction(readonly=True)
                 await transaction.start()
-                await conn.execute(_session_guards(conn))
+                await conn.execute(session_guards(conn))
                 try:
                     reporting = await conn.prepare(text)
                 except Exception as parse_exc:
                     if getattr(parse_exc, "sqlstate", None) == "42601":
                         raise parse_exc from None  # a syntax error (or several statements)
-                if reporting is None or text.split(None, 1)[0].upper() not in _REPORTING:
-                    raise _refused(None) from None
+                if reporting is None or text.split(None, 1)[0].upper() not in REPORTING:
+                    raise refusal(None) from None
             if reporting is not None:  # SHOW, EXPLAIN: rows from a statement that is not a query
                 yield tuple(attribute.name for attribute in reporting.get_attributes())
                 for record in await reporting.fetch():
@@ -571,7 +571,7 @@ class PostgresBackend(PostgresSpelling, Backend):
         except CkptdbError:
             raise
         except Exception as exc:
-            raise _read_only_error(exc, self.target, text) from None
+            raise read_only_error(exc, self.target, text) from None
         finally:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=5)  # ends the transaction: a rollback

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING
 
 from ckptdb.errors import (
     CkptdbError,
@@ -15,11 +14,7 @@ from ckptdb.errors import (
 from ckptdb.sql.backend import (
     DatabaseTarget,
 )
-
-if TYPE_CHECKING:
-    pass
-
-from ckptdb.sql.postgres.urls import _names, server_address
+from ckptdb.sql.postgres.urls import database_and_user, server_address
 
 _CLIENT_STATE_SIGNS = (
     "another operation is in progress",
@@ -56,7 +51,7 @@ def translate_error(exc: BaseException, target: DatabaseTarget) -> CkptdbError:
     where = target.display()
     address = server_address(target.url)
     host, port = address.rsplit(":", 1)
-    user, database = _names(target.url)
+    user, database = database_and_user(target.url)
     state = getattr(exc, "sqlstate", None)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     lowered = str(exc).lower()

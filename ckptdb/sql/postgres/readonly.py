@@ -4,7 +4,7 @@ parser (pglast) allowing only functions without side effects.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ckptdb.errors import (
     CkptdbError,
@@ -12,14 +12,10 @@ from ckptdb.errors import (
 from ckptdb.sql.backend import (
     DatabaseTarget,
 )
-
-if TYPE_CHECKING:
-    pass
-
 from ckptdb.sql.postgres.errors import translate_error
 
-_DECLARE = "DECLARE ckptdb_sql NO SCROLL CURSOR FOR "
-_REPORTING = ("SHOW", "EXPLAIN")
+CURSOR_PREFIX = "DECLARE ckptdb_sql NO SCROLL CURSOR FOR "
+REPORTING = ("SHOW", "EXPLAIN")
 """Statements that only report (like SQLite's reporting PRAGMAs) but cannot be a cursor; they run in
 the same read-only transaction, which refuses what EXPLAIN ANALYZE of a write would do."""
 
@@ -28,7 +24,7 @@ _CATALOG_FIRST = "set_config('search_path', 'pg_catalog, ' || current_setting('s
 _CHECK_CLIENT = "set_config('client_connection_check_interval', '1000', true)"
 
 
-def _session_guards(conn: Any) -> str:
+def session_guards(conn: Any) -> str:
     """Settings for the transaction of `ckptdb sql` (undone by its rollback): pg_catalog first in
     search_path, and, from PostgreSQL 14 on, a check every second that the client is still there,
     so a query whose `ckptdb sql` was killed (kill -9, a closed terminal) ends on the server instead
@@ -90,7 +86,7 @@ _SAFE_FUNCTION_NAMES = """
 _SAFE_FUNCTIONS = frozenset(_SAFE_FUNCTION_NAMES.split())
 
 
-def _check_read_only_sql(text: str) -> None:
+def check_read_only_sql(text: str) -> None:
     """Refuse, before anything reaches the server, a statement that is not one query (or SHOW, or
     EXPLAIN of a query) or that calls a function outside `_SAFE_FUNCTIONS`."""
     from pglast import ast, parse_sql
@@ -108,7 +104,7 @@ def _check_read_only_sql(text: str) -> None:
     if isinstance(statement, ast.VariableShowStmt):
         return
     if not isinstance(statement, ast.SelectStmt):
-        raise _refused(None)
+        raise refusal(None)
     pending: list[Any] = [statement]
     while pending:
         node = pending.pop()
@@ -116,11 +112,11 @@ def _check_read_only_sql(text: str) -> None:
             pending.extend(node)
         elif isinstance(node, ast.Node):
             if type(node).__name__.endswith("Stmt") and not isinstance(node, ast.SelectStmt):
-                raise _refused(None)  # a DELETE inside WITH, say
+                raise refusal(None)  # a DELETE inside WITH, say
             if isinstance(node, ast.FuncCall):
                 _check_function(tuple(part.sval for part in node.funcname or ()))
             if isinstance(node, ast.SelectStmt) and node.intoClause is not None:
-                raise _refused("SELECT INTO creates a table")
+                raise refusal("SELECT INTO creates a table")
             pending.extend(getattr(node, attribute) for attribute in node)
 
 
@@ -134,7 +130,7 @@ def _check_function(name: tuple[str, ...]) -> None:
     )
 
 
-def _refused(server_message: str | None) -> CkptdbError:
+def refusal(server_message: str | None) -> CkptdbError:
     """The same wording as on SQLite: `sql` only reads, and nothing was changed."""
     why = "is not a query" if server_message is None else f"would write ({server_message})"
     return CkptdbError(
@@ -143,13 +139,13 @@ def _refused(server_message: str | None) -> CkptdbError:
     )
 
 
-def _read_only_error(exc: BaseException, target: DatabaseTarget, text: str) -> CkptdbError:
+def read_only_error(exc: BaseException, target: DatabaseTarget, text: str) -> CkptdbError:
     state = getattr(exc, "sqlstate", None)
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "multiple commands" in message:
         return CkptdbError("refused: one SQL statement at a time (nothing was run)")
     if state == "25006" or (state == "0A000" and "data-modifying" in message):
-        return _refused(message)
+        return refusal(message)
     if state is not None and state.startswith(("42", "22", "0A", "2B", "3F")):
         return CkptdbError(f"SQL error: {message}")
     return translate_error(exc, target)

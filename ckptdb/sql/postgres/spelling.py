@@ -8,15 +8,11 @@ import functools
 import operator
 import re
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.backend import Spelling
 from ckptdb.state_filter import PathStep, StateFilter
-
-if TYPE_CHECKING:
-    pass
-
 
 # State documents for json functions: as stored, unless the text holds an escaped U+0000 or U+0001
 # (`\u000` then a digit, after an odd number of backslashes), which are rewritten as `nul_free`

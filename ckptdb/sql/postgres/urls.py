@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
-
-if TYPE_CHECKING:
-    pass
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -25,6 +21,6 @@ def server_address(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{port}"
 
 
-def _names(url: str) -> tuple[str, str]:
+def database_and_user(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return (parts.username or "(default user)", parts.path.lstrip("/") or "(default database)")

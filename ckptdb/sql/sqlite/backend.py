@@ -47,21 +47,21 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 from ckptdb.sql.sqlite import settings
-from ckptdb.sql.sqlite.checkpointer import Checkpointer, _wal_backlog
+from ckptdb.sql.sqlite.checkpointer import Checkpointer, wal_backlog
 from ckptdb.sql.sqlite.connection import (
-    _connect,
-    _execute_in_transaction,
-    _insert_rows,
-    _TidyConnection,
-    _vacuum,
-    _with_big_cache,
+    TidyConnection,
     ensure_wal,
+    execute_in_transaction,
+    insert_rows_once,
+    open_connection,
     sqlite_uri,
     translate_error,
+    vacuum_database,
+    with_big_cache,
 )
-from ckptdb.sql.sqlite.readonly import _PROGRESS_STEPS, _read_only_authorizer, _read_only_error
+from ckptdb.sql.sqlite.readonly import PROGRESS_STEPS, read_only_authorizer, read_only_error
 from ckptdb.sql.sqlite.settings import (
-    _RESOURCES,
+    RESOURCES,
     SQLITE_MAX_LENGTH,
     SYNC_INTERVAL,
     SYNCHRONOUS,
@@ -124,7 +124,7 @@ class SqliteBackend(SqliteSpelling, Backend):
         return str(self.path)
 
     async def _open(self, *, create: bool) -> aiosqlite.Connection:
-        conn = await _connect(sqlite_uri(self.path, mode="rwc" if create else "rw"))
+        conn = await open_connection(sqlite_uri(self.path, mode="rwc" if create else "rw"))
         try:
             await conn.execute_fetchall(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             await conn.execute_fetchall(f"PRAGMA synchronous = {self.synchronous}")
@@ -212,7 +212,7 @@ class SqliteBackend(SqliteSpelling, Backend):
             if readonly:
                 # Only the reader: no writer thread, no checkpointer, nothing that could write.
                 self._tidy_wal = self._wal_tidy_needed()
-                self._reader = await _connect(self.read_only_uri())
+                self._reader = await open_connection(self.read_only_uri())
                 await self._reader.execute_fetchall(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
                 await self._reader.create_function(STATE_MATCH, 2, state_match, deterministic=True)
                 return
@@ -237,7 +237,7 @@ class SqliteBackend(SqliteSpelling, Backend):
         except OSError as exc:  # no thread or file descriptor left (ulimit -n, -u)
             await self.close()
             raise UnavailableError(
-                f"cannot open {self._where()}: {exc.strerror or exc}: {_RESOURCES}"
+                f"cannot open {self._where()}: {exc.strerror or exc}: {RESOURCES}"
             ) from None
         except BaseException:
             await self.close()
@@ -359,13 +359,13 @@ class SqliteBackend(SqliteSpelling, Backend):
     async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         writer, _ = self._conns()
         # BEGIN IMMEDIATE, the statements, COMMIT (or ROLLBACK) in one trip to the writer thread.
-        return await writer.call(lambda db: _execute_in_transaction(db, statements))
+        return await writer.call(lambda db: execute_in_transaction(db, statements))
 
     async def insert_rows(self, rows: Sequence[Row], resolve: Resolve | None = None) -> InsertResult:
         writer, _ = self._conns()
         if not rows:
             return InsertResult()
-        return await writer.call(lambda db: _insert_rows(db, rows, resolve), rows)
+        return await writer.call(lambda db: insert_rows_once(db, rows, resolve), rows)
 
     def sync_engine(self, *, create: bool = True, readonly: bool = False) -> Engine:
         """The engine opens the file through `sqlite_uri`, never through a SQLAlchemy URL (which
@@ -381,7 +381,7 @@ class SqliteBackend(SqliteSpelling, Backend):
         tidy = readonly and self._wal_tidy_needed()
 
         def _creator() -> sqlite3.Connection:
-            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, factory=_TidyConnection)
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, factory=TidyConnection)
             conn.after_close = self._remove_wal_files if tidy else None
             return conn
 
@@ -423,28 +423,28 @@ class SqliteBackend(SqliteSpelling, Backend):
 
         The query stops as soon as its reader goes away (Ctrl-C cancels the task, or the caller
         closes this generator): a progress handler, which SQLite calls every
-        `_PROGRESS_STEPS` virtual machine instructions on the connection's own thread, ends it
+        `PROGRESS_STEPS` virtual machine instructions on the connection's own thread, ends it
         once `stop` is set. Without it the close below would wait behind an endless query (a
         recursive CTE ran on through SIGINTs for 10 minutes)."""
         if not sql.strip(" \t\r\n;"):
             raise CkptdbError("no SQL statement given")
         try:
-            conn = await _connect(self.read_only_uri())
+            conn = await open_connection(self.read_only_uri())
         except sqlite3.Error as exc:
             raise translate_error(exc, self._where()) from None
         stop = threading.Event()
         try:
             await conn.execute_fetchall(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             await conn.execute_fetchall("PRAGMA query_only = ON")
-            await conn.set_authorizer(_read_only_authorizer)
-            await conn.set_progress_handler(lambda: 1 if stop.is_set() else 0, _PROGRESS_STEPS)
+            await conn.set_authorizer(read_only_authorizer)
+            await conn.set_progress_handler(lambda: 1 if stop.is_set() else 0, PROGRESS_STEPS)
             cursor = await conn.execute(sql)
             yield tuple(column[0] for column in cursor.description or ())
             while rows := await cursor.fetchmany(batch):
                 for row in rows:
                     yield tuple(row)
         except sqlite3.Error as exc:
-            raise _read_only_error(exc) from None
+            raise read_only_error(exc) from None
         finally:
             stop.set()  # a query still running on the connection's thread ends at its next step
             with suppress(sqlite3.Error, ValueError):
@@ -460,7 +460,7 @@ class SqliteBackend(SqliteSpelling, Backend):
         dirty pages to the WAL again and again (3-4x the time, mostly system time); a 64 MiB cache
         for that one transaction writes each page once. The cache shrinks back afterwards."""
         writer, _ = self._conns()
-        return await writer.call(lambda db: _with_big_cache(db, statements))
+        return await writer.call(lambda db: with_big_cache(db, statements))
 
     async def integrity_check(self, *, quick: bool) -> IntegrityCheck:
         pragma = "quick_check" if quick else "integrity_check"
@@ -482,13 +482,13 @@ class SqliteBackend(SqliteSpelling, Backend):
         way to learn that a reader in some other process holds the WAL. A read-only store must not
         checkpoint (that writes the database file): it reads the WAL's size and, when that is past
         the bound the writers keep, whether the wal-index says frames are still waiting to be copied
-        back (`_wal_backlog`): a WAL that stays past its bound with a backlog is a starved one."""
+        back (`wal_backlog`): a WAL that stays past its bound with a backlog is a starved one."""
         if self.readonly:
             try:
                 size = os.path.getsize(f"{self.path}-wal")
             except OSError:
                 return WalStatus(0, False, None)
-            backlog = _wal_backlog(Path(f"{self.path}-shm")) if size > WAL_SIZE_LIMIT else None
+            backlog = wal_backlog(Path(f"{self.path}-shm")) if size > WAL_SIZE_LIMIT else None
             return WalStatus(size, bool(backlog), None)
         writer, _ = self._conns()
         checkpointer = self._checkpointer
@@ -514,7 +514,7 @@ class SqliteBackend(SqliteSpelling, Backend):
         writer, _ = self._conns()
         # The rewrite goes through the WAL, which keeps its largest size until truncated.
         busy = int(self.busy_timeout_ms)
-        if await writer.call(lambda db: _vacuum(db, busy)):
+        if await writer.call(lambda db: vacuum_database(db, busy)):
             return None
         try:
             return os.path.getsize(f"{self.path}-wal")

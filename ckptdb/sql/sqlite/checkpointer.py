@@ -12,16 +12,13 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
-
-from ckptdb.sql.sqlite.connection import _is_busy
-from ckptdb.sql.sqlite.settings import STARVED_RETRY_SECONDS, WAL_SIZE_LIMIT, _log
+from ckptdb.sql.sqlite.connection import is_busy
+from ckptdb.sql.sqlite.settings import STARVED_RETRY_SECONDS, WAL_SIZE_LIMIT, logger
 
 
-def _wal_backlog(shm: Path) -> int | None:
+def wal_backlog(shm: Path) -> int | None:
     """WAL frames not yet copied into the database file, from the wal-index (the `-shm` file):
     `mxFrame` of its header minus `nBackfill` of its checkpoint info, both in native byte order
     (SQLite's wal.c: two 48-byte copies of WalIndexHdr, then WalCkptInfo). None when the file is
@@ -129,7 +126,7 @@ class Checkpointer:
             size = self.wal_bytes()
             if not self._warned_bytes or size >= max(WAL_SIZE_LIMIT, 2 * self._warned_bytes):
                 self._warned_bytes = max(size, 1)
-                _log.warning(
+                logger.warning(
                     "checkpoints of %s starved by a reader since %s: the WAL is %.1f MiB and grows until "
                     "that reader's transaction ends (a long query, an idle `BEGIN` in a sqlite3 shell)",
                     self._wal_path,
@@ -139,7 +136,7 @@ class Checkpointer:
             self._retry_soon()
             return
         if self.starved_since is not None:
-            _log.info("checkpoints of %s finish again (the reader ended)", self._wal_path)
+            logger.info("checkpoints of %s finish again (the reader ended)", self._wal_path)
         self.starved_since = None
         self._short_of = None
         self._warned_bytes = 0
@@ -209,7 +206,7 @@ class Checkpointer:
         try:
             busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
+            if not is_busy(exc):
                 raise
             busy = 1
         finally:
@@ -239,7 +236,7 @@ class Checkpointer:
 
     def _sync_failed(self, exc: OSError) -> None:
         self.last_error = exc
-        _log.error(
+        logger.error(
             "could not fsync %s (%s): saves acknowledged in the last %s s may be lost on a power cut; "
             "check the disk",
             self._wal_path,

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiosqlite
@@ -23,11 +23,7 @@ from ckptdb.sql.backend import (
     Resolve,
     Row,
 )
-
-if TYPE_CHECKING:
-    pass
-
-from ckptdb.sql.sqlite.settings import _RESOURCES
+from ckptdb.sql.sqlite.settings import RESOURCES
 
 
 def sqlite_uri(path: Path, **params: str) -> str:
@@ -66,7 +62,7 @@ def ensure_wal(db: sqlite3.Connection, busy_timeout_ms: float) -> None:
 
 
 @contextmanager
-def _immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
     """BEGIN IMMEDIATE ... COMMIT on the driver connection; any failure (not only sqlite3.Error: a
     parameter the driver cannot bind, say) rolls back before it propagates, so it never leaves the
     transaction open for the next write."""
@@ -81,10 +77,10 @@ def _immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _execute_in_transaction(
+def execute_in_transaction(
     db: sqlite3.Connection, statements: Sequence[tuple[str, Sequence[Any]]]
 ) -> list[int]:
-    with _immediate_transaction(db):
+    with immediate_transaction(db):
         return [db.execute(sql, params).rowcount for sql, params in statements]
 
 
@@ -92,7 +88,7 @@ class _Taken(Exception):
     """Some ids of a batch were stored already: its quick insert is rolled back (never raised out)."""
 
 
-def _insert_rows(db: sqlite3.Connection, rows: Sequence[Row], resolve: Resolve | None) -> InsertResult:
+def insert_rows_once(db: sqlite3.Connection, rows: Sequence[Row], resolve: Resolve | None) -> InsertResult:
     """`Backend.insert_rows` on the writer connection. BEGIN IMMEDIATE holds the database's write
     lock to the end, so what a transaction reads no other writer can change before it commits.
 
@@ -106,7 +102,7 @@ def _insert_rows(db: sqlite3.Connection, rows: Sequence[Row], resolve: Resolve |
     batches, 8 interleaved runs on a busy machine, median 1.64 s with the savepoint against
     1.49 s without)."""
     try:
-        with _immediate_transaction(db):
+        with immediate_transaction(db):
             if db.executemany(sqlrows.INSERT_IF_ABSENT, rows).rowcount != len(rows):
                 raise _Taken
         return InsertResult(frozenset(row[0] for row in rows))
@@ -114,7 +110,7 @@ def _insert_rows(db: sqlite3.Connection, rows: Sequence[Row], resolve: Resolve |
         pass
     ids = [row[0] for row in rows]
     stored: dict[str, Row] = {}
-    with _immediate_transaction(db):
+    with immediate_transaction(db):
         for start in range(0, len(ids), sqlrows.IDS_PER_QUERY):
             chunk = ids[start : start + sqlrows.IDS_PER_QUERY]
             for found in db.execute(sqlrows.select_by_ids(len(chunk)), chunk):
@@ -151,7 +147,7 @@ def translate_error(exc: sqlite3.Error, where: str, *, writing: bool = False) ->
     if "full" in text:
         return StoreError(f"{where}: disk or database full ({text}); nothing of this write was saved")
     if "unable to open" in text and _out_of_descriptors():
-        return UnavailableError(f"cannot open {where}: too many open files ({text}): {_RESOURCES}")
+        return UnavailableError(f"cannot open {where}: too many open files ({text}): {RESOURCES}")
     if "unable to open" in text:
         return StoreError(f"cannot open {where} ({text}): check that the directory exists and is writable")
     if "disk I/O error" in text:
@@ -163,17 +159,17 @@ def translate_error(exc: sqlite3.Error, where: str, *, writing: bool = False) ->
     return StoreError(f"{where}: {text}")
 
 
-_TEXT = (str, bytes)  # a row's text values: a huge JSON text comes as bytes (rows.JSON_PARAM)
+TEXT_AFFINITY = (str, bytes)  # a row's text values: a huge JSON text comes as bytes (rows.JSON_PARAM)
 
 
-def _is_full(exc: BaseException | None) -> bool:
+def is_full(exc: BaseException | None) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is None and isinstance(exc, StoreError):  # already translated
         return "disk or database full" in str(exc)
     return code is not None and code & 0xFF == sqlite3.SQLITE_FULL
 
 
-def _is_busy(exc: BaseException) -> bool:
+def is_busy(exc: BaseException) -> bool:
     """SQLITE_BUSY or SQLITE_LOCKED, extended codes included: another connection has the lock."""
     code = getattr(exc, "sqlite_errorcode", None)
     if not isinstance(exc, sqlite3.OperationalError) or code is None:
@@ -181,7 +177,7 @@ def _is_busy(exc: BaseException) -> bool:
     return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-async def _connect(uri: str) -> aiosqlite.Connection:
+async def open_connection(uri: str) -> aiosqlite.Connection:
     """An autocommit aiosqlite connection whose worker thread cannot keep the process alive.
 
     aiosqlite's thread is not a daemon, so a store the application forgot to close would hang
@@ -212,7 +208,7 @@ def _out_of_descriptors() -> bool:
     return False
 
 
-class _TidyConnection(sqlite3.Connection):
+class TidyConnection(sqlite3.Connection):
     """A connection that runs `after_close` once it is closed (the migration engine's read-only
     connections tidy up as the store's reader does: see `SqliteBackend._remove_wal_files`)."""
 
@@ -234,7 +230,7 @@ VACUUM_CHECKPOINT_PAUSE = 0.2
 """Seconds between two tries, with the lock released so other writers go on."""
 
 
-def _vacuum(db: sqlite3.Connection, busy_timeout_ms: int) -> bool:
+def vacuum_database(db: sqlite3.Connection, busy_timeout_ms: int) -> bool:
     """VACUUM, then give the WAL back; False when a reader kept it from being truncated."""
     db.execute("VACUUM")
     return truncate_wal(db, busy_timeout_ms)
@@ -263,11 +259,11 @@ def truncate_wal(db: sqlite3.Connection, busy_timeout_ms: int, tries: int = VACU
 BULK_CACHE_KIB = 65_536
 
 
-def _with_big_cache(db: sqlite3.Connection, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+def with_big_cache(db: sqlite3.Connection, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
     size = db.execute("PRAGMA cache_size").fetchone()[0]
     db.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
     try:
-        return _execute_in_transaction(db, statements)
+        return execute_in_transaction(db, statements)
     finally:
         db.execute(f"PRAGMA cache_size = {int(size)}")
 

@@ -5,22 +5,17 @@ says what it bounds and why it is that size.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
-
 
 SYNCHRONOUS = ("NORMAL", "FULL")
 
-_log = logging.getLogger("ckptdb.sqlite")
+logger = logging.getLogger("ckptdb.sqlite")
 
 SYNC_INTERVAL = 1.0
 """Default `sync_interval` (seconds): at synchronous=NORMAL, every acknowledged save is fsynced
 within this long (plus one fsync), as PostgreSQL's `synchronous_commit = off` bounds its loss by
 `wal_writer_delay`."""
 
-_RESOURCES = "raise the open-file limit (ulimit -n) or close other programs, then retry"
+RESOURCES = "raise the open-file limit (ulimit -n) or close other programs, then retry"
 
 CHECKPOINT_PAGES = 1000
 """About this many WAL pages written (estimated from the rows) wake the checkpointer thread, which runs

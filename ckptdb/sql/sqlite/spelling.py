@@ -8,15 +8,11 @@ import functools
 import json
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ckptdb.errors import CkptdbError
 from ckptdb.sql.backend import Spelling
 from ckptdb.state_filter import PathStep, StateFilter
-
-if TYPE_CHECKING:
-    pass
-
 
 _PLAIN_KEY = re.compile(r'[^"\\\x00-\x1f]*')
 """Keys that JSON text holds as they are, without an escape. SQLite matches a path's key against

@@ -10,20 +10,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ckptdb.errors import StoreError
-from ckptdb.sql.backend import (
-    Row,
-)
-
-if TYPE_CHECKING:
-    pass
-
+from ckptdb.sql.backend import Row
 from ckptdb.sql.group_commit import WriteRequest, commit_isolated, settle
 from ckptdb.sql.sqlite import settings
 from ckptdb.sql.sqlite.checkpointer import Checkpointer
-from ckptdb.sql.sqlite.connection import _TEXT, _immediate_transaction, _is_busy, _is_full, translate_error
+from ckptdb.sql.sqlite.connection import (
+    TEXT_AFFINITY,
+    immediate_transaction,
+    is_busy,
+    is_full,
+    translate_error,
+)
 from ckptdb.sql.sqlite.settings import (
     DISK_HEADROOM,
     ESTIMATED_PAGES_PER_ROW,
@@ -32,6 +32,10 @@ from ckptdb.sql.sqlite.settings import (
 )
 
 T = TypeVar("T")
+
+
+def _worth_retrying_alone(exc: BaseException) -> bool:
+    return not is_busy(exc)
 
 
 class _Call:
@@ -211,9 +215,9 @@ class WriterThread:
             errors = self._commit(batch, translate=False)
         finally:
             db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-        if errors is not None and all(error is not None and _is_busy(error) for error in errors):
+        if errors is not None and all(error is not None and is_busy(error) for error in errors):
             return batch
-        if errors is not None and self._checkpointer is not None and any(map(_is_full, errors)):
+        if errors is not None and self._checkpointer is not None and any(map(is_full, errors)):
             self._checkpointer.poke()  # a checkpoint that can finish now makes room again
         self.transactions += 1
         self.loop_transactions += 1
@@ -222,7 +226,7 @@ class WriterThread:
         locked: list[WriteRequest] = []
         for index, request in enumerate(batch):
             error = None if errors is None else errors[index]
-            if error is not None and _is_busy(error):
+            if error is not None and is_busy(error):
                 locked.append(request)
                 continue
             self.rows += len(request.rows)
@@ -363,7 +367,7 @@ class WriterThread:
                 refusal = self._room_for(batch)
                 if refusal is None:
                     errors = self._commit(batch)
-                    if errors is not None and self._checkpointer is not None and any(map(_is_full, errors)):
+                    if errors is not None and self._checkpointer is not None and any(map(is_full, errors)):
                         self._checkpointer.poke()  # a checkpoint that can finish now makes room again
                 else:
                     errors = [refusal] * len(batch)
@@ -412,7 +416,11 @@ class WriterThread:
         free = disk.f_bavail * disk.f_frsize
         rows = sum(len(request.rows) for request in batch)
         size = sum(
-            len(value) for request in batch for row in request.rows for value in row if type(value) in _TEXT
+            len(value)
+            for request in batch
+            for row in request.rows
+            for value in row
+            if type(value) in TEXT_AFFINITY
         )
         wanted = growth + DISK_HEADROOM + (rows * ESTIMATED_PAGES_PER_ROW + 1) * page_size + 2 * size
         if free >= wanted:
@@ -439,7 +447,7 @@ class WriterThread:
         for rows in committed:
             count += len(rows)
             for row in rows:
-                size += sum(len(value) for value in row if type(value) in _TEXT)
+                size += sum(len(value) for value in row if type(value) in TEXT_AFFINITY)
         pages = count * ESTIMATED_PAGES_PER_ROW + size // 4096
         self._pages += pages
         self._wal_pages += pages
@@ -490,7 +498,7 @@ class WriterThread:
     ) -> list[BaseException | None] | None:
         """None when every request committed, else each request's outcome (`commit_isolated`: a
         lock is not retried request by request, since each would meet it alone too)."""
-        outcomes = commit_isolated(batch, self._attempt, lambda exc: not _is_busy(exc))
+        outcomes = commit_isolated(batch, self._attempt, _worth_retrying_alone)
         if outcomes is None or not translate:
             return outcomes
         return [None if error is None else self._translate(error) for error in outcomes]
@@ -504,7 +512,7 @@ class WriterThread:
                 # when it starts (no read-then-upgrade), so the busy timeout applies.
                 db.execute(batch[0].sql, batch[0].rows[0])
             else:
-                with _immediate_transaction(db):
+                with immediate_transaction(db):
                     for request in batch:
                         if len(request.rows) == 1:
                             db.execute(request.sql, request.rows[0])
