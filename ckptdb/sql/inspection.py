@@ -42,6 +42,7 @@ __all__ = [
     "StoredTime",
     "TypeCount",
     "WalStatus",
+    "change_token",
     "damaged_newest",
     "database_space",
     "estimated_bytes",
@@ -183,6 +184,12 @@ async def graph_counts(store: SqlCheckpointStore) -> list[GraphCount]:
     return [
         GraphCount(str(name), int(count), str(oldest), str(newest)) for name, count, oldest, newest in rows
     ]
+
+
+async def change_token(store: SqlCheckpointStore) -> object | None:
+    """Equal between two calls only if nothing was committed in between (see
+    Backend.change_token); None when the engine cannot tell, and nothing read may be cached."""
+    return await store.backend.change_token()
 
 
 @dataclass(frozen=True, slots=True)
