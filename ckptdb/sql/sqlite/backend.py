@@ -480,8 +480,9 @@ class SqliteBackend(SqliteSpelling, Backend):
     async def change_token(self) -> tuple[int, int]:
         """`PRAGMA data_version` of the read connection (it changes when any other connection, in
         this process or another, commits) with that connection's own `total_changes()`: together
-        they change on every commit that can change what this connection reads. One statement
-        about 10 us, where `ckptdb graphs`' reads take about 200 ms on a million rows."""
+        they change on every commit that can change what this connection reads. One statement:
+        0.1 ms through aiosqlite (measured), where `ckptdb graphs`' reads take about 220 ms on a
+        million rows."""
         reader = self._read_conn()
         try:
             found = await reader.execute_fetchall(
