@@ -5,10 +5,14 @@ token there: every call reads afresh)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import urllib.request
+from urllib.parse import unquote_plus
 
 from helpers.db import is_postgres
+from helpers.web import serving
 
 from ckptdb import Checkpoint, InterruptType, Timestamp, inspect, open_store
 from ckptdb.sql import inspection
@@ -95,3 +99,23 @@ async def test_the_token_is_exact_on_sqlite_and_absent_on_postgresql(db_target: 
         assert first is not None and await inspection.change_token(reader) == first
         ckptdb(db_target, "rm", "a0")
         assert await inspection.change_token(reader) != first
+
+
+def served_counts(base: str) -> dict[str, int]:
+    """The graphs page's (graph, checkpoints) cells, read from a real `ckptdb serve`."""
+    with urllib.request.urlopen(base + "/", timeout=30) as response:
+        body = response.read().decode()
+    rows = re.findall(r'graph=([^"&]+)"[^<]*>[^<]*</a></td>\s*<td class="n">([\d,]+)</td>', body)
+    return {unquote_plus(name): int(count.replace(",", "")) for name, count in rows}
+
+
+def test_the_served_graphs_page_shows_another_process_commits_on_the_next_request(db_target: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SAVE_ONE, db_target, "alpha", str(BASE)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    with serving(db_target) as base:
+        assert served_counts(base) == {"alpha": 1}
+        assert served_counts(base) == {"alpha": 1}
+        ckptdb(db_target, "rm", "late")
+        assert served_counts(base) == {}
