@@ -31,6 +31,7 @@ __all__ = [
     "GraphPrune",
     "GraphStats",
     "GraphSummary",
+    "GraphsCache",
     "ListRecord",
     "NotFoundError",
     "OnDamaged",
@@ -312,6 +313,39 @@ async def graphs(
         ),
         key=lambda summary: summary.graph_name,
     )
+
+
+class GraphsCache:
+    """`graphs()` for a long-lived reader (the web view), recomputed only when the database changed.
+
+    On a million rows `graphs()` takes about 220 ms (the per-graph counts walk every index entry,
+    the size estimate reads 256 rows per graph); a page asking again with nothing committed gets
+    the same answer for one `change_token` read. Every call re-validates: the engine's token
+    changes with any commit, from this process or another, so a save, a delete or a prune shows
+    on the very next call, never a stale count. Where the engine has no exact token (PostgreSQL)
+    every call reads afresh. The damaged rows the read met are handed to `on_damaged` again on
+    every answer, as a fresh read would.
+    """
+
+    def __init__(self) -> None:
+        self._token: object | None = None
+        self._summaries: list[GraphSummary] = []
+        self._damaged: list[DamagedRowError] = []
+
+    async def graphs(
+        self, store: SqlCheckpointStore, *, on_damaged: OnDamaged | None = None
+    ) -> list[GraphSummary]:
+        # The token is read before the summary, so a commit landing during the read changes it
+        # again and the next call reads afresh.
+        token = await inspection.change_token(store)
+        if token is None or token != self._token:
+            damaged: list[DamagedRowError] = []
+            self._token = None
+            self._summaries = await graphs(store, on_damaged=damaged.append)
+            self._damaged, self._token = damaged, token
+        for exc in self._damaged:
+            report_damaged(on_damaged, exc)
+        return list(self._summaries)
 
 
 @dataclass(slots=True)

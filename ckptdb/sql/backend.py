@@ -271,6 +271,12 @@ class Maintenance(ABC):
         engine whose log the server keeps (PostgreSQL)."""
         return None
 
+    async def change_token(self) -> object | None:
+        """A value equal between two calls only if no commit (by any connection or process) came
+        in between, read in one cheap round trip; None when the engine cannot say that exactly
+        (then a caller must not cache what it read)."""
+        return None
+
     @abstractmethod
     async def integrity_check(self, *, quick: bool) -> IntegrityCheck:
         """The engine's own consistency check of the database; `quick` skips the slow parts

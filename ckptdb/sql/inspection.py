@@ -41,6 +41,7 @@ __all__ = [
     "StoredTime",
     "TypeCount",
     "WalStatus",
+    "change_token",
     "damaged_newest",
     "database_space",
     "estimated_bytes",
@@ -181,6 +182,12 @@ async def graph_counts(store: SqlCheckpointStore) -> list[GraphCount]:
     return [
         GraphCount(str(name), int(count), str(oldest), str(newest)) for name, count, oldest, newest in rows
     ]
+
+
+async def change_token(store: SqlCheckpointStore) -> object | None:
+    """Equal between two calls only if nothing was committed in between (see
+    Backend.change_token); None when the engine cannot tell, and nothing read may be cached."""
+    return await store.backend.change_token()
 
 
 class StoredTime(NamedTuple):

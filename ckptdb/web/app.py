@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from ckptdb.errors import CkptdbError
-from ckptdb.inspect import NotFoundError
+from ckptdb.inspect import GraphsCache, NotFoundError
 from ckptdb.web import pages
 from ckptdb.web.render import environment
 from ckptdb.web.security import SecurityMiddleware
@@ -73,6 +73,7 @@ def create_app(store: SqlCheckpointStore, *, allowed_hosts: Iterable[str] = ()) 
         },
     )
     app.state.store = store
+    app.state.graphs = GraphsCache()  # the graphs page's summary, re-validated per request
     app.state.database = store.target.display()
     app.state.templates = environment()
     return SecurityMiddleware(app, allowed_hosts=allowed_hosts)

@@ -75,7 +75,7 @@ class _Warnings(list[str]):
 async def graphs_page(request: Request) -> Response:
     store = request.app.state.store
     warnings = _Warnings()
-    summaries = await inspect.graphs(store, on_damaged=warnings)
+    summaries = await request.app.state.graphs.graphs(store, on_damaged=warnings)
     newest_type: dict[str, str | None] = {}
     for summary in summaries:
         page = await store.query(CheckpointQuery(graph_name=summary.graph_name, limit=1))

@@ -477,6 +477,22 @@ class SqliteBackend(SqliteSpelling, Backend):
             remedy="restore a backup (SQLite: `sqlite3 DB .recover` saves what still reads)",
         )
 
+    async def change_token(self) -> tuple[int, int]:
+        """`PRAGMA data_version` of the read connection (it changes when any other connection, in
+        this process or another, commits) with that connection's own `total_changes()`: together
+        they change on every commit that can change what this connection reads. One statement:
+        0.1 ms through aiosqlite (measured), where `ckptdb graphs`' reads take about 220 ms on a
+        million rows."""
+        reader = self._read_conn()
+        try:
+            found = await reader.execute_fetchall(
+                "SELECT (SELECT data_version FROM pragma_data_version), total_changes()"
+            )
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self._where()) from None
+        version, changes = next(iter(found))
+        return int(version), int(changes)
+
     async def wal_status(self) -> WalStatus:
         """Tries a PASSIVE checkpoint (on the writer thread, in turn): whether it finishes is the one
         way to learn that a reader in some other process holds the WAL. A read-only store must not
