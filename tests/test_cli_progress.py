@@ -4,13 +4,12 @@ export's bar is covered in test_import.py)."""
 
 from __future__ import annotations
 
-import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+from helpers.terminal import run_on_terminal
 
 from ckptdb.cli import main
 
@@ -21,27 +20,6 @@ def _ckptdb(*args: str) -> list[str]:
     return [sys.executable, "-m", "ckptdb", *args]
 
 
-def _run_on_terminal(args: list[str]) -> tuple[int, str]:
-    """Run a command with stdin, stdout and stderr on a pseudo-terminal; returns (status, output)."""
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.Popen(args, stdin=follower, stdout=follower, stderr=follower)
-        os.close(follower)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: every writer closed its end
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        proc.wait(timeout=60)
-    finally:
-        os.close(leader)
-    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
-
-
 def _imported(db: Path, some_files: Path) -> None:
     result = CliRunner().invoke(main, ["--db", str(db), "import", "-q", str(some_files)])
     assert result.exit_code == 0, result.output
@@ -50,10 +28,10 @@ def _imported(db: Path, some_files: Path) -> None:
 def test_copy_draws_its_bar_on_a_terminal_and_not_when_quiet(tmp_path: Path, some_files: Path) -> None:
     source = tmp_path / "from.db"
     _imported(source, some_files)
-    status, text = _run_on_terminal(_ckptdb("copy", "--from", str(source), "--to", str(tmp_path / "a.db")))
+    status, text = run_on_terminal(_ckptdb("copy", "--from", str(source), "--to", str(tmp_path / "a.db")))
     assert status == 0, text
     assert "copying" in text and f"{SOME}/{SOME}" in text, text
-    status, text = _run_on_terminal(
+    status, text = run_on_terminal(
         _ckptdb("copy", "--from", str(source), "--to", str(tmp_path / "b.db"), "--quiet")
     )
     assert status == 0 and "copying" not in text, text
@@ -62,7 +40,7 @@ def test_copy_draws_its_bar_on_a_terminal_and_not_when_quiet(tmp_path: Path, som
 def test_prune_counts_its_deletes_on_a_terminal_and_ends_the_line(tmp_path: Path, some_files: Path) -> None:
     db = tmp_path / "p.db"
     _imported(db, some_files)
-    status, text = _run_on_terminal(_ckptdb("--db", str(db), "prune", "--keep-last", "0", "--yes"))
+    status, text = run_on_terminal(_ckptdb("--db", str(db), "prune", "--keep-last", "0", "--yes"))
     assert status == 0, text
     counted = text.split("deleting: ")[-1]
     assert counted.startswith(f"{SOME} / {SOME}\r\n"), text  # the last count, then its own line

@@ -20,7 +20,7 @@ async def test_a_failing_save_in_a_shared_transaction_fails_alone(db_target: str
     async with await open_store(db_target) as store:
         good = [_cp(i) for i in range(20)]
         bad_row = list(sqlrows.to_row(_cp(99)))
-        bad_row[8] = "BeforeNode"  # violates the CHECK constraint inside the database
+        bad_row[sqlrows.COLUMNS.index("interrupt_type")] = "BeforeNode"  # the CHECK constraint refuses it
         results = await asyncio.gather(
             *(store.save(cp) for cp in good[:10]),
             store.save_rows([tuple(bad_row)]),

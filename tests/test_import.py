@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import json
 import os
-import pty
 import re
 import signal
 import sqlite3
@@ -34,6 +33,7 @@ from helpers.db import (
 )
 from helpers.db import stored_rows as rows
 from helpers.processes import descendants, wait_gone
+from helpers.terminal import run_on_terminal
 
 from ckptdb import Checkpoint, open_store
 from ckptdb import importer as importer_module
@@ -786,38 +786,17 @@ def test_ctrl_c_finishes_the_batch_reports_the_truth_and_resumes(
     assert len(rows(db)) == 4000
 
 
-def _run_on_terminal(args: list[str]) -> tuple[int, str]:
-    """Run a command with stdin, stdout and stderr on a pseudo-terminal; returns (status, output)."""
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.Popen(args, stdin=follower, stdout=follower, stderr=follower)
-        os.close(follower)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: every writer closed its end
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        proc.wait(timeout=60)
-    finally:
-        os.close(leader)
-    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
-
-
 def test_progress_bar_on_a_terminal_only(
     tmp_path: Path, fixture_dir: Path, db_target: str, engine: str
 ) -> None:
-    status, text = _run_on_terminal(
+    status, text = run_on_terminal(
         _ckptdb("--db", db_target, "import", str(fixture_dir), "--batch-size", "50")
     )
     assert status == 0
     assert "Importing" in text and "files/s" in text and "300/300" in text
     assert "300 files: 300 imported" in text
     quiet = new_db_target(engine, tmp_path, "q.db")
-    status, text = _run_on_terminal(_ckptdb("--db", quiet, "import", str(fixture_dir), "-q"))
+    status, text = run_on_terminal(_ckptdb("--db", quiet, "import", str(fixture_dir), "-q"))
     assert status == 0
     assert (
         TIME.sub("(T s)", text)

@@ -87,23 +87,6 @@ async def test_concurrent_saves_are_group_committed_and_all_durable(tmp_path: Pa
         assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 200
 
 
-async def test_one_failing_request_does_not_fail_the_others_in_its_batch(tmp_path: Path) -> None:
-    async with await open_store(tmp_path / "iso.db") as store:
-        good = [_cp(i) for i in range(20)]
-        bad_row = list(sqlrows.to_row(_cp(99)))
-        bad_row[8] = "BeforeNode"  # violates the CHECK constraint inside the database
-        results = await asyncio.gather(
-            *(store.save(cp) for cp in good[:10]),
-            store.save_rows([tuple(bad_row)]),
-            *(store.save(cp) for cp in good[10:]),
-            return_exceptions=True,
-        )
-        errors = [r for r in results if isinstance(r, BaseException)]
-        assert len(errors) == 1 and isinstance(errors[0], StoreError)
-        assert "CHECK constraint" in str(errors[0])
-        assert {i.id for i in await store.list()} == {cp.id for cp in good}
-
-
 async def test_save_many_is_all_or_nothing(tmp_path: Path) -> None:
     async with await open_store(tmp_path / "all.db") as store:
         batch = [_cp(i) for i in range(5)]
