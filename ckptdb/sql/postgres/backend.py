@@ -52,7 +52,7 @@ from ckptdb.sql.backend import (
 from ckptdb.sql.revision import VERSION_TABLE
 
 if TYPE_CHECKING:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
     from sqlalchemy.engine import Engine
 
 from ckptdb.sql.postgres.errors import translate_error, translate_write_error
