@@ -7,36 +7,6 @@ the stable name the CLI, the tests and applications import (`from ckptdb import 
 
 from __future__ import annotations
 
-from ckptdb.sql.migration import (
-    KNOWN_REVISIONS,
-    SchemaState,
-    check_schema,
-    check_target_revision,
-    current,
-    downgrade,
-    drops_data,
-    head,
-    parse_target,
-    require_existing,
-    schema_state,
-    script_directory,
-    script_location,
-    upgrade,
-)
-
-__all__ = [
-    "KNOWN_REVISIONS",
-    "SchemaState",
-    "check_schema",
-    "check_target_revision",
-    "current",
-    "downgrade",
-    "drops_data",
-    "head",
-    "parse_target",
-    "require_existing",
-    "schema_state",
-    "script_directory",
-    "script_location",
-    "upgrade",
-]
+# The same names, listed once: in ckptdb.sql.migration's __all__.
+from ckptdb.sql.migration import *  # noqa: F403
+from ckptdb.sql.migration import __all__ as __all__
