@@ -2,7 +2,9 @@
 
 1. sequential saves            `store.save`           vs `saver.aput`                (ops/s, >= 1.5x)
 2. 16 concurrent tasks saving  `store.save` x gather  vs `saver.aput` x gather       (ops/s, >= 5x)
-3. load by id                  `store.load`           vs `saver.aget_tuple` with id  (ops/s, >= 3x)
+3. load by id                  `store.load`           vs `saver.aget_tuple` with id  (ops/s, >= 10x),
+   and with `read_on_loop=False` (>= 3x); then how long a read on the loop's thread holds the
+   loop, beside how long a commit on the loop already does (same timer, same run), and for big rows
 4. newest 20 of one graph in a 1,000,000-row database: `store.query(graph_name=G, limit=20)`
    (median ms, <= 1 ms), with the EXPLAIN QUERY PLAN of the SQL the store runs; the peer's
    `alist` (newest 20 of one thread) on a same-size database is shown for information only.
@@ -466,8 +468,10 @@ async def bench_loop_turns(cfg: Config, level: str) -> tuple[list[float], list[f
 # -- 3: loads -------------------------------------------------------------------------------------
 
 
-async def bench_loads(cfg: Config, level: str) -> tuple[list[float], list[float]]:
-    """Ops/s of each store per repeat: random ids over one populated database each, interleaved blocks."""
+async def bench_loads(cfg: Config, level: str) -> dict[str, list[float]]:
+    """Ops/s per repeat of ckptdb (reads on the loop's thread, the default), ckptdb with
+    `read_on_loop=False` (every read through aiosqlite's thread) and the peer: random ids over one
+    populated database each, the three taking turns block by block."""
     work = Workload.build(TASKS, cfg.n, "load")
     ours_ids = [cp.id for chunk in work.ours for cp in chunk]
     peer_configs = [
@@ -482,21 +486,23 @@ async def bench_loads(cfg: Config, level: str) -> tuple[list[float], list[float]
         for p in chunk
     ]
     rng = random.Random(SEED)
-    ours_rates: list[float] = []
-    peer_rates: list[float] = []
+    rates: dict[str, list[float]] = {side: [] for side in LOAD_SIDES}
     with tempfile.TemporaryDirectory(prefix="ckptdb-bench-", dir=cfg.tmpdir) as tmp:
         store = await open_ours(Path(tmp) / "ours.db", level, cfg.store_options)
+        hopping = await open_ours(Path(tmp) / "hop.db", level, {**cfg.store_options, "read_on_loop": False})
         conn, saver = await open_peer(Path(tmp) / "peer.db", level)
         try:
-            await store.save_many(cp for chunk in work.ours for cp in chunk)
+            for each in (store, hopping):
+                await each.save_many(cp for chunk in work.ours for cp in chunk)
             for chunk in work.peer:
                 for p in chunk:
                     await saver.aput(p.config, p.checkpoint, p.metadata, p.new_versions)
 
             # Both return what was saved (checked once, outside the clock).
             first_ours = work.ours[0][0]
-            loaded = await store.load(first_ours.id)
-            assert loaded is not None and loaded.state_snapshot == first_ours.state_snapshot
+            for each in (store, hopping):
+                loaded = await each.load(first_ours.id)
+                assert loaded is not None and loaded.state_snapshot == first_ours.state_snapshot
             got = await saver.aget_tuple(peer_configs[0])
             assert (
                 got is not None
@@ -505,19 +511,22 @@ async def bench_loads(cfg: Config, level: str) -> tuple[list[float], list[float]
 
             for index in rng.sample(range(len(ours_ids)), min(100, len(ours_ids))):  # warm-up
                 await store.load(ours_ids[index])
+                await hopping.load(ours_ids[index])
                 await saver.aget_tuple(peer_configs[index])
 
             for _ in range(cfg.repeats):
                 picks = [rng.randrange(len(ours_ids)) for _ in range(cfg.loads)]
-                spent = {"ours": 0.0, "peer": 0.0}
+                spent = dict.fromkeys(LOAD_SIDES, 0.0)
                 for block, first in enumerate(range(0, len(picks), BLOCK)):
                     chosen = picks[first : first + BLOCK]
-                    for side in block_order(block):
-                        if side == "ours":
+                    turn = block % len(LOAD_SIDES)
+                    for side in (*LOAD_SIDES[turn:], *LOAD_SIDES[:turn]):
+                        if side != "peer":
+                            loader = store if side == "ours" else hopping
                             ids = [ours_ids[i] for i in chosen]
                             start = time.perf_counter()
                             for cid in ids:
-                                if await store.load(cid) is None:
+                                if await loader.load(cid) is None:
                                     raise RuntimeError(f"ckptdb lost {cid}")
                         else:
                             configs = [peer_configs[i] for i in chosen]
@@ -526,12 +535,175 @@ async def bench_loads(cfg: Config, level: str) -> tuple[list[float], list[float]
                                 if await saver.aget_tuple(config) is None:
                                     raise RuntimeError(f"peer lost {config}")
                         spent[side] += time.perf_counter() - start
-                ours_rates.append(len(picks) / spent["ours"])
-                peer_rates.append(len(picks) / spent["peer"])
+                for side in LOAD_SIDES:
+                    rates[side].append(len(picks) / spent[side])
+            ours_backend, hop_backend = store.backend, hopping.backend
+            assert isinstance(ours_backend, SqliteBackend) and isinstance(hop_backend, SqliteBackend)
+            loop_reader = ours_backend._loop_reader
+            if loop_reader is None or loop_reader.handed_back or hop_backend._loop_reader is not None:
+                raise RuntimeError("the loads did not go the way each store was opened for")
         finally:
             await store.close()
+            await hopping.close()
             await conn.close()
-    return ours_rates, peer_rates
+    return rates
+
+
+LOAD_SIDES = ("ours", "hop", "peer")
+"""ckptdb reading on the loop's thread, ckptdb with read_on_loop=False, the peer."""
+
+
+# -- 3b: what reads on the loop's thread cost the loop ----------------------------------------------
+
+
+def timed(calls: list[float], function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function`, recording how long each call keeps its thread (seconds)."""
+
+    def wrapper(*args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return function(*args)
+        finally:
+            calls.append(time.perf_counter() - start)
+
+    return wrapper
+
+
+def big_state(size: int) -> dict[str, Any]:
+    """About `size` bytes of JSON: a chat history of 1 KB messages."""
+    return {"messages": [{"role": "assistant", "content": "x" * 1000} for _ in range(max(1, size // 1030))]}
+
+
+@dataclass(slots=True)
+class Stalls:
+    """Seconds the event loop's thread was held, per call: each group measured by the same timer
+    around the synchronous call that runs on the loop."""
+
+    reads: list[float]
+    reads_beside_saves: list[float]
+    commits: list[float]
+    big: dict[int, list[float]]
+    """Row size (bytes of JSON) -> on-loop read of one such row."""
+    big_decode: dict[int, list[float]]
+    """Row size -> `rows.from_row` of it: what the loop pays for such a load whichever thread read it."""
+
+
+STALL_SIZES = (65_536, 1_048_576, 8_388_608)
+
+
+async def bench_stalls(cfg: Config, level: str) -> Stalls:
+    """How long a read on the loop's thread holds the loop (`LoopReader.read`, timed call by call),
+    for 2 KB rows alone and while TASKS tasks save, beside what a commit on the loop already holds
+    it (`WriterThread._flush`, timed the same way, in the same run); and for big rows."""
+    work = Workload.build(TASKS, cfg.n, "stall")
+    saving = Workload.build(TASKS, cfg.n, "stall-saves")
+    ids = [cp.id for chunk in work.ours for cp in chunk]
+    rng = random.Random(SEED)
+    reads: list[float] = []
+    commits: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="ckptdb-bench-", dir=cfg.tmpdir) as tmp:
+        store = await open_ours(Path(tmp) / "stall.db", level, cfg.store_options)
+        try:
+            await store.save_many(cp for chunk in work.ours for cp in chunk)
+            backend = store.backend
+            assert isinstance(backend, SqliteBackend)
+            loop_reader, writer = backend._loop_reader, backend._writer
+            assert loop_reader is not None and writer is not None
+            for cid in rng.sample(ids, min(100, len(ids))):  # warm-up
+                await store.load(cid)
+            loop_reader.read = timed(reads, loop_reader.read)  # type: ignore[method-assign]
+            for _ in range(cfg.loads):
+                await store.load(ids[rng.randrange(len(ids))])
+            alone, reads[:] = list(reads), []
+
+            writer._flush = timed(commits, writer._flush)  # type: ignore[method-assign]
+            done = False
+
+            async def reader() -> None:
+                while not done:
+                    await store.load(ids[rng.randrange(len(ids))])
+                    await asyncio.sleep(0)  # a reader among other tasks: one load per turn
+
+            reading = asyncio.create_task(reader())
+            try:
+                await gather_chunks(saving.ours, store.save)
+            finally:
+                done = True
+                await reading
+            beside, commits_seen = list(reads), list(commits)
+
+            big: dict[int, list[float]] = {}
+            decode: dict[int, list[float]] = {}
+            for size in STALL_SIZES:
+                checkpoints = [
+                    Checkpoint.new("big", "agent", big_state(size), ["agent"], k, "afternode")
+                    for k in range(5)
+                ]
+                await store.save_many(checkpoints)
+                reads[:] = []
+                decode[size] = []
+                for _ in range(4):
+                    for checkpoint in checkpoints:
+                        found = await store.backend.fetch_quick(sqlrows.LOAD, (checkpoint.id,))
+                        start = time.perf_counter()
+                        sqlrows.from_row(found[0])
+                        decode[size].append(time.perf_counter() - start)
+                big[size] = list(reads)
+        finally:
+            await store.close()
+    return Stalls(alone, beside, commits_seen, big, decode)
+
+
+def _ms(values: list[float], q: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(q * len(values)))] * 1e3
+
+
+def _stall_text(values: list[float]) -> str:
+    return (
+        f"p50 {_ms(values, 0.5):.3f}, p99 {_ms(values, 0.99):.3f}, max {max(values) * 1e3:.3f} ms "
+        f"over {len(values):,}"
+    )
+
+
+def _stall_results(level: str, stalls: Stalls) -> list[Result]:
+    log(f"loop held per read on the loop, 2 KB rows alone [{level}]: {_stall_text(stalls.reads)}")
+    log(
+        f"loop held per read on the loop, beside {TASKS} tasks saving [{level}]: "
+        f"{_stall_text(stalls.reads_beside_saves)}"
+    )
+    log(f"loop held per commit on the loop (accepted), same run [{level}]: {_stall_text(stalls.commits)}")
+    results = [
+        Result(
+            SCENARIO,
+            f"loop held per read vs per commit, p99 [{level}]",
+            _ms(stalls.reads_beside_saves, 0.99),
+            _ms(stalls.commits, 0.99),
+            "ms",
+            higher_is_better=False,
+            note=f"how long one call keeps the event loop's thread, timed around it (LoopReader.read, "
+            f"WriterThread._flush) while one task loads and {TASKS} tasks save: reads "
+            f"{_stall_text(stalls.reads_beside_saves)}; commits {_stall_text(stalls.commits)} (the peer "
+            f"column: the stall commit_on_loop already accepts); reads alone {_stall_text(stalls.reads)}",
+        )
+    ]
+    for size in STALL_SIZES:
+        log(
+            f"row of {size / 2**20:g} MiB [{level}]: read on the loop {_stall_text(stalls.big[size])}; "
+            f"decoding it (on the loop whichever thread reads) {_stall_text(stalls.big_decode[size])}"
+        )
+        results.append(
+            Result(
+                SCENARIO,
+                f"loop held per read of a {size / 2**20:g} MiB row vs its decoding, p50 [{level}]",
+                _ms(stalls.big[size], 0.5),
+                _ms(stalls.big_decode[size], 0.5),
+                "ms",
+                higher_is_better=False,
+                note=f"read on the loop {_stall_text(stalls.big[size])}; rows.from_row of it, which "
+                f"runs on the loop whichever thread reads, {_stall_text(stalls.big_decode[size])}",
+            )
+        )
+    return results
 
 
 # -- 4: newest 20 of one graph in a big database ----------------------------------------------------
@@ -776,9 +948,19 @@ async def run_async(cfg: Config) -> list[Result]:
             ours_all, peer_all = await bench_saves(cfg, level, tasks)
             detail = f"{cfg.n} saves in fresh files, blocks of {max(1, BLOCK // tasks) * tasks} alternating"
             results.append(_throughput(f"{metric} [{level}]", ours_all, peer_all, target, detail))
-        ours_all, peer_all = await bench_loads(cfg, level)
-        detail = f"{cfg.loads} random ids over {cfg.n} rows, blocks of {BLOCK} alternating"
-        results.append(_throughput(f"load by id [{level}]", ours_all, peer_all, 3.0, detail))
+        rates = await bench_loads(cfg, level)
+        detail = f"{cfg.loads} random ids over {cfg.n} rows, blocks of {BLOCK} taking turns"
+        results.append(_throughput(f"load by id [{level}]", rates["ours"], rates["peer"], 10.0, detail))
+        results.append(
+            _throughput(
+                f"load by id, read_on_loop=False [{level}]",
+                rates["hop"],
+                rates["peer"],
+                3.0,
+                detail + "; every read through aiosqlite's thread",
+            )
+        )
+        results.extend(_stall_results(level, await bench_stalls(cfg, level)))
         results.append(_loop_turns_result(level, *await bench_loop_turns(cfg, level)))
 
     figures = await bench_query_ours(cfg, await ensure_ours_big(cfg))

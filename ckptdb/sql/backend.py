@@ -193,6 +193,12 @@ class Queries(ABC):
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run a read on the read connection."""
 
+    async def fetch_quick(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """`fetchall` for a read the caller knows is short: a point load by key, or a bounded page
+        through an index. An engine may run it where it is asked, without handing it to a
+        thread (SQLite, see its backend); by default it is `fetchall`."""
+        return await self.fetchall(sql, params)
+
     @abstractmethod
     def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 1000) -> AsyncGenerator[Row, None]:
         """Rows of a read, a batch at a time, so a million rows never sit in memory at once."""

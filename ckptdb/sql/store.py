@@ -220,7 +220,7 @@ class SqlCheckpointStore(CheckpointStore):
     # -- reads --------------------------------------------------------------------------------
 
     async def load(self, checkpoint_id: str) -> Checkpoint | None:
-        found = await self._backend.fetchall(sqlrows.LOAD, (_check_id(checkpoint_id),))
+        found = await self._backend.fetch_quick(sqlrows.LOAD, (_check_id(checkpoint_id),))
         return sqlrows.from_row(found[0]) if found else None
 
     async def load_rows(self, checkpoint_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
@@ -237,7 +237,7 @@ class SqlCheckpointStore(CheckpointStore):
     async def latest(self, graph_name: str) -> Checkpoint | None:
         """The checkpoint of this graph saved last (the highest save_seq), whatever its created_at
         says: a resume must not start from an old checkpoint whose host clock ran fast."""
-        found = await self._backend.fetchall(sqlrows.LATEST, (graph_name,))
+        found = await self._backend.fetch_quick(sqlrows.LATEST, (graph_name,))
         return sqlrows.from_row(found[0]) if found else None
 
     def where_clause(self, query: CheckpointQuery) -> tuple[str, list[Any]]:
@@ -284,7 +284,7 @@ class SqlCheckpointStore(CheckpointStore):
         if query.limit is None:
             infos = [sqlrows.info_from_row(r) async for r in self._backend.stream(sql, params)]
             return CheckpointPage(infos, None)
-        found = await self._backend.fetchall(sql, params)
+        found = await self._backend.fetch_quick(sql, params)
         infos = [sqlrows.info_from_row(r) for r in found[: query.limit]]
         more = len(found) > query.limit and bool(infos)
         return CheckpointPage(infos, encode_cursor(infos[-1]) if more else None)

@@ -177,8 +177,9 @@ class PostgresBackend(PostgresSpelling, Backend):
     (seconds per statement, default none), `statement_cache_size` (0 behind pgbouncer in transaction
     mode). The SQLite options are accepted for portability: `synchronous="FULL"` sets
     `synchronous_commit = on` (the server default anyway), `busy_timeout_ms` sets `lock_timeout`,
-    and `commit_on_loop` and `sync_interval` change nothing (asyncpg awaits the server: no commit
-    runs on the loop; the server's own `synchronous_commit` decides when the WAL is flushed).
+    and `commit_on_loop`, `read_on_loop` and `sync_interval` change nothing (asyncpg awaits the
+    server: no commit or read runs on the loop; the server's own `synchronous_commit` decides when
+    the WAL is flushed).
     """
 
     OPTIONS = (
@@ -189,6 +190,7 @@ class PostgresBackend(PostgresSpelling, Backend):
         "synchronous",
         "busy_timeout_ms",
         "commit_on_loop",
+        "read_on_loop",
         "sync_interval",
         "max_value_bytes",
     )
@@ -204,12 +206,15 @@ class PostgresBackend(PostgresSpelling, Backend):
         synchronous: str | None = None,
         busy_timeout_ms: int | None = None,
         commit_on_loop: bool | None = None,
+        read_on_loop: bool | None = None,
         sync_interval: float | None = None,
         max_value_bytes: int | None = None,
     ) -> None:
         del sync_interval  # nothing to choose here: see the class docstring
         if commit_on_loop is not None:
             check_bool("commit_on_loop", commit_on_loop)  # nothing to choose here: see above
+        if read_on_loop is not None:
+            check_bool("read_on_loop", read_on_loop)
         if max_value_bytes is not None:
             check_count("max_value_bytes", max_value_bytes, minimum=1)
         self.max_value_bytes = min(max_value_bytes or MAX_FIELD_BYTES, MAX_FIELD_BYTES)
