@@ -90,13 +90,18 @@ async def _file_store(tmp_path: Path) -> CheckpointStore:
 
 
 async def _sqlite_store(tmp_path: Path) -> CheckpointStore:
-    return await open_store(tmp_path / "checkpoints.db")
+    return await open_store(tmp_path / "checkpoints.db")  # the defaults: short reads on the loop
+
+
+async def _sqlite_thread_reads_store(tmp_path: Path) -> CheckpointStore:
+    return await open_store(tmp_path / "checkpoints.db", read_on_loop=False)
 
 
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": _memory_store,
     "files": _file_store,
     "sqlite": _sqlite_store,
+    "sqlite-thread-reads": _sqlite_thread_reads_store,
 }
 """Backend name -> async factory creating an empty store under the given (fresh) directory."""
 

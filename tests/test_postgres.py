@@ -465,7 +465,7 @@ async def test_url_spellings_all_reach_the_same_database(pg_url: str) -> None:
 
 async def test_the_sqlite_options_are_accepted_and_mean_what_they_can(pg_url: str) -> None:
     """Code written against SQLite opens a PostgreSQL URL unchanged."""
-    options = {"synchronous": "FULL", "busy_timeout_ms": 1500, "commit_on_loop": False}
+    options = {"synchronous": "FULL", "busy_timeout_ms": 1500, "commit_on_loop": False, "read_on_loop": True}
     async with await open_store(pg_url, **options) as store:
         assert await store.backend.fetchall("SHOW lock_timeout") == [("1500ms",)]
         assert await store.backend.fetchall("SHOW synchronous_commit") == [("on",)]
