@@ -655,10 +655,14 @@ async def bench_stalls(cfg: Config, level: str) -> Stalls:
 
 
 def _ms(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
     return sorted(values)[min(len(values) - 1, int(q * len(values)))] * 1e3
 
 
 def _stall_text(values: list[float]) -> str:
+    if not values:  # at FULL no commit runs on the loop
+        return "none on the loop"
     return (
         f"p50 {_ms(values, 0.5):.3f}, p99 {_ms(values, 0.99):.3f}, max {max(values) * 1e3:.3f} ms "
         f"over {len(values):,}"

@@ -3,9 +3,10 @@
 This module is what `ckptdb.sql.engines` asks of every engine package (`NAME`, `from_url`,
 `backend_class`); it imports no driver, so parsing a `--db` value costs nothing. The backend and
 its parts live beside it, one job per module: `connection` (driver connection, transactions,
-errors), `writer` (the writer thread and group commit), `checkpointer` (the WAL checkpointer
-thread), `spelling` (state conditions in SQL), `readonly` (`ckptdb sql`'s authorizer), `settings`
-(the tuning figures they share) and `backend` (`SqliteBackend`, which puts them together).
+errors), `writer` (the writer thread and group commit), `loop_reader` (short reads on the event
+loop's thread), `checkpointer` (the WAL checkpointer thread), `spelling` (state conditions in
+SQL), `readonly` (`ckptdb sql`'s authorizer), `settings` (the tuning figures they share) and
+`backend` (`SqliteBackend`, which puts them together).
 """
 
 from __future__ import annotations

@@ -23,16 +23,20 @@ from ckptdb.sql.sqlite.spelling import STATE_MATCH, state_match
 
 READ_SECONDS = 0.0005
 """How long a read may hold the loop's thread before it gives up (interrupted, nothing returned,
-then run again on the reader's thread): 0.5 ms, below the 0.9 ms (median) and 1.8 ms (p99) that
-a commit of 16 saves on the loop already holds it (`bench.py core` prints both)."""
+then run again on the reader's thread): 0.5 ms, below what a commit of 16 saves on the loop
+already holds it (0.61 ms median, 1.17 ms p99 in `bench.py core` of 2026-12-04, which prints both
+beside the reads' own figures). A read that gives up has cost the loop that much for nothing;
+only a read that takes longer than that anyway can."""
 STEP_BUDGET = 10_000
-"""SQLite virtual machine steps after which a read gives up too, whatever the clock says (what the
-tests use: a read that runs longer is handed back on any machine). A point load takes about 15
-steps, a page of 20 infos about 330; 10,000 steps of plain SQL take 0.2-1 ms, but a step that
-calls the state filter's function costs about 4 us, so the clock above is the bound that holds."""
+"""SQLite virtual machine steps after which a read gives up too, whatever the clock says, so a
+long read is handed back on any machine (the tests rely on this bound, never on the clock). A
+point load takes about 15 steps, a page of 20 infos through an index about 330. Steps are no
+measure of time: a page whose filter reads each 2 KB row ran 3 steps per microsecond (12,083
+steps, 4.7 ms), and one that calls the state filter's function about 5; so the clock is the bound
+that holds in practice."""
 PROGRESS_STEPS = 100
-"""Steps between two calls of the progress handler that enforces both bounds (about 0.2 us each:
-none for most point loads, three or four for a page of 20)."""
+"""Steps between two calls of the progress handler that enforces both bounds: a point load mostly
+makes none (8.93 us per load without the handler, 9.02 us with it, best of 7 x 500)."""
 
 
 _MAX_TICKS = STEP_BUDGET // PROGRESS_STEPS
