@@ -4,6 +4,7 @@ go there, that they never wait for a lock, and that everything else keeps the re
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ckptdb import Checkpoint, CkptdbError, SqlCheckpointStore, StoreError, open_store
+from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.sqlite import loop_reader
 from ckptdb.sql.sqlite.backend import SqliteBackend
 from ckptdb.sql.sqlite.loop_reader import LoopReader
@@ -188,6 +190,22 @@ async def test_a_store_used_from_another_thread_reads_through_the_reader_thread(
         assert (_loop_reader(store).reads, _loop_reader(store).handed_back) == (0, 0)
         assert await store.load(checkpoint.id) == checkpoint
         assert _loop_reader(store).reads == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+async def test_a_forked_child_never_reads_through_its_parents_connection(tmp_path: Path) -> None:
+    async with await open_store(tmp_path / "fork.db") as store:
+        checkpoint = _cp(4)
+        await store.save(checkpoint)
+        here = _loop_reader(store)
+        assert here.read(sqlrows.LOAD, (checkpoint.id,))
+        pid = os.fork()
+        if pid == 0:  # the child: same thread identity, but the parent's connection is off limits
+            os._exit(0 if here.read(sqlrows.LOAD, (checkpoint.id,)) is None and here._db is None else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert await store.load(checkpoint.id) == checkpoint  # the parent's own reads go on
+        assert here.reads == 2
 
 
 async def test_a_readonly_store_reads_on_the_loop_and_closing_tidies_up(tmp_path: Path) -> None:

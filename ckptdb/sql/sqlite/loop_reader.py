@@ -10,9 +10,11 @@ caller, who then takes the thread, whenever it would wait or run long.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any
@@ -41,6 +43,22 @@ makes none (8.93 us per load without the handler, 9.02 us with it, best of 7 x 5
 
 _MAX_TICKS = STEP_BUDGET // PROGRESS_STEPS
 
+_OPEN: weakref.WeakSet[LoopReader] = weakref.WeakSet()
+"""Every LoopReader not yet closed, for `_after_fork`."""
+
+
+def _after_fork() -> None:
+    """In a forked child: the thread that opened a reader keeps its identity there (fork copies the
+    calling thread), so without this the child would read through its parent's connection, which
+    SQLite forbids across fork. Each reader is dropped unclosed (a close in the child could touch
+    the parent's locks and WAL index); reads in the child then take the reader thread's way."""
+    for reader in list(_OPEN):
+        reader._owner = None
+        reader._db = None
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
 
 class LoopReader:
     """One sqlite3 connection, used only from the thread that opened it (the event loop's).
@@ -55,7 +73,7 @@ class LoopReader:
 
     def __init__(self, uri: str, where: str, length_limit: int | None) -> None:
         self._where = where
-        self._owner = threading.get_ident()
+        self._owner: int | None = threading.get_ident()
         self._lock = threading.Lock()  # a close from another thread waits for a read under way
         self._ticks = 0
         self._deadline = 0.0
@@ -75,6 +93,7 @@ class LoopReader:
         """Reads answered here, on the loop's thread (for tests: which way a read went)."""
         self.handed_back = 0
         """Reads given back to the reader thread: busy, locked or too long (for tests)."""
+        _OPEN.add(self)
 
     def _progress(self) -> int:
         """Non-zero interrupts the statement. SQLite counts steps over every run of a cached
@@ -114,6 +133,7 @@ class LoopReader:
             self._lock.release()
 
     def close(self) -> None:
+        _OPEN.discard(self)
         with self._lock:
             db, self._db = self._db, None
         if db is not None:
