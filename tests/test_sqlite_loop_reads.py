@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import STORE_FACTORIES
 
 from ckptdb import Checkpoint, CkptdbError, SqlCheckpointStore, StoreError, open_store
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.sqlite import loop_reader
 from ckptdb.sql.sqlite.backend import SqliteBackend
 from ckptdb.sql.sqlite.loop_reader import LoopReader
-from tests.conftest import STORE_FACTORIES
 
 
 @pytest.fixture(autouse=True)
