@@ -20,7 +20,7 @@ from contextlib import suppress
 from typing import Any
 
 from ckptdb.sql.backend import Row
-from ckptdb.sql.sqlite.connection import translate_error
+from ckptdb.sql.sqlite.connection import is_busy, translate_error
 from ckptdb.sql.sqlite.spelling import STATE_MATCH, state_match
 
 READ_SECONDS = 0.0005
@@ -60,15 +60,23 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
+def _interrupted(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_INTERRUPT
+
+
 class LoopReader:
     """One sqlite3 connection, used only from the thread that opened it (the event loop's).
 
     `read` returns None, and the caller takes the reader thread instead, when it is called from
     any other thread (a store shared with another loop), when the connection is in use or closed,
     when SQLite answers busy or locked (the busy timeout is 0 here: a WAL reader meets that only
-    while another connection recovers the WAL or holds the file in exclusive locking mode, and the
-    reader thread then waits out the store's busy timeout), and when a read runs past READ_SECONDS
-    or STEP_BUDGET.
+    while another connection recovers the WAL or holds the file in exclusive locking mode, or on a
+    file in rollback-journal mode opened read-only while a writer commits; the reader thread then
+    waits out the store's busy timeout), and when a read runs past READ_SECONDS or STEP_BUDGET.
+    What it cannot bound: SQLite's own brief retries (microsecond sleeps) while another
+    connection changes the WAL index under a read that is starting, and the copy of one big value
+    (one step; see `SqliteBackend.fetch_quick`).
     """
 
     def __init__(self, uri: str, where: str, length_limit: int | None) -> None:
@@ -115,17 +123,10 @@ class LoopReader:
             try:
                 # fetchall runs the statement to its end: the read transaction ends with it.
                 rows = db.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
-                code = getattr(exc, "sqlite_errorcode", None)
-                if code is not None and code & 0xFF in (
-                    sqlite3.SQLITE_BUSY,
-                    sqlite3.SQLITE_LOCKED,
-                    sqlite3.SQLITE_INTERRUPT,
-                ):
+            except sqlite3.Error as exc:
+                if is_busy(exc) or _interrupted(exc):
                     self.handed_back += 1
                     return None
-                raise translate_error(exc, self._where) from None
-            except sqlite3.Error as exc:
                 raise translate_error(exc, self._where) from None
             self.reads += 1
             return rows
