@@ -342,7 +342,7 @@ async def open_store(target: str | Path | None = None, **options: Any) -> SqlChe
     (creates, migrates and changes nothing, and works on read-only files); `synchronous="FULL"` (SQLite)
     makes each commit survive power loss, not only a process crash; `commit_on_loop=False`
     (SQLite) keeps every write off the event loop's thread, at about half the sequential save rate;
-    `read_on_loop=False` (SQLite) keeps every read off it too, at about a quarter of the load rate;
+    `read_on_loop=False` (SQLite) keeps every read off it too, at a third to a quarter of the load rate;
     `busy_timeout_ms` (SQLite, default 30,000) is how long a write waits for another process;
     `sync_interval` (SQLite at NORMAL, seconds, default 1.0) bounds how long an acknowledged save
     can wait for the fsync that makes it survive a power cut (None: only checkpoints fsync).

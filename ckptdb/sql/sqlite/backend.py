@@ -106,8 +106,8 @@ class SqliteBackend(SqliteSpelling, Backend):
         `max_value_bytes` lowers SQLite's length limit (SQLITE_LIMIT_LENGTH, 1,000,000,000 bytes
         by default, and never raised above it) on ckptdb's connections.
         `read_on_loop=False` sends every read to the reader's thread, where short ones (a load,
-        the latest of a graph, a bounded page) otherwise run on the event loop's, about 3.7 times
-        as fast (see `fetch_quick`)."""
+        the latest of a graph, a bounded page) otherwise run on the event loop's, at 2.9-3.8 times
+        the rate (see `fetch_quick`)."""
         assert target.path is not None
         if max_value_bytes is not None:
             check_count("max_value_bytes", max_value_bytes, minimum=1)
@@ -365,21 +365,23 @@ class SqliteBackend(SqliteSpelling, Backend):
         """On the event loop's own thread (`LoopReader`) when it can be, else as `fetchall`.
 
         Why: through aiosqlite a read pays two thread wake-ups, several times what SQLite spends
-        on a point load. `bench.py core`, 2026-12-04, 3,000 random 2 KB loads, median of 3 runs:
-        21,702 loads/s on the loop against 5,781/s through the thread and 1,499/s for LangGraph's
-        `aget_tuple` (14.5x and 3.9x; runs 12.6x-15.0x and 3.8x-4.7x).
+        on a point load (9.5 us). `bench.py core`, 2026-12-04, 3,000 random 2 KB loads, median of
+        3 runs, four sets: 21,702-30,136 loads/s on the loop against 5,781-10,573/s through the
+        thread, 2.9-3.8x in each set; against LangGraph's `aget_tuple` 14.5x and 16.7x where it ran
+        at 1,500-1,640/s, 7.4x and 6.4x where it ran at 4,060-4,260/s.
 
-        What it costs the loop, timed around each call in the same run: a 2 KB load holds it
-        0.010 ms (p50), 0.025 ms (p99), 0.14 ms (max) alone, and 0.015 / 0.165 / 0.91 ms while 16
-        tasks save; the commits of those saves on the loop (`WriterThread._flush`, accepted with
-        `commit_on_loop`) held it 0.61 / 1.17 / 1.18 ms. Reads that could run long never get that
-        far: `LoopReader` gives up after 0.5 ms or 10,000 SQLite steps (a filtered page that
-        scans, a page of hundreds of rows) and the reader thread runs them again; a count, an
-        unbounded query, a stream and everything else keep that thread. Rows of any size read
-        here: a big value is one step (no bound catches it), but the loop decodes it anyway at
-        twice the read's cost (64 KiB: 0.018 ms to read, 0.062 ms to decode; 1 MiB: 0.45 and
-        0.95 ms; 8 MiB: 4.7 and 9.5 ms), so moving the read off the loop would save that load at
-        most a third of its stall. `read_on_loop=False` sends every read to the thread."""
+        What it costs the loop, timed around each call in the same runs: a 2 KB load holds it
+        0.010 ms (p50) and 0.025-0.039 ms (p99) alone, and 0.015 ms / 0.15-0.22 ms while 16 tasks
+        save; the commits of those saves on the loop (`WriterThread._flush`, accepted with
+        `commit_on_loop`) held it 0.60-0.86 ms (p50) and 1.2-3.2 ms (p99). So short reads run
+        here by default. Reads that could run long never get that far: `LoopReader` gives up
+        after 0.5 ms or 10,000 SQLite steps (a filtered page that scans, a page of hundreds of
+        rows) and the reader thread runs them again; a count, an unbounded query, a stream and
+        everything else keep that thread. Rows of any size read here: a big value is one step
+        (no bound catches it), but the loop decodes it anyway at twice the read's cost (64 KiB:
+        0.018 ms to read, 0.062 ms to decode; 1 MiB: 0.45 and 0.95 ms; 8 MiB: 4.7 and 9.5 ms),
+        so moving the read off the loop would save that load at most a third of its stall.
+        `read_on_loop=False` sends every read to the thread."""
         here = self._loop_reader
         if here is not None:
             found = here.read(sql, params)

@@ -26,9 +26,9 @@ from ckptdb.sql.sqlite.spelling import STATE_MATCH, state_match
 READ_SECONDS = 0.0005
 """How long a read may hold the loop's thread before it gives up (interrupted, nothing returned,
 then run again on the reader's thread): 0.5 ms, below what a commit of 16 saves on the loop
-already holds it (0.61 ms median, 1.17 ms p99 in `bench.py core` of 2026-12-04, which prints both
-beside the reads' own figures). A read that gives up has cost the loop that much for nothing;
-only a read that takes longer than that anyway can."""
+already holds it (0.60-0.86 ms median, 1.2-3.2 ms p99 in three runs of `bench.py core` on
+2026-12-04, which prints both beside the reads' own figures). A read that gives up has cost the
+loop that much for nothing; only a read that takes longer than that anyway can."""
 STEP_BUDGET = 10_000
 """SQLite virtual machine steps after which a read gives up too, whatever the clock says, so a
 long read is handed back on any machine (the tests rely on this bound, never on the clock). A
