@@ -97,7 +97,7 @@ def jsonable(value: Any) -> JsonValue:
 
 def decode_checkpoint(record: SourceCheckpoint, serde: Any = None) -> dict[str, JsonValue]:
     """One checkpoint as JSON: its ids, metadata, the checkpoint's own fields, every channel value
-    and the pending writes in LangGraph's order; nothing of the source is changed."""
+    (by channel name) and the pending writes in LangGraph's order; nothing of the source is changed."""
     serde = strict_serde() if serde is None else serde
     if isinstance(record.checkpoint, str):  # PostgreSQL: JSONB, primitive values inline
         loaded: Any = orjson.loads(record.checkpoint)
@@ -112,6 +112,8 @@ def decode_checkpoint(record: SourceCheckpoint, serde: Any = None) -> dict[str, 
         raw_values = body.get("channel_values")
         values = dict(raw_values) if isinstance(raw_values, dict) else {}
     checkpoint = {key: value for key, value in body.items() if key != "channel_values"}
+    # By channel name: PostgreSQL's JSONB keeps no order of its own, so both engines show one.
+    values = {name: values[name] for name in sorted(values)}
     return {
         "thread_id": record.thread_id,
         "checkpoint_ns": record.checkpoint_ns,

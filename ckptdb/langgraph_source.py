@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from ckptdb.errors import CkptdbError
 from ckptdb.model import JsonValue
 from ckptdb.sql.langgraph_source import (
     PAGE,
@@ -29,6 +30,7 @@ from ckptdb.sql.store import DatabaseTarget
 
 __all__ = [
     "ChannelBlob",
+    "CheckpointNotFoundError",
     "LangGraphSource",
     "SourceCheckpoint",
     "SourceSchema",
@@ -37,6 +39,10 @@ __all__ = [
     "open_langgraph_source",
     "parse_metadata",
 ]
+
+
+class CheckpointNotFoundError(CkptdbError):
+    """No such thread, or no such checkpoint in it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,23 @@ class LangGraphSource:
         self, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None
     ) -> SourceCheckpoint | None:
         return await self._reader.checkpoint(thread_id, checkpoint_ns, checkpoint_id)
+
+    async def require(
+        self, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None
+    ) -> SourceCheckpoint:
+        """`checkpoint`, or CheckpointNotFoundError saying what is missing and how to list what is there."""
+        found = await self._reader.checkpoint(thread_id, checkpoint_ns, checkpoint_id)
+        if found is not None:
+            return found
+        namespace = f" (namespace {checkpoint_ns!r})" if checkpoint_ns else ""
+        if checkpoint_id is None or await self._reader.checkpoint(thread_id, checkpoint_ns) is None:
+            raise CheckpointNotFoundError(
+                f"no thread {thread_id!r}{namespace} in this source: `ckptdb langgraph threads` lists them"
+            )
+        raise CheckpointNotFoundError(
+            f"no checkpoint {checkpoint_id!r} in thread {thread_id!r}{namespace}: "
+            "`ckptdb langgraph history` lists them"
+        )
 
 
 @asynccontextmanager

@@ -467,3 +467,39 @@ def test_importing_ckptdb_and_the_source_reader_does_not_import_langgraph() -> N
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+async def test_checkpoints_older_than_format_4_are_read_exactly(tmp_path: Path) -> None:
+    """Before checkpoint format 4 (langgraph-checkpoint 1.x) a checkpoint carried its pending
+    `Send`s in `pending_sends`, and the parent's writes to the tasks channel held them too."""
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.types import Send
+
+    path = tmp_path / "v1.sqlite"
+    with lg.sqlite_saver(path) as saver:
+        parent = {**empty_checkpoint(), "v": 1, "channel_values": {"topic": "cats"}}
+        config = saver.put(
+            {"configurable": {"thread_id": "old", "checkpoint_ns": ""}},
+            parent,
+            {"source": "loop", "step": 0, "writes": None},
+            {"topic": 1},
+        )
+        saver.put_writes(config, [("__pregel_tasks", Send("write", {"topic": "cats"}))], task_id="t1")
+        child = {
+            **empty_checkpoint(),
+            "v": 1,
+            "channel_values": {"topic": "cats"},
+            "pending_sends": [Send("write", {"topic": "cats"})],
+        }
+        saver.put(config, child, {"source": "loop", "step": 1, "writes": None}, {"topic": 2})
+    records = await _records(str(path))
+    assert [len(r.writes) for r in records] == [1, 0]
+    _check_exact(records, _raw(str(path)))
+    with _saver(str(path), tmp_path) as saver:
+        _check_against_saver(records, saver)
+    decoded = decode_checkpoint(records[1])
+    assert decoded["checkpoint"]["v"] == 1
+    assert decoded["checkpoint"]["pending_sends"] == [
+        {"$type": "Send", "node": "write", "arg": {"topic": "cats"}, "timeout": None}
+    ]
+    assert decode_checkpoint(records[0])["pending_writes"][0]["channel"] == "__pregel_tasks"
