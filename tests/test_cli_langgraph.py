@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import PG, PG_SKIP, PG_SKIP_REASON
+from helpers import langgraph_graphs as lg
 
 from ckptdb.cli import main
-from helpers import langgraph_graphs as lg
 
 pytest.importorskip("langgraph.checkpoint.sqlite", reason="needs the langgraphtest extra")
 
