@@ -57,8 +57,9 @@ def _fill(saver: Any) -> None:
         config = saver.put(
             config, checkpoint, {"source": "loop", "step": step}, checkpoint["channel_versions"]
         )
-    saver.put_writes(config, [("notes", "audited"), ("approved", False)], task_id="task-b", task_path="~b")
-    saver.put_writes(config, [("notes", "first")], task_id="task-a", task_path="~a")
+    # task ids in the opposite order of their paths: LangGraph sorts by path first
+    saver.put_writes(config, [("notes", "audited"), ("approved", False)], task_id="task-a", task_path="~b")
+    saver.put_writes(config, [("notes", "first")], task_id="task-b", task_path="~a")
     other = {**empty_checkpoint(), "id": ID.format(9), "ts": TS.format(9)}
     saver.put(
         {"configurable": {"thread_id": "t2", "checkpoint_ns": ""}}, other, {"source": "input", "step": -1}, {}
@@ -165,9 +166,9 @@ def test_show_decodes_the_checkpoint(small: str) -> None:
     assert shown["checkpoint"]["ts"] == TS.format(3)
     assert shown["parent_checkpoint_id"] == ID.format(2)
     assert shown["pending_writes"] == [  # LangGraph's order: task_path, then task_id, then idx
-        {"task_id": "task-a", "task_path": "~a", "idx": 0, "channel": "notes", "value": "first"},
-        {"task_id": "task-b", "task_path": "~b", "idx": 0, "channel": "notes", "value": "audited"},
-        {"task_id": "task-b", "task_path": "~b", "idx": 1, "channel": "approved", "value": False},
+        {"task_id": "task-b", "task_path": "~a", "idx": 0, "channel": "notes", "value": "first"},
+        {"task_id": "task-a", "task_path": "~b", "idx": 0, "channel": "notes", "value": "audited"},
+        {"task_id": "task-a", "task_path": "~b", "idx": 1, "channel": "approved", "value": False},
     ]
 
 
