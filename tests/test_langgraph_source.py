@@ -503,3 +503,47 @@ async def test_checkpoints_older_than_format_4_are_read_exactly(tmp_path: Path) 
         {"$type": "Send", "node": "write", "arg": {"topic": "cats"}, "timeout": None}
     ]
     assert decode_checkpoint(records[0])["pending_writes"][0]["channel"] == "__pregel_tasks"
+
+
+async def test_channel_values_come_out_as_exact_pairs_per_channel_and_version(
+    source: str, tmp_path: Path
+) -> None:
+    from ckptdb.langgraph_values import channel_values
+
+    records = await _records(source)
+    with _saver(source, tmp_path) as saver:
+        for record in records:
+            found = saver.get_tuple(_config(record.key)).checkpoint
+            pairs = channel_values(record)
+            assert pairs is not None
+            if isinstance(record.checkpoint, bytes):
+                assert all(
+                    p.data is not None and p.data in record.checkpoint for p in pairs
+                )  # cut, not re-encoded
+                assert {p.channel for p in pairs} == set(found["channel_values"])
+            else:
+                inline = json.loads(record.checkpoint).get("channel_values") or {}
+                assert {p.channel for p in pairs if p.type != "empty"} | set(inline) == set(
+                    found["channel_values"]
+                )
+            for pair in pairs:
+                assert pair.version == str(found["channel_versions"][pair.channel]), record.key
+                if pair.type != "empty":
+                    loaded = saver.serde.loads_typed((pair.type, pair.data))
+                    assert loaded == found["channel_values"][pair.channel], (record.key, pair.channel)
+
+
+def test_channel_values_refuse_broken_msgpack_in_one_line() -> None:
+    from ckptdb.langgraph_values import MsgpackFramingError, channel_values
+
+    def record(data: bytes) -> SourceCheckpoint:
+        return SourceCheckpoint("t", "", "c", None, "msgpack", data, None, (), ())
+
+    good = b"\x82\xaechannel_values\x81\xa1a\x92\x01\xc4\x02hi\xb0channel_versions\x81\xa1a\xa11"
+    [pair] = channel_values(record(good)) or ()
+    assert (pair.channel, pair.version, pair.data) == ("a", "1", b"\x92\x01\xc4\x02hi")
+    for broken in (good[:-1], good[:20], b"\x81\xaechannel_values\xc1"):
+        with pytest.raises(MsgpackFramingError) as caught:
+            channel_values(record(broken))
+        _one_line(caught)
+    assert channel_values(SourceCheckpoint("t", "", "c", None, "json", b"{}", None, (), ())) is None
