@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         UnavailableError,
     )
     from ckptdb.files import FileCheckpointStore
+    from ckptdb.langgraph_source import open_langgraph_source
     from ckptdb.memory import MemoryCheckpointStore
     from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
     from ckptdb.sql.store import DatabaseTarget, SqlCheckpointStore, open_store, parse_target
@@ -36,6 +37,7 @@ _HOME = {
     "StoreError": "ckptdb.errors",
     "UnavailableError": "ckptdb.errors",
     "FileCheckpointStore": "ckptdb.files",
+    "open_langgraph_source": "ckptdb.langgraph_source",
     "MemoryCheckpointStore": "ckptdb.memory",
     "Checkpoint": "ckptdb.model",
     "CheckpointInfo": "ckptdb.model",
@@ -71,6 +73,7 @@ __all__ = [
     "StoreError",
     "Timestamp",
     "UnavailableError",
+    "open_langgraph_source",
     "open_store",
     "parse_target",
 ]

@@ -15,6 +15,7 @@ from ckptdb.cli.copy import copy as copy_command
 from ckptdb.cli.db import db
 from ckptdb.cli.diff import diff_command
 from ckptdb.cli.inspect import COMMANDS as INSPECTION_COMMANDS
+from ckptdb.cli.langgraph import langgraph
 from ckptdb.cli.serve import serve
 from ckptdb.cli.transfer import export_command, import_command
 
@@ -45,5 +46,14 @@ def main(ctx: click.Context, db_url: str) -> None:
     logging.getLogger("asyncpg").addHandler(logging.NullHandler())
 
 
-for command in (db, import_command, export_command, *INSPECTION_COMMANDS, copy_command, serve, diff_command):
+for command in (
+    db,
+    import_command,
+    export_command,
+    *INSPECTION_COMMANDS,
+    copy_command,
+    serve,
+    diff_command,
+    langgraph,
+):
     main.add_command(command)

@@ -42,7 +42,7 @@ def diff_command(before_id: str, after_id: str | None, as_json: bool) -> None:
             else:
                 before = await inspect.get_checkpoint(store, before_id)
                 after = await inspect.get_checkpoint(store, after_id)
-        _print(diff(before.state_snapshot, after.state_snapshot), as_json)
+        print_changes(diff(before.state_snapshot, after.state_snapshot), as_json)
 
     run(main())
 
@@ -56,7 +56,8 @@ def _json(value: object) -> str:
         return repr(value)
 
 
-def _print(changes: list[Change], as_json: bool) -> None:
+def print_changes(changes: list[Change], as_json: bool) -> None:
+    """One line per change (or one JSON object with `--json`), then the count."""
 
     from ckptdb.cli.output import one_line
 

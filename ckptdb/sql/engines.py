@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol, cast
 
 from ckptdb.errors import CkptdbError
@@ -40,6 +41,12 @@ class EnginePackage(Protocol):
 
 def engine_package(kind: str) -> EnginePackage:
     return cast(EnginePackage, importlib.import_module(ENGINES[kind]))
+
+
+def engine_part(kind: str, part: str) -> ModuleType:
+    """One module of an engine package (`langgraph_source`: how another tool's tables look on
+    that engine), imported when first asked for."""
+    return importlib.import_module(f"{ENGINES[kind]}.{part}")
 
 
 def _kind(scheme: str) -> str | None:

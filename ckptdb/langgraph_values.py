@@ -1,0 +1,143 @@
+"""A LangGraph checkpoint's channel values as exact `(type, bytes)` pairs, one per channel and
+version, on both savers' layouts, with nothing decoded, re-encoded or imported.
+
+PostgreSQL's saver stores them so already (`checkpoint_blobs`, plus the primitive values inline in
+the JSONB checkpoint). SQLite's saver stores the whole checkpoint as one msgpack document, its
+values inside `channel_values`: each value there is a complete msgpack object (ormsgpack encodes a
+nested value, extension types included, exactly as it encodes that value alone), so its bytes are
+cut out of the document as they are, by walking msgpack's framing (lengths and counts) without
+building any value but the map keys and the versions. `("msgpack", slice)` is what LangGraph's
+serde loads back to the same value.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ckptdb.errors import CkptdbError
+from ckptdb.langgraph_source import ChannelBlob, SourceCheckpoint
+
+__all__ = ["MsgpackFramingError", "channel_values"]
+
+
+class MsgpackFramingError(CkptdbError):
+    """A checkpoint whose msgpack bytes end early or hold a byte no msgpack object starts with."""
+
+
+# Bytes after the first: (fixed payload, length-field size) by msgpack type byte.
+_FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+_FIXED |= {0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
+_SIZED = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}  # bin, str: length then bytes
+_EXT = {0xC7: 1, 0xC8: 2, 0xC9: 4}  # length, a type byte, then bytes
+_ARRAY = {0xDC: 2, 0xDD: 4}
+_MAP = {0xDE: 2, 0xDF: 4}
+
+
+def _uint(data: bytes, pos: int, size: int) -> int:
+    if pos + size > len(data):
+        raise MsgpackFramingError("checkpoint msgpack ends inside a length")
+    return int.from_bytes(data[pos : pos + size], "big")
+
+
+def _header(data: bytes, pos: int) -> tuple[int, int]:
+    """(end of this object's own bytes, how many objects follow inside it) for the object at pos."""
+    if pos >= len(data):
+        raise MsgpackFramingError("checkpoint msgpack ends early")
+    b = data[pos]
+    if b <= 0x7F or b >= 0xE0:
+        return pos + 1, 0
+    if 0x80 <= b <= 0x8F:
+        return pos + 1, 2 * (b & 0x0F)
+    if 0x90 <= b <= 0x9F:
+        return pos + 1, b & 0x0F
+    if 0xA0 <= b <= 0xBF:
+        return pos + 1 + (b & 0x1F), 0
+    if b in _FIXED:
+        return pos + 1 + _FIXED[b], 0
+    if b in _SIZED:
+        size = _SIZED[b]
+        return pos + 1 + size + _uint(data, pos + 1, size), 0
+    if b in _EXT:
+        size = _EXT[b]
+        return pos + 2 + size + _uint(data, pos + 1, size), 0
+    if b in _ARRAY:
+        size = _ARRAY[b]
+        return pos + 1 + size, _uint(data, pos + 1, size)
+    if b in _MAP:
+        size = _MAP[b]
+        return pos + 1 + size, 2 * _uint(data, pos + 1, size)
+    raise MsgpackFramingError(f"byte 0x{b:02x} at {pos} starts no msgpack object")
+
+
+def _skip(data: bytes, pos: int) -> int:
+    """The end of the object starting at pos (nested ones included), without recursion."""
+    pending = 1
+    while pending:
+        pos, inside = _header(data, pos)
+        if pos > len(data):
+            raise MsgpackFramingError("checkpoint msgpack ends inside a value")
+        pending += inside - 1
+    return pos
+
+
+def _scalar(data: bytes, pos: int) -> tuple[object, int]:
+    """A map key or version: str, int, float, bool or nil; anything else as its raw bytes."""
+    end = _skip(data, pos)
+    b = data[pos]
+    if 0xA0 <= b <= 0xBF or b in (0xD9, 0xDA, 0xDB):
+        start = pos + 1 + {0xD9: 1, 0xDA: 2, 0xDB: 4}.get(b, 0)
+        return data[start:end].decode("utf-8", "surrogateescape"), end
+    if b <= 0x7F:
+        return b, end
+    if b >= 0xE0:
+        return b - 0x100, end
+    if b in (0xCC, 0xCD, 0xCE, 0xCF):
+        return int.from_bytes(data[pos + 1 : end], "big"), end
+    if b in (0xD0, 0xD1, 0xD2, 0xD3):
+        return int.from_bytes(data[pos + 1 : end], "big", signed=True), end
+    if b in (0xCA, 0xCB):
+        return struct.unpack(">f" if b == 0xCA else ">d", data[pos + 1 : end])[0], end
+    if b in (0xC0, 0xC2, 0xC3):
+        return {0xC0: None, 0xC2: False, 0xC3: True}[b], end
+    return bytes(data[pos:end]), end
+
+
+def _map_items(data: bytes, pos: int) -> list[tuple[object, int, int]]:
+    """(key, value start, value end) of the map at pos."""
+    end, inside = _header(data, pos)
+    b = data[pos]
+    if not (0x80 <= b <= 0x8F or b in _MAP):
+        raise MsgpackFramingError(f"expected a msgpack map at {pos}, found byte 0x{b:02x}")
+    items = []
+    pos = end
+    for _ in range(inside // 2):
+        key, pos = _scalar(data, pos)
+        value_end = _skip(data, pos)
+        items.append((key, pos, value_end))
+        pos = value_end
+    return items
+
+
+def channel_values(record: SourceCheckpoint) -> tuple[ChannelBlob, ...] | None:
+    """Every channel value of the checkpoint with its version, as stored. PostgreSQL: its blobs
+    (the values inline in the JSONB are not blobs: they are plain JSON in `record.checkpoint`).
+    SQLite: the msgpack slices of `channel_values`, each `("msgpack", bytes)`, version from
+    `channel_versions` ('' for a channel that has none). None for a checkpoint not stored as
+    msgpack (LangGraph's old `json` type): its values can only be had by decoding it."""
+    if isinstance(record.checkpoint, str):
+        return record.blobs
+    if record.type != "msgpack":
+        return None
+    data = record.checkpoint
+    top = {key: (start, end) for key, start, end in _map_items(data, 0)}
+    if "channel_values" not in top:
+        return ()
+    versions: dict[object, object] = {}
+    if "channel_versions" in top:
+        for key, start, _ in _map_items(data, top["channel_versions"][0]):
+            versions[key] = _scalar(data, start)[0]
+    blobs = []
+    for key, start, end in _map_items(data, top["channel_values"][0]):
+        version = str(versions[key]) if key in versions else ""
+        blobs.append(ChannelBlob(str(key), version, "msgpack", bytes(data[start:end])))
+    return tuple(blobs)
