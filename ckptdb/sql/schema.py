@@ -77,3 +77,81 @@ class CheckpointRow(SQLModel, table=True):
     extra: str | None = Field(default=None, sa_column=sa.Column(JsonText, nullable=True))
     source: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     save_seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, server_default=sa.text("0")))
+
+
+# LangGraph's checkpoint saver (`ckptdb.langgraph`), on the same database. Named `langgraph_*`: the
+# LangGraph savers' own tables are `checkpoints`, `writes` and `checkpoint_*`. What the saver
+# stores is the saver's serde output, (type, bytes), never re-encoded; what SQL needs to read
+# (ids, step, run, metadata, channel versions) sits beside it in plain columns and JSON text.
+# The layout is not quadratic in a conversation's length: a value is stored once per channel and
+# version (only `new_versions` are written), and a list value that extends one stored before (a
+# chat history) stores only its new items, with a link to the version it extends.
+LargeBlob = sa.LargeBinary()
+
+langgraph_checkpoints = sa.Table(
+    "langgraph_checkpoints",
+    metadata,
+    sa.Column("thread_id", BytewiseText, nullable=False),
+    sa.Column("checkpoint_ns", BytewiseText, nullable=False),
+    sa.Column("checkpoint_id", BytewiseText, nullable=False),
+    sa.Column("parent_checkpoint_id", sa.Text, nullable=True),
+    sa.Column("step", sa.BigInteger, nullable=True),
+    sa.Column("run_id", sa.Text, nullable=True),
+    sa.Column("type", sa.Text, nullable=True),
+    sa.Column("checkpoint", LargeBlob, nullable=False),
+    sa.Column("metadata", JsonText, nullable=False),
+    sa.Column("channel_versions", JsonText, nullable=False),
+    sa.PrimaryKeyConstraint("thread_id", "checkpoint_ns", "checkpoint_id"),
+    # Listing across threads (newest first) and delete_for_runs without a scan; listing threads
+    # reads the primary key's leading column.
+    sa.Index(None, "checkpoint_id"),
+    sa.Index(None, "run_id"),
+)
+"""One row per checkpoint: the checkpoint without its channel values (serde), metadata as JSON."""
+
+langgraph_values = sa.Table(
+    "langgraph_values",
+    metadata,
+    sa.Column("thread_id", BytewiseText, nullable=False),
+    sa.Column("checkpoint_ns", BytewiseText, nullable=False),
+    sa.Column("channel", BytewiseText, nullable=False),
+    sa.Column("version", BytewiseText, nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("type", sa.Text, nullable=True),
+    sa.Column("value", LargeBlob, nullable=True),
+    sa.Column("base_version", sa.Text, nullable=True),
+    sa.PrimaryKeyConstraint("thread_id", "checkpoint_ns", "channel", "version"),
+    sa.CheckConstraint("kind IN ('value', 'empty', 'list')", name="kind"),
+)
+"""One row per channel and version. kind 'value': the serde pair; 'empty': no value; 'list': a
+list whose items are in langgraph_items, after those of `base_version`'s list (NULL: none)."""
+
+langgraph_items = sa.Table(
+    "langgraph_items",
+    metadata,
+    sa.Column("thread_id", BytewiseText, nullable=False),
+    sa.Column("checkpoint_ns", BytewiseText, nullable=False),
+    sa.Column("channel", BytewiseText, nullable=False),
+    sa.Column("version", BytewiseText, nullable=False),
+    sa.Column("pos", sa.BigInteger, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("value", LargeBlob, nullable=False),
+    sa.PrimaryKeyConstraint("thread_id", "checkpoint_ns", "channel", "version", "pos"),
+)
+"""The items a list version added, each its own serde pair, at its position in the whole list."""
+
+langgraph_writes = sa.Table(
+    "langgraph_writes",
+    metadata,
+    sa.Column("thread_id", BytewiseText, nullable=False),
+    sa.Column("checkpoint_ns", BytewiseText, nullable=False),
+    sa.Column("checkpoint_id", BytewiseText, nullable=False),
+    sa.Column("task_id", BytewiseText, nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("task_path", BytewiseText, nullable=False, server_default=sa.text("''")),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("type", sa.Text, nullable=True),
+    sa.Column("value", LargeBlob, nullable=False),
+    sa.PrimaryKeyConstraint("thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx"),
+)
+"""Pending writes of a checkpoint's next step, as `put_writes` received them."""
