@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,postgres,web,webtest]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,postgres,web,webtest,langgraphtest]'
 
 # tests/test_durability.py builds an LD_PRELOAD shim (fault injection, a power-cut trace) with gcc.
 if ! command -v gcc >/dev/null 2>&1; then

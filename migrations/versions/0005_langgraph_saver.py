@@ -57,7 +57,9 @@ def upgrade() -> None:
         sa.Column("type", sa.Text(), nullable=True),
         sa.Column("value", sa.LargeBinary(), nullable=True),
         sa.Column("base_version", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("thread_id", "checkpoint_ns", "channel", "version", name="pk_langgraph_values"),
+        sa.PrimaryKeyConstraint(
+            "thread_id", "checkpoint_ns", "channel", "version", name="pk_langgraph_values"
+        ),
         sa.CheckConstraint("kind IN ('value', 'empty', 'list')", name=op.f("ck_langgraph_values_kind")),
     )
     op.create_table(
