@@ -1,0 +1,427 @@
+"""AsyncCkptdbSaver beyond LangGraph's conformance suite: what LangGraph relies on without testing
+it, storage that is not quadratic, serdes, several processes on one database, and a real graph with
+an approval in a subgraph resumed in another process, compared with LangGraph's InMemorySaver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import new_db_target
+
+pytest.importorskip("langgraph.checkpoint.base")
+
+from langgraph.checkpoint.base import WRITES_IDX_MAP, writes_sort_key
+from langgraph.checkpoint.base.id import uuid6
+from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.serde.types import ERROR, INTERRUPT, RESUME
+
+from ckptdb import StoreError
+from ckptdb.langgraph import AsyncCkptdbSaver
+
+HELPERS = Path(__file__).parent / "helpers"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def checkpoint(values: dict[str, Any], versions: dict[str, Any], step: int = 0) -> Any:
+    return {
+        "v": 4,
+        "id": str(uuid6(clock_seq=step)),
+        "ts": datetime.now(UTC).isoformat(),
+        "channel_values": values,
+        "channel_versions": versions,
+        "versions_seen": {},
+        "updated_channels": list(versions),
+    }
+
+
+def config(thread: str, checkpoint_id: str | None = None, ns: str = "") -> Any:
+    configurable: dict[str, Any] = {"thread_id": thread, "checkpoint_ns": ns}
+    if checkpoint_id is not None:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable}
+
+
+async def count(saver: AsyncCkptdbSaver, table: str, thread: str | None = None) -> int:
+    where, params = ("", ()) if thread is None else (" WHERE thread_id = ?", (thread,))
+    rows = await saver.store.backend.fetchall(f"SELECT count(*) FROM {table}{where}", params)
+    return int(rows[0][0])
+
+
+async def grow(saver: AsyncCkptdbSaver, thread: str, steps: int, parent: Any = None) -> list[Any]:
+    """A chat of `steps` checkpoints, one message more each, plus a counter; the configs."""
+    stored = []
+    cfg = parent or config(thread)
+    messages: list[str] = []
+    version = counter = None
+    for step in range(steps):
+        messages = [*messages, f"message {step} " + "x" * 50]
+        version = saver.get_next_version(version, None)
+        counter = saver.get_next_version(counter, None)
+        cp = checkpoint({"messages": messages, "count": step}, {"messages": version, "count": counter}, step)
+        cfg = await saver.aput(
+            cfg, cp, {"source": "loop", "step": step}, {"messages": version, "count": counter}
+        )
+        stored.append(cfg)
+    return stored
+
+
+@pytest.fixture
+async def saver(engine: str, tmp_path: Path) -> Any:
+    async with AsyncCkptdbSaver.from_conn_string(new_db_target(engine, tmp_path)) as opened:
+        yield opened
+
+
+async def test_reput_replaces_the_checkpoint(saver: AsyncCkptdbSaver) -> None:
+    thread = str(uuid.uuid4())
+    cp = checkpoint({"a": "first"}, {"a": "1"})
+    stored = await saver.aput(config(thread), cp, {"source": "input", "step": -1}, {"a": "1"})
+    cp2 = {**cp, "channel_values": {"a": "second"}, "channel_versions": {"a": "2"}}
+    await saver.aput(config(thread), cp2, {"source": "update", "step": 5}, {"a": "2"})
+    found = await saver.aget_tuple(stored)
+    assert found is not None
+    assert found.checkpoint["channel_values"] == {"a": "second"}
+    assert found.metadata["source"] == "update" and found.metadata["step"] == 5
+    assert len([t async for t in saver.alist(config(thread))]) == 1
+
+
+async def test_special_writes_replace_and_regular_ones_keep_the_first(saver: AsyncCkptdbSaver) -> None:
+    stored = await saver.aput(config("w"), checkpoint({}, {}), {"step": 0}, {})
+    await saver.aput_writes(stored, [("ch", "first"), ("other", 1)], "task")
+    await saver.aput_writes(stored, [("ch", "second"), ("other", 2)], "task")
+    for special in (ERROR, INTERRUPT, RESUME):
+        await saver.aput_writes(stored, [(special, "old")], "task")
+        await saver.aput_writes(stored, [(special, "new")], "task")
+    found = await saver.aget_tuple(stored)
+    assert found is not None and found.pending_writes is not None
+    by_channel = {channel: value for _, channel, value in found.pending_writes}
+    assert by_channel == {"ch": "first", "other": 1, ERROR: "new", INTERRUPT: "new", RESUME: "new"}
+    assert len(found.pending_writes) == 5
+
+
+async def test_pending_writes_come_back_in_langgraphs_order(saver: AsyncCkptdbSaver) -> None:
+    stored = await saver.aput(config("order"), checkpoint({}, {}), {"step": 0}, {})
+    tasks = [("~zeta", "b:2"), ("alpha", "a:1"), ("mid", ""), ("beta", "a:1"), ("omega", "")]
+    for task_id, path in tasks:
+        await saver.aput_writes(
+            stored, [("x", f"{task_id}0"), ("y", f"{task_id}1"), (ERROR, task_id)], task_id, path
+        )
+    found = await saver.aget_tuple(stored)
+    assert found is not None and found.pending_writes is not None
+    paths = dict(tasks)
+    expected = sorted(
+        (
+            (task_id, channel, WRITES_IDX_MAP.get(channel, idx))
+            for task_id, _ in tasks
+            for idx, channel in enumerate(("x", "y", ERROR))
+        ),
+        key=lambda w: writes_sort_key(paths[w[0]], w[0], w[2]),
+    )
+    assert [(t, c) for t, c, _ in found.pending_writes] == [(t, c) for t, c, _ in expected]
+
+
+async def test_forks_from_one_parent_keep_separate_values(saver: AsyncCkptdbSaver) -> None:
+    [*_, parent] = await grow(saver, "fork", 3)
+    base = await saver.aget_tuple(parent)
+    assert base is not None
+    messages = base.checkpoint["channel_values"]["messages"]
+    version = base.checkpoint["channel_versions"]["messages"]
+    forks = {}
+    for name in ("left", "right"):
+        new = saver.get_next_version(version, None)
+        cp = checkpoint({"messages": [*messages, name]}, {"messages": new})
+        forks[name] = await saver.aput(parent, cp, {"step": 3}, {"messages": new})
+    for name, stored in forks.items():
+        found = await saver.aget_tuple(stored)
+        assert found is not None
+        assert found.checkpoint["channel_values"]["messages"] == [*messages, name]
+        assert found.parent_config is not None
+        assert found.parent_config["configurable"]["checkpoint_id"] == parent["configurable"]["checkpoint_id"]
+
+
+async def test_a_growing_list_stores_each_item_once(saver: AsyncCkptdbSaver) -> None:
+    stored = await grow(saver, "chat", 40)
+    assert await count(saver, "langgraph_items", "chat") == 40  # not 1 + 2 + ... + 40 = 820
+    for step, cfg in enumerate(stored):
+        found = await saver.aget_tuple(cfg)
+        assert found is not None
+        assert found.checkpoint["channel_values"]["messages"] == [
+            f"message {i} " + "x" * 50 for i in range(step + 1)
+        ]
+        assert found.checkpoint["channel_values"]["count"] == step
+
+
+async def test_a_new_process_extends_a_list_without_its_cache(engine: str, tmp_path: Path) -> None:
+    """Another saver (as another process would) has no cache: it stores the list whole once, then
+    extends its own versions; every checkpoint still reads back exactly."""
+    target = new_db_target(engine, tmp_path)
+    async with AsyncCkptdbSaver.from_conn_string(target) as first:
+        [*_, last] = await grow(first, "t", 5)
+    async with AsyncCkptdbSaver.from_conn_string(target) as second:
+        base = await second.aget_tuple(last)
+        assert base is not None
+        messages, version = (
+            base.checkpoint["channel_values"]["messages"],
+            base.checkpoint["channel_versions"]["messages"],
+        )
+        cfg = last
+        for step in range(3):
+            messages = [*messages, f"later {step}"]
+            version = second.get_next_version(version, None)
+            cfg = await second.aput(
+                cfg, checkpoint({"messages": messages}, {"messages": version}), {}, {"messages": version}
+            )
+            found = await second.aget_tuple(cfg)
+            assert found is not None and found.checkpoint["channel_values"]["messages"] == messages
+        assert await count(second, "langgraph_items", "t") == 5 + 6 + 1 + 1
+
+
+async def test_prune_keeps_every_value_the_kept_checkpoints_need(saver: AsyncCkptdbSaver) -> None:
+    stored = await grow(saver, "p", 6)
+    await grow(saver, "other", 2)
+    await saver.aput_writes(stored[-1], [("messages", "pending")], "task")
+    await saver.aprune(["p"], strategy="keep_latest")
+    found = [t async for t in saver.alist(config("p"))]
+    assert [t.config for t in found] == [stored[-1]]
+    assert found[0].checkpoint["channel_values"]["messages"] == [f"message {i} " + "x" * 50 for i in range(6)]
+    assert found[0].pending_writes == [("task", "messages", "pending")]
+    assert found[0].parent_config is None
+    # the old counter values went; the list's items all stay (the kept list extends them)
+    assert await count(saver, "langgraph_values", "p") == 6 + 1
+    assert await count(saver, "langgraph_items", "p") == 6
+    assert len([t async for t in saver.alist(config("other"))]) == 2
+
+
+async def test_delete_for_runs_leaves_no_unused_values(saver: AsyncCkptdbSaver) -> None:
+    cfg = await saver.aput(config("r"), checkpoint({"a": "x"}, {"a": "1"}), {"run_id": "run-1"}, {"a": "1"})
+    await saver.aput(
+        cfg, checkpoint({"a": "y", "b": "z"}, {"a": "2", "b": "1"}), {"run_id": "run-2"}, {"a": "2", "b": "1"}
+    )
+    await saver.adelete_for_runs(["run-2"])
+    assert [t.metadata["run_id"] async for t in saver.alist(None)] == ["run-1"]
+    assert await count(saver, "langgraph_values", "r") == 1
+
+
+async def test_list_across_threads_and_namespaces(saver: AsyncCkptdbSaver) -> None:
+    await grow(saver, "one", 3)
+    await grow(saver, "two", 2)
+    await saver.aput(config("one", ns="child:1"), checkpoint({}, {}), {"step": 0, "source": "loop"}, {})
+    everything = [t async for t in saver.alist(None)]
+    assert len(everything) == 6
+    ids = [t.checkpoint["id"] for t in everything]
+    assert ids == sorted(ids, reverse=True)
+    assert len([t async for t in saver.alist({"configurable": {"thread_id": "one"}})]) == 4
+    assert len([t async for t in saver.alist(config("one"))]) == 3
+    assert len([t async for t in saver.alist(None, filter={"step": 1})]) == 2
+    assert len([t async for t in saver.alist(None, limit=4)]) == 4
+    assert await saver.tables.thread_ids() == ["one", "two"]
+
+
+async def test_list_pages_through_more_than_a_page(saver: AsyncCkptdbSaver) -> None:
+    stored = await grow(saver, "long", 230)
+    found = [t.config async for t in saver.alist(config("long"))]
+    assert found == stored[::-1]
+    assert [t.config async for t in saver.alist(config("long"), limit=150)] == stored[::-1][:150]
+
+
+async def test_a_paused_alist_never_blocks_a_write(saver: AsyncCkptdbSaver) -> None:
+    await grow(saver, "paused", 250)
+    listing = saver.alist(None)
+    first = await anext(listing)
+    assert first is not None
+    # while the listing is paused mid-way: a write in this process, and in another process
+    await asyncio.wait_for(grow(saver, "meanwhile", 2), timeout=60)
+    target = saver.store.target
+    db = str(target.path) if target.path is not None else target.url
+    done = subprocess.run(
+        [sys.executable, str(HELPERS / "lg_worker.py"), db, "elsewhere", "3", "2000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert done.stdout.strip() == "ok 3", done.stderr
+    rest = [t async for t in listing]
+    assert len(rest) >= 249
+    await listing.aclose()
+
+
+async def test_several_processes_on_one_database_never_fail(engine: str, tmp_path: Path) -> None:
+    target = new_db_target(engine, tmp_path)
+    async with AsyncCkptdbSaver.from_conn_string(target):
+        pass  # created and migrated once, so the workers only write
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(HELPERS / "lg_worker.py"), target, f"worker-{n}", "60"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for n in range(4)
+    ]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for (out, err), worker in zip(outputs, workers, strict=True):
+        assert worker.returncode == 0 and out.strip() == "ok 60", err
+        assert "locked" not in err
+    async with AsyncCkptdbSaver.from_conn_string(target) as saver:
+        for n in range(4):
+            found = [t async for t in saver.alist(config(f"worker-{n}"))]
+            assert len(found) == 60
+            assert found[0].checkpoint["channel_values"]["messages"][-1] == f"worker-{n} message 59"
+            assert found[0].pending_writes is not None and len(found[0].pending_writes) == 1
+
+
+class XorCipher:
+    """A stand-in cipher (not encryption): enough to show the saver stores what the serde wrote."""
+
+    def encrypt(self, plaintext: bytes) -> tuple[str, bytes]:
+        return "xor", bytes(b ^ 0x5A for b in plaintext)
+
+    def decrypt(self, ciphername: str, ciphertext: bytes) -> bytes:
+        assert ciphername == "xor"
+        return bytes(b ^ 0x5A for b in ciphertext)
+
+
+async def test_an_encrypted_serde_stores_only_ciphertext(engine: str, tmp_path: Path) -> None:
+    serde = EncryptedSerializer(XorCipher(), JsonPlusSerializer())
+    async with AsyncCkptdbSaver.from_conn_string(new_db_target(engine, tmp_path), serde=serde) as saver:
+        stored = await grow(saver, "secret", 5)
+        await saver.aput_writes(stored[-1], [("messages", "secret write")], "task")
+        found = await saver.aget_tuple(stored[-1])
+        assert found is not None
+        assert found.checkpoint["channel_values"]["messages"][-1].startswith("message 4")
+        assert found.pending_writes == [("task", "messages", "secret write")]
+        assert await count(saver, "langgraph_items", "secret") == 5  # still stored once with a cipher
+        types = await saver.store.backend.fetchall("SELECT DISTINCT type FROM langgraph_items")
+        assert all(row[0].endswith("+xor") for row in types)
+        blobs = await saver.store.backend.fetchall("SELECT value FROM langgraph_items")
+        assert not any(b"message" in bytes(row[0]) for row in blobs)
+
+
+async def test_serde_pairs_reach_the_serde_unchanged(saver: AsyncCkptdbSaver) -> None:
+    """Exact (type, bytes) both ways: what `loads_typed` gets is what `dumps_typed` gave."""
+    seen: list[tuple[str, bytes]] = []
+    inner = saver.serde
+
+    class Recording:
+        def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+            pair = inner.dumps_typed(obj)
+            seen.append(pair)
+            return pair
+
+        def loads_typed(self, data: tuple[str, bytes]) -> Any:
+            assert type(data[1]) is bytes
+            assert data in seen
+            return inner.loads_typed(data)
+
+    saver.serde = Recording()  # type: ignore[assignment]
+    stored = await grow(saver, "exact", 3)
+    await saver.aput_writes(stored[-1], [("c", {"nested": [1, 2.5, None]})], "t")
+    found = await saver.aget_tuple(stored[-1])
+    assert found is not None and found.pending_writes == [("t", "c", {"nested": [1, 2.5, None]})]
+
+
+async def test_with_allowlist_and_strict_msgpack_are_the_serdes(engine: str, tmp_path: Path) -> None:
+    code = f"""
+import asyncio, dataclasses
+from ckptdb.langgraph import AsyncCkptdbSaver
+
+@dataclasses.dataclass
+class Secret:
+    text: str
+
+async def main():
+    async with AsyncCkptdbSaver.from_conn_string({new_db_target(engine, tmp_path)!r}) as saver:
+        cfg = {{"configurable": {{"thread_id": "s", "checkpoint_ns": ""}}}}
+        cp = {{"v": 4, "id": "1", "ts": "", "channel_values": {{"x": Secret("a")}},
+              "channel_versions": {{"x": "1"}}, "versions_seen": {{}}, "updated_channels": None}}
+        cfg = await saver.aput(cfg, cp, {{}}, {{"x": "1"}})
+        strict = (await saver.aget_tuple(cfg)).checkpoint["channel_values"]["x"]
+        allowed = saver.with_allowlist([("__main__", "Secret")])
+        assert allowed is not saver and allowed.store is saver.store
+        loose = (await allowed.aget_tuple(cfg)).checkpoint["channel_values"]["x"]
+        print(type(strict).__name__, type(loose).__name__)
+
+asyncio.run(main())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "LANGGRAPH_STRICT_MSGPACK": "true"},
+    )
+    assert done.returncode == 0, done.stderr
+    strict, allowed = done.stdout.split()
+    assert strict != "Secret"  # blocked by strict msgpack
+    assert allowed == "Secret"
+
+
+async def test_sync_methods_refuse_the_loop_thread_and_work_from_others(saver: AsyncCkptdbSaver) -> None:
+    stored = await saver.aput(config("sync"), checkpoint({"a": 1}, {"a": "1"}), {"step": 0}, {"a": "1"})
+    with pytest.raises(asyncio.InvalidStateError, match="aget_tuple"):
+        saver.get_tuple(stored)
+    found: list[Any] = []
+    worker = threading.Thread(target=lambda: found.append(saver.get_tuple(stored)))
+    worker.start()
+    while worker.is_alive():
+        await asyncio.sleep(0.01)
+    worker.join()
+    assert found[0].checkpoint["channel_values"] == {"a": 1}
+
+
+async def test_damaged_list_chain_is_reported_not_shortened(saver: AsyncCkptdbSaver) -> None:
+    stored = await grow(saver, "broken", 3)
+    await saver.store.backend.write(
+        [("DELETE FROM langgraph_items WHERE thread_id = ? AND pos = 0", ("broken",))]
+    )
+    with pytest.raises(StoreError, match="damaged"):
+        await saver.aget_tuple(stored[-1])
+
+
+async def test_delta_channel_history_matches_the_base_class(saver: AsyncCkptdbSaver) -> None:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    stored = await grow(saver, "delta", 4)
+    # writes at each checkpoint, and a channel whose values are "empty" until the last ones
+    for n, cfg in enumerate(stored):
+        await saver.aput_writes(cfg, [("messages", f"w{n}"), ("count", n)], f"task{n}", "p")
+    for cfg in stored:
+        for channels in (["messages"], ["count", "messages"], ["missing"]):
+            ours = await saver.aget_delta_channel_history(config=cfg, channels=channels)
+            theirs = await BaseCheckpointSaver.aget_delta_channel_history(
+                saver, config=cfg, channels=channels
+            )
+            assert ours == theirs
+
+
+def _run_graph(db: str, thread: str, phase: str, memory: bool = False) -> Any:
+    args = [sys.executable, str(HELPERS / "lg_graph.py"), db, thread, phase]
+    if memory:
+        args.append("memory")
+    done = subprocess.run(args, capture_output=True, text=True, timeout=180, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_graph_interrupted_in_a_subgraph_resumes_in_a_new_process(engine: str, tmp_path: Path) -> None:
+    target = new_db_target(engine, tmp_path)
+    reference = _run_graph(target, "ref", "both", memory=True)
+    started = _run_graph(target, "t", "start")
+    resumed = _run_graph(target, "t", "resume")
+    assert started[0] + resumed[0] == reference[0]
+    assert resumed[1] == reference[1]
+    assert resumed[2] == reference[2]
+    assert started[0][0]["__interrupt__"] == [{"interrupt": {"tool": "refund", "amount": 42, "asked": 2}}]
