@@ -425,3 +425,33 @@ def test_a_graph_interrupted_in_a_subgraph_resumes_in_a_new_process(engine: str,
     assert resumed[1] == reference[1]
     assert resumed[2] == reference[2]
     assert started[0][0]["__interrupt__"] == [{"interrupt": {"tool": "refund", "amount": 42, "asked": 2}}]
+
+
+async def test_db_check_covers_the_langgraph_tables(engine: str, tmp_path: Path) -> None:
+    from ckptdb.check import check_database
+
+    target = new_db_target(engine, tmp_path)
+    async with AsyncCkptdbSaver.from_conn_string(target) as saver:
+        await grow(saver, "sound", 4)
+        [*_, last] = await grow(saver, "hurt", 4)
+        report = await check_database(target)
+        assert report.ok and report.langgraph_checkpoints == 8 and report.langgraph_problems == []
+        # a version the latest list extends loses its items (as a hand-made DELETE would do)
+        await saver.store.backend.write(
+            [("DELETE FROM langgraph_items WHERE thread_id = ? AND pos = 1", ("hurt",))]
+        )
+    report = await check_database(target)
+    assert not report.ok
+    assert report.langgraph_problem_count == 3  # the checkpoints whose list reaches position 1
+    assert all("missing" in problem for problem in report.langgraph_problems)
+    assert all("'hurt'" in problem for problem in report.langgraph_problems)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ckptdb"), "--db", target, "db", "check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert done.returncode == 3  # ExitStatus.PROBLEMS
+    assert "langgraph    8 checkpoints of LangGraph's saver, 3 with missing values" in done.stdout
+    assert last["configurable"]["checkpoint_id"] in done.stdout

@@ -157,12 +157,12 @@ def encode_put(
     for channel, version in new_versions.items():
         vkey = version_key(version)
         if channel not in values:
-            put.values.append((thread_id, ns, channel, vkey, "empty", None, None, None))
+            put.values.append((thread_id, ns, channel, vkey, "empty", None, None, None, None))
             continue
         value = values[channel]
         if type(value) is not list:
             kind, data = serde.dumps_typed(value)
-            put.values.append((thread_id, ns, channel, vkey, "value", kind, _blob(data), None))
+            put.values.append((thread_id, ns, channel, vkey, "value", kind, _blob(data), None, None))
             continue
         pairs = [plain.dumps_typed(item) for item in value]
         digests = [_digest(pair) for pair in pairs]
@@ -171,9 +171,8 @@ def encode_put(
         start = 0 if base is None else base[1]
         if plain is not serde:
             pairs[start:] = [serde.dumps_typed(item) for item in value[start:]]
-        put.values.append(
-            (thread_id, ns, channel, vkey, "list", None, None, None if base is None else base[0])
-        )
+        base_version = None if base is None else base[0]
+        put.values.append((thread_id, ns, channel, vkey, "list", None, None, base_version, len(pairs)))
         put.items.extend(
             (thread_id, ns, channel, vkey, pos, pairs[pos][0], _blob(pairs[pos][1]))
             for pos in range(start, len(pairs))
@@ -246,13 +245,13 @@ def value_keys(row: Row) -> list[Key]:
 def load_value(
     serde: SerializerProtocol, key: Key, stored: Row | None, items: dict[Key, list[Row]]
 ) -> tuple[bool, Any]:
-    """(found, value) of one stored value row (kind, type, value, base_version)."""
+    """(found, value) of one stored value row (kind, type, value, base_version, length)."""
     if stored is None or stored[0] == "empty":
         return False, None
     if stored[0] == "value":
         return True, serde.loads_typed((stored[1], bytes(stored[2])))
     found = items.get(key, [])
-    if any(pos != index for index, (pos, _, _) in enumerate(found)):
+    if len(found) != stored[4] or any(pos != index for index, (pos, _, _) in enumerate(found)):
         raise StoreError(
             f"thread {key[0]!r}: channel {key[2]!r} at version {key[3]!r} is damaged (list items are "
             "missing: a version it extends was deleted by hand or by another process's prune); restore "

@@ -18,6 +18,7 @@ added over the version it extends) and `langgraph_writes` (pending writes).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -52,7 +53,7 @@ UPSERT_CHECKPOINT = (
 """Re-putting a checkpoint id replaces it, as LangGraph's savers do."""
 INSERT_VALUE = (
     "INSERT INTO langgraph_values (thread_id, checkpoint_ns, channel, version, kind, type, value, "
-    "base_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "base_version, length) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING"
 )
 """A channel's version is written once (LangGraph's versions are unique per thread and namespace:
@@ -188,15 +189,15 @@ class LanggraphTables:
         )
 
     async def values(self, keys: Sequence[Key]) -> tuple[dict[Key, Row], dict[Key, list[Row]]]:
-        """The value rows (kind, type, value, base_version) of these keys, and for each list value
+        """The value rows (kind, type, value, base_version, length) of these keys, and for each list value
         its items in order ((pos, type, value) rows, its base versions' items first)."""
         found: dict[Key, Row] = {}
         lists: list[Key] = []
         unique = list(dict.fromkeys(keys))
         for chunk in _chunks(unique):
             rows = await self._backend.fetchall(
-                "SELECT thread_id, checkpoint_ns, channel, version, kind, type, value, base_version "
-                "FROM langgraph_values WHERE (thread_id, checkpoint_ns, channel, version) IN "
+                "SELECT thread_id, checkpoint_ns, channel, version, kind, type, value, base_version, "
+                "length FROM langgraph_values WHERE (thread_id, checkpoint_ns, channel, version) IN "
                 + _values_tuple(len(chunk), 4),
                 _flat(chunk),
             )
@@ -362,7 +363,7 @@ class LanggraphTables:
                 "checkpoint_ns, checkpoint_id, parent_checkpoint_id, step, run_id, type, checkpoint, "
                 "metadata, channel_versions"
             ),
-            "langgraph_values": "checkpoint_ns, channel, version, kind, type, value, base_version",
+            "langgraph_values": "checkpoint_ns, channel, version, kind, type, value, base_version, length",
             "langgraph_items": "checkpoint_ns, channel, version, pos, type, value",
             "langgraph_writes": "checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value",
         }
@@ -460,6 +461,77 @@ class LanggraphTables:
         for chunk in _chunks(statements, 2000):
             await self._backend.write(list(chunk))
         return len(garbage)
+
+
+async def check_tables(store: SqlCheckpointStore, max_listed: int = 100) -> tuple[int, int, list[str]]:
+    """For `ckptdb db check`: (LangGraph checkpoints, problems, the first `max_listed` problems)
+    from ids, versions and counts alone, never a blob: every value a checkpoint names is stored,
+    and every list version holds exactly the positions between its base's length and its own,
+    down the whole chain of versions it extends."""
+    backend = store.backend
+    values = {
+        (r[0], r[1], r[2], r[3]): (r[4], r[5], r[6])
+        for r in await backend.fetchall(
+            "SELECT thread_id, checkpoint_ns, channel, version, kind, base_version, length "
+            "FROM langgraph_values"
+        )
+    }
+    spans = {
+        (r[0], r[1], r[2], r[3]): (int(r[4]), int(r[5]), int(r[6]))
+        for r in await backend.fetchall(
+            "SELECT thread_id, checkpoint_ns, channel, version, count(*), min(pos), max(pos) "
+            "FROM langgraph_items GROUP BY thread_id, checkpoint_ns, channel, version"
+        )
+    }
+    sound: dict[Key, bool] = {}
+
+    def whole(key: Key) -> bool:
+        """Whether this list version and every version it extends hold all their items."""
+        chain: list[Key] = []
+        at: Key | None = key
+        while at is not None and at not in sound:
+            chain.append(at)
+            base = values[at][1] if at in values else None
+            at = None if base is None else (key[0], key[1], key[2], base)
+        ok = True if at is None else sound[at]
+        for link in reversed(chain):
+            stored = values.get(link)
+            if stored is None or stored[0] != "list" or stored[2] is None:
+                ok = False
+            elif ok:
+                before = 0 if stored[1] is None else values[(link[0], link[1], link[2], stored[1])][2]
+                count, low, high = spans.get(link, (0, 0, -1))
+                ok = (
+                    before is not None
+                    and before + count == stored[2]
+                    and (count == 0 or (low == before and high == stored[2] - 1))
+                )
+            sound[link] = ok
+        return sound[key]
+
+    checkpoints = found = 0
+    problems: list[str] = []
+    select = "SELECT thread_id, checkpoint_ns, checkpoint_id, channel_versions FROM langgraph_checkpoints"
+    async with aclosing(backend.stream(select)) as rows:
+        async for thread_id, ns, checkpoint_id, versions in rows:
+            checkpoints += 1
+            mapping = orjson.loads(versions) if isinstance(versions, (str, bytes)) else versions
+            reasons = []
+            for channel, version in mapping.items():
+                key = (thread_id, ns, channel, version_key(version))
+                stored = values.get(key)
+                if stored is None:
+                    reasons.append(f"channel {channel!r} at version {key[3]!r}: its value is not stored")
+                elif stored[0] == "list" and not whole(key):
+                    reasons.append(f"channel {channel!r} at version {key[3]!r}: list items are missing")
+            if reasons:
+                found += 1
+                if len(problems) < max_listed:
+                    problems.append(
+                        f"thread {thread_id!r} namespace {ns!r} checkpoint {checkpoint_id}: "
+                        + "; ".join(reasons)
+                    )
+    return checkpoints, found, problems
 
 
 def version_key(version: object) -> str:

@@ -120,11 +120,13 @@ langgraph_values = sa.Table(
     sa.Column("type", sa.Text, nullable=True),
     sa.Column("value", LargeBlob, nullable=True),
     sa.Column("base_version", sa.Text, nullable=True),
+    sa.Column("length", sa.BigInteger, nullable=True),
     sa.PrimaryKeyConstraint("thread_id", "checkpoint_ns", "channel", "version"),
     sa.CheckConstraint("kind IN ('value', 'empty', 'list')", name="kind"),
 )
 """One row per channel and version. kind 'value': the serde pair; 'empty': no value; 'list': a
-list whose items are in langgraph_items, after those of `base_version`'s list (NULL: none)."""
+list of `length` items, those after `base_version`'s (NULL: none) in langgraph_items: a read
+that finds fewer says so instead of returning a shorter list."""
 
 langgraph_items = sa.Table(
     "langgraph_items",

@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("type", sa.Text(), nullable=True),
         sa.Column("value", sa.LargeBinary(), nullable=True),
         sa.Column("base_version", sa.Text(), nullable=True),
+        sa.Column("length", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint(
             "thread_id", "checkpoint_ns", "channel", "version", name="pk_langgraph_values"
         ),
