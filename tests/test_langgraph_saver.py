@@ -149,9 +149,24 @@ async def test_forks_from_one_parent_keep_separate_values(saver: AsyncCkptdbSave
         assert found.parent_config["configurable"]["checkpoint_id"] == parent["configurable"]["checkpoint_id"]
 
 
-async def test_a_growing_list_stores_each_item_once(saver: AsyncCkptdbSaver) -> None:
-    stored = await grow(saver, "chat", 40)
-    assert await count(saver, "langgraph_items", "chat") == 40  # not 1 + 2 + ... + 40 = 820
+async def test_a_growing_list_is_not_stored_again_at_each_step(saver: AsyncCkptdbSaver) -> None:
+    stored = await grow(saver, "chat", 64)
+    assert await count(saver, "langgraph_items", "chat") == 64  # one segment per step
+    [(stored_bytes,)] = await saver.store.backend.fetchall(
+        "SELECT sum(length(value)) FROM langgraph_items WHERE thread_id = 'chat'"
+    )
+    message = len(saver.serde.dumps_typed("message 10 " + "x" * 50)[1])
+    assert stored_bytes < 64 * 7 * (message + 2)  # each item about log2(64) + 1 times, not 64 / 2
+    found = await saver.aget_tuple(stored[-1])
+    assert found is not None
+    key = ("chat", "", "messages", found.checkpoint["channel_versions"]["messages"])
+    _, segments = await saver.tables.values([key])
+    assert [pos for pos, _, _ in segments[key]] == [0]  # 64 items: one segment of all of them
+    found = await saver.aget_tuple(stored[-2])
+    assert found is not None
+    key = ("chat", "", "messages", found.checkpoint["channel_versions"]["messages"])
+    _, segments = await saver.tables.values([key])
+    assert [pos for pos, _, _ in segments[key]] == [0, 32, 48, 56, 60, 62]  # 63 = 32+16+8+4+2+1
     for step, cfg in enumerate(stored):
         found = await saver.aget_tuple(cfg)
         assert found is not None
@@ -183,7 +198,7 @@ async def test_a_new_process_extends_a_list_without_its_cache(engine: str, tmp_p
             )
             found = await second.aget_tuple(cfg)
             assert found is not None and found.checkpoint["channel_values"]["messages"] == messages
-        assert await count(second, "langgraph_items", "t") == 5 + 6 + 1 + 1
+        assert await count(second, "langgraph_items", "t") == 5 + 1 + 1 + 1  # a segment per version
 
 
 async def test_prune_keeps_every_value_the_kept_checkpoints_need(saver: AsyncCkptdbSaver) -> None:
@@ -196,9 +211,10 @@ async def test_prune_keeps_every_value_the_kept_checkpoints_need(saver: AsyncCkp
     assert found[0].checkpoint["channel_values"]["messages"] == [f"message {i} " + "x" * 50 for i in range(6)]
     assert found[0].pending_writes == [("task", "messages", "pending")]
     assert found[0].parent_config is None
-    # the old counter values went; the list's items all stay (the kept list extends them)
-    assert await count(saver, "langgraph_values", "p") == 6 + 1
-    assert await count(saver, "langgraph_items", "p") == 6
+    # the old counter values and list versions went; the kept list's segments stay: 6 items are
+    # a segment of 4 (stored by step 3) and one of 2 (step 5)
+    assert await count(saver, "langgraph_values", "p") == 1 + 2
+    assert await count(saver, "langgraph_items", "p") == 2
     assert len([t async for t in saver.alist(config("other"))]) == 2
 
 
@@ -436,13 +452,13 @@ async def test_db_check_covers_the_langgraph_tables(engine: str, tmp_path: Path)
         [*_, last] = await grow(saver, "hurt", 4)
         report = await check_database(target)
         assert report.ok and report.langgraph_checkpoints == 8 and report.langgraph_problems == []
-        # a version the latest list extends loses its items (as a hand-made DELETE would do)
+        # the segments that start the lists go (as a hand-made DELETE would do)
         await saver.store.backend.write(
-            [("DELETE FROM langgraph_items WHERE thread_id = ? AND pos = 1", ("hurt",))]
+            [("DELETE FROM langgraph_items WHERE thread_id = ? AND pos = 0", ("hurt",))]
         )
     report = await check_database(target)
     assert not report.ok
-    assert report.langgraph_problem_count == 3  # the checkpoints whose list reaches position 1
+    assert report.langgraph_problem_count == 4  # every checkpoint of the thread: all lists start at 0
     assert all("missing" in problem for problem in report.langgraph_problems)
     assert all("'hurt'" in problem for problem in report.langgraph_problems)
     done = subprocess.run(
@@ -453,5 +469,5 @@ async def test_db_check_covers_the_langgraph_tables(engine: str, tmp_path: Path)
         cwd=REPO,
     )
     assert done.returncode == 3  # ExitStatus.PROBLEMS
-    assert "langgraph    8 checkpoints of LangGraph's saver, 3 with missing values" in done.stdout
+    assert "langgraph    8 checkpoints of LangGraph's saver, 4 with missing values" in done.stdout
     assert last["configurable"]["checkpoint_id"] in done.stdout

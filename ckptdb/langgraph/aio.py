@@ -91,8 +91,8 @@ class AsyncCkptdbSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         put = codec.encode_put(self.serde, self.lists, config, checkpoint, metadata, new_versions)
         await self.tables.put_checkpoint(put.checkpoint, put.values, put.items)
-        for where, version, digests in put.learned:
-            self.lists.remember(where, version, digests)
+        for where, version, digests, segments in put.learned:
+            self.lists.remember(where, version, digests, segments)
         return put.config
 
     async def aput_writes(

@@ -8,13 +8,17 @@ own savers, because this module only ever calls `saver.serde`.
 Storage that grows with the conversation, not its square. LangGraph's savers store every channel
 value whole at every step it changes, so a chat whose `messages` list gains one message per step
 stores 1 + 2 + ... + n messages (337 MB for 1,000 steps of 500-byte messages with AsyncSqliteSaver).
-Here a list value is stored as its items, each serialized on its own, and a version whose list
-starts with the items of a version stored before (the common case: a reducer appended) stores only
-the new items, with a link to that version. Which versions to compare with comes from a small
-per-process cache of recent list versions (the item digests, never the items); a miss, an edited
-or shortened list, or another process's version simply stores the list whole once, so correctness
-never depends on the cache. Reading follows the links (one recursive query) and checks that the
-positions are complete.
+Here a list version whose items begin with those of a version stored before (the common case: a
+reducer appended) stores only a segment, itself a serde blob of a slice of the list, and a link to
+the version holding the segment before it. Stored one item per row, a 1,000-message chat read
+back as 1,000 rows and 1,000 `loads_typed` calls at every step (18.7 ms per `aget_tuple`, against
+0.34 ms for AsyncSqliteSaver's one blob); so a new segment swallows the segments before it that are
+not longer than itself (a binary counter): a list of n items is at most log2(n) + 1 segments, read
+in one recursive query as that many blobs, and each item is written O(log n) times over the whole
+conversation instead of once per step. Which versions to compare with comes from a small
+per-process cache of recent list versions (item digests and segments, never the items); a miss, an
+edited or shortened list, or another process's version simply stores the list as one segment, so
+correctness never depends on the cache. A read checks that the segments cover the list's length.
 """
 
 from __future__ import annotations
@@ -72,25 +76,33 @@ def _digest(pair: tuple[str, bytes]) -> bytes:
     return hashlib.blake2b(pair[1], digest_size=16, person=pair[0].encode()[:16]).digest()
 
 
+Segments = tuple[tuple[str, int], ...]
+"""A list version's segments, in order: (the version that stored it, its first position)."""
+
+
 class ListVersions:
     """Recent list versions of this process's saves: (thread, namespace, channel) -> [(version
-    key, item digests)], the newest last. Updated only once a save has committed."""
+    key, item digests, segments)], the newest last. Updated only once a save has committed."""
 
     def __init__(self) -> None:
-        self._recent: OrderedDict[tuple[str, str, str], list[tuple[str, list[bytes]]]] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str, str], list[tuple[str, list[bytes], Segments]]] = (
+            OrderedDict()
+        )
 
-    def base_for(self, where: tuple[str, str, str], digests: list[bytes]) -> tuple[str, int] | None:
-        """The longest remembered version whose items begin this list: (version key, length)."""
-        best: tuple[str, int] | None = None
-        for version, known in self._recent.get(where, ()):
+    def base_for(self, where: tuple[str, str, str], digests: list[bytes]) -> tuple[int, Segments] | None:
+        """The longest remembered version whose items begin this list: (its length, segments)."""
+        best: tuple[int, Segments] | None = None
+        for _version, known, segments in self._recent.get(where, ()):
             size = len(known)
-            if size <= len(digests) and (best is None or size > best[1]) and digests[:size] == known:
-                best = (version, size)
+            if size <= len(digests) and (best is None or size > best[0]) and digests[:size] == known:
+                best = (size, segments)
         return best
 
-    def remember(self, where: tuple[str, str, str], version: str, digests: list[bytes]) -> None:
+    def remember(
+        self, where: tuple[str, str, str], version: str, digests: list[bytes], segments: Segments
+    ) -> None:
         versions = self._recent.pop(where, [])
-        versions.append((version, digests))
+        versions.append((version, digests, segments))
         self._recent[where] = versions[-LIST_VERSIONS_KEPT:]
         while len(self._recent) > LIST_CHANNELS_KEPT:
             self._recent.popitem(last=False)
@@ -114,7 +126,7 @@ class EncodedPut:
         self.checkpoint: Row = ()
         self.values: list[Row] = []
         self.items: list[Row] = []
-        self.learned: list[tuple[tuple[str, str, str], str, list[bytes]]] = []
+        self.learned: list[tuple[tuple[str, str, str], str, list[bytes], Segments]] = []
         self.config: RunnableConfig = {}
 
 
@@ -164,20 +176,25 @@ def encode_put(
             kind, data = serde.dumps_typed(value)
             put.values.append((thread_id, ns, channel, vkey, "value", kind, _blob(data), None, None))
             continue
-        pairs = [plain.dumps_typed(item) for item in value]
-        digests = [_digest(pair) for pair in pairs]
+        digests = [_digest(plain.dumps_typed(item)) for item in value]
         where = (thread_id, ns, channel)
         base = lists.base_for(where, digests)
-        start = 0 if base is None else base[1]
-        if plain is not serde:
-            pairs[start:] = [serde.dumps_typed(item) for item in value[start:]]
-        base_version = None if base is None else base[0]
-        put.values.append((thread_id, ns, channel, vkey, "list", None, None, base_version, len(pairs)))
-        put.items.extend(
-            (thread_id, ns, channel, vkey, pos, pairs[pos][0], _blob(pairs[pos][1]))
-            for pos in range(start, len(pairs))
-        )
-        put.learned.append((where, vkey, digests))
+        size, segments = (0, ()) if base is None else base
+        start = size
+        kept = list(segments)
+        if len(value) > size:
+            # Binary-counter merging: the new items' segment swallows every segment before it that
+            # is not longer, so a list of n items is O(log n) segments (read as that many blobs)
+            # and each item is stored again O(log n) times over the whole conversation.
+            while kept and start - kept[-1][1] <= len(value) - start:
+                start = kept.pop()[1]
+        base_version = kept[-1][0] if kept else None
+        put.values.append((thread_id, ns, channel, vkey, "list", None, None, base_version, len(value)))
+        if len(value) > start:
+            kind, data = serde.dumps_typed(value[start:])
+            put.items.append((thread_id, ns, channel, vkey, start, kind, _blob(data)))
+            kept.append((vkey, start))
+        put.learned.append((where, vkey, digests, tuple(kept)))
     stored = {k: v for k, v in checkpoint.items() if k != "channel_values"}
     stored["channel_values"] = {}
     kind, data = serde.dumps_typed(stored)
@@ -250,14 +267,21 @@ def load_value(
         return False, None
     if stored[0] == "value":
         return True, serde.loads_typed((stored[1], bytes(stored[2])))
-    found = items.get(key, [])
-    if len(found) != stored[4] or any(pos != index for index, (pos, _, _) in enumerate(found)):
+    whole: list[Any] = []
+    for pos, kind, data in items.get(key, []):
+        if pos != len(whole):
+            break
+        part = serde.loads_typed((kind, bytes(data)))
+        if not isinstance(part, list):
+            break
+        whole.extend(part)
+    if len(whole) != stored[4]:
         raise StoreError(
             f"thread {key[0]!r}: channel {key[2]!r} at version {key[3]!r} is damaged (list items are "
             "missing: a version it extends was deleted by hand or by another process's prune); restore "
             "a backup, or delete the thread"
         )
-    return True, [serde.loads_typed((kind, bytes(data))) for _, kind, data in found]
+    return True, whole
 
 
 def decode_tuple(

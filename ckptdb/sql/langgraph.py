@@ -465,9 +465,8 @@ class LanggraphTables:
 
 async def check_tables(store: SqlCheckpointStore, max_listed: int = 100) -> tuple[int, int, list[str]]:
     """For `ckptdb db check`: (LangGraph checkpoints, problems, the first `max_listed` problems)
-    from ids, versions and counts alone, never a blob: every value a checkpoint names is stored,
-    and every list version holds exactly the positions between its base's length and its own,
-    down the whole chain of versions it extends."""
+    from ids, versions and positions alone, never a blob: every value a checkpoint names is
+    stored, and every list version's segments follow on from each other down its whole chain."""
     backend = store.backend
     values = {
         (r[0], r[1], r[2], r[3]): (r[4], r[5], r[6])
@@ -486,7 +485,8 @@ async def check_tables(store: SqlCheckpointStore, max_listed: int = 100) -> tupl
     sound: dict[Key, bool] = {}
 
     def whole(key: Key) -> bool:
-        """Whether this list version and every version it extends hold all their items."""
+        """Whether this list version and every version it extends hold their segments: each one
+        starts where its base's list ends and this version's list ends at its length."""
         chain: list[Key] = []
         at: Key | None = key
         while at is not None and at not in sound:
@@ -499,13 +499,13 @@ async def check_tables(store: SqlCheckpointStore, max_listed: int = 100) -> tupl
             if stored is None or stored[0] != "list" or stored[2] is None:
                 ok = False
             elif ok:
-                before = 0 if stored[1] is None else values[(link[0], link[1], link[2], stored[1])][2]
-                count, low, high = spans.get(link, (0, 0, -1))
-                ok = (
-                    before is not None
-                    and before + count == stored[2]
-                    and (count == 0 or (low == before and high == stored[2] - 1))
-                )
+                base = stored[1]
+                before = 0 if base is None else values[(link[0], link[1], link[2], base)][2]
+                count, low, _ = spans.get(link, (0, 0, 0))
+                if before is None or count > 1:
+                    ok = False
+                else:
+                    ok = (low == before and stored[2] > before) if count else stored[2] == before
             sound[link] = ok
         return sound[key]
 

@@ -85,7 +85,8 @@ class CheckpointRow(SQLModel, table=True):
 # (ids, step, run, metadata, channel versions) sits beside it in plain columns and JSON text.
 # The layout is not quadratic in a conversation's length: a value is stored once per channel and
 # version (only `new_versions` are written), and a list value that extends one stored before (a
-# chat history) stores only its new items, with a link to the version it extends.
+# chat history) stores only a segment of it (a serde blob of a slice of the list), with a link to
+# the version holding the segment before (see ckptdb.langgraph.codec).
 LargeBlob = sa.LargeBinary()
 
 langgraph_checkpoints = sa.Table(
@@ -125,8 +126,9 @@ langgraph_values = sa.Table(
     sa.CheckConstraint("kind IN ('value', 'empty', 'list')", name="kind"),
 )
 """One row per channel and version. kind 'value': the serde pair; 'empty': no value; 'list': a
-list of `length` items, those after `base_version`'s (NULL: none) in langgraph_items: a read
-that finds fewer says so instead of returning a shorter list."""
+list of `length` items: the segments of `base_version` (NULL: none) and of its bases, then this
+version's own segment in langgraph_items, if any; a read that finds fewer says so instead of
+returning a shorter list."""
 
 langgraph_items = sa.Table(
     "langgraph_items",
@@ -140,7 +142,7 @@ langgraph_items = sa.Table(
     sa.Column("value", LargeBlob, nullable=False),
     sa.PrimaryKeyConstraint("thread_id", "checkpoint_ns", "channel", "version", "pos"),
 )
-"""The items a list version added, each its own serde pair, at its position in the whole list."""
+"""A list version's segment: a serde pair of the slice of the list that starts at `pos`."""
 
 langgraph_writes = sa.Table(
     "langgraph_writes",
