@@ -4,7 +4,8 @@ Four tables, all named `langgraph_*` (LangGraph's own savers use `checkpoints`, 
 `checkpoint_*`): checkpoints (metadata as JSON text, step and run as columns, the checkpoint without
 its channel values as the saver's serde wrote it), values per channel and version, the items of
 list values (a growing chat history stores each message once), and pending writes. Nothing in
-ckptdb's `checkpoints` table changes. See ckptdb/sql/schema.py for the column choices.
+ckptdb's `checkpoints` table changes. See ckptdb/sql/schema.py for the column choices (and why
+three of the tables are WITHOUT ROWID on SQLite).
 
 Downgrade drops the four tables (and whatever LangGraph stored in them).
 
@@ -44,6 +45,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "thread_id", "checkpoint_ns", "checkpoint_id", name="pk_langgraph_checkpoints"
         ),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_langgraph_checkpoints_checkpoint_id", "langgraph_checkpoints", ["checkpoint_id"])
     op.create_index("ix_langgraph_checkpoints_run_id", "langgraph_checkpoints", ["run_id"])
@@ -62,6 +64,7 @@ def upgrade() -> None:
             "thread_id", "checkpoint_ns", "channel", "version", name="pk_langgraph_values"
         ),
         sa.CheckConstraint("kind IN ('value', 'empty', 'list')", name=op.f("ck_langgraph_values_kind")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "langgraph_items",
@@ -90,6 +93,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx", name="pk_langgraph_writes"
         ),
+        sqlite_with_rowid=False,
     )
 
 
