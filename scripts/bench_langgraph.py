@@ -6,8 +6,8 @@ synchronous=NORMAL on a fresh SQLite file in one run.
 - growing chat: every step appends one 500-byte message to `messages` (what `add_messages` does),
   STEPS steps: database size (the peer stores the whole list again at every step), and every
   message must read back from the last checkpoint;
-- flat state: sequential `aput` + `aput_writes` of a small state (the counter and a few scalars);
-  then 8 threads (tasks) doing the same at once;
+- flat state, on a fresh file for each side: sequential `aput` + `aput_writes` of a small state
+  (a counter and a few scalars), then 8 threads (tasks) doing the same at once;
 - `aget_tuple` (latest) and `alist(limit=10)` with and without `checkpoint_ns` on the chat thread:
   p50, printed beside the peer's.
 """
@@ -146,6 +146,9 @@ async def _measure(kind: str, directory: Path, steps: int, ops: int) -> dict[str
         figures["list_no_ns_ms"] = await _p50_ms(
             lambda: listed({"configurable": {"thread_id": "chat"}}), runs
         )
+    async with _open(kind, directory / f"{kind}-flat.db") as saver:  # a fresh file for both sides
+        await _normal(kind, saver)
+        await _flat(saver, "warm-up", 100)
         started = time.perf_counter()
         await _flat(saver, "flat", ops)
         figures["flat_ops"] = ops / (time.perf_counter() - started)

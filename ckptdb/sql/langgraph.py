@@ -218,12 +218,15 @@ class LanggraphTables:
                 "AND v.checkpoint_ns = c.checkpoint_ns AND v.channel = c.channel AND v.version = c.base) "
                 "SELECT c.thread_id, c.checkpoint_ns, c.channel, c.head, i.pos, i.type, i.value "
                 "FROM chain c JOIN langgraph_items i ON i.thread_id = c.thread_id "
-                "AND i.checkpoint_ns = c.checkpoint_ns AND i.channel = c.channel AND i.version = c.version "
-                "ORDER BY c.thread_id, c.checkpoint_ns, c.channel, c.head, i.pos",
+                "AND i.checkpoint_ns = c.checkpoint_ns AND i.channel = c.channel AND i.version = c.version",
                 _flat(chunk),
             )
             for row in rows:
                 items[(row[0], row[1], row[2], row[3])].append((row[4], row[5], row[6]))
+        for segments in items.values():
+            # sorted here, not by an ORDER BY: SQLite would copy every blob into a sorter
+            # (alist(limit=10) of a 1,000-message chat: 20.8 ms with it)
+            segments.sort(key=lambda segment: int(segment[0]))
         return found, items
 
     async def writes(self, keys: Sequence[CheckpointKey]) -> dict[CheckpointKey, list[Row]]:
@@ -255,9 +258,12 @@ class LanggraphTables:
         return found
 
     async def thread_ids(self) -> list[str]:
-        """Every thread with a checkpoint, from the primary key's leading column (no blob read)."""
+        """Every thread with a checkpoint: a skip scan of the primary key (one seek per thread,
+        never a pass over the checkpoints and their blobs), spelled the same on every engine."""
         rows = await self._backend.fetchall(
-            "SELECT DISTINCT thread_id FROM langgraph_checkpoints ORDER BY thread_id"
+            "WITH RECURSIVE t(id) AS (SELECT min(thread_id) FROM langgraph_checkpoints UNION ALL "
+            "SELECT (SELECT min(thread_id) FROM langgraph_checkpoints WHERE thread_id > t.id) FROM t "
+            "WHERE t.id IS NOT NULL) SELECT id FROM t WHERE id IS NOT NULL"
         )
         return [row[0] for row in rows]
 
