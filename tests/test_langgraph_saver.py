@@ -13,18 +13,21 @@ import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from conftest import new_db_target
 
 pytest.importorskip("langgraph.checkpoint.base")
 
+from langgraph.channels import DeltaChannel
 from langgraph.checkpoint.base import WRITES_IDX_MAP, writes_sort_key
 from langgraph.checkpoint.base.id import uuid6
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import ERROR, INTERRUPT, RESUME
+from langgraph.graph import END, START, StateGraph
 
 from ckptdb import StoreError
 from ckptdb.langgraph import AsyncCkptdbSaver
@@ -471,3 +474,44 @@ async def test_db_check_covers_the_langgraph_tables(engine: str, tmp_path: Path)
     assert done.returncode == 3  # ExitStatus.PROBLEMS
     assert "langgraph    8 checkpoints of LangGraph's saver, 4 with missing values" in done.stdout
     assert last["configurable"]["checkpoint_id"] in done.stdout
+
+
+def _append(state: Any, writes: Any) -> list[str]:
+    return [*(state or []), *(item for write in writes for item in write)]
+
+
+class DeltaState(TypedDict):
+    log: Annotated[list[str], DeltaChannel(_append, snapshot_frequency=3)]
+
+
+async def test_a_delta_channel_graph_matches_in_memory_saver(engine: str, tmp_path: Path) -> None:
+    """A DeltaChannel keeps only a snapshot every few updates and rebuilds the rest from the writes
+    along the parent chain (`aget_delta_channel_history`): states and history equal InMemorySaver's,
+    also read by a second saver that did not write them."""
+
+    def step(state: DeltaState) -> dict[str, Any]:
+        return {"log": [f"entry {len(state['log'])}"]}
+
+    def build(checkpointer: Any) -> Any:
+        graph = StateGraph(DeltaState)
+        graph.add_node("step", step)
+        graph.add_edge(START, "step")
+        graph.add_edge("step", END)
+        return graph.compile(checkpointer=checkpointer)
+
+    cfg: Any = {"configurable": {"thread_id": "delta"}}
+
+    async def run(checkpointer: Any, invocations: int) -> tuple[Any, list[Any]]:
+        graph = build(checkpointer)
+        for n in range(invocations):
+            await graph.ainvoke({"log": [f"input {n}"]}, cfg)
+        return (await graph.aget_state(cfg)).values, [s.values async for s in graph.aget_state_history(cfg)]
+
+    reference = await run(InMemorySaver(), 7)
+    target = new_db_target(engine, tmp_path)
+    async with AsyncCkptdbSaver.from_conn_string(target) as saver:
+        assert await run(saver, 7) == reference
+        metadata = [t.metadata async for t in saver.alist(cfg)]
+        assert any("counters_since_delta_snapshot" in md for md in metadata)
+    async with AsyncCkptdbSaver.from_conn_string(target) as saver:
+        assert await run(saver, 0) == reference
