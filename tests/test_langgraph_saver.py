@@ -214,17 +214,22 @@ async def test_prune_keeps_every_value_the_kept_checkpoints_need(saver: AsyncCkp
     assert found[0].checkpoint["channel_values"]["messages"] == [f"message {i} " + "x" * 50 for i in range(6)]
     assert found[0].pending_writes == [("task", "messages", "pending")]
     assert found[0].parent_config is None
-    # the old counter values and list versions went; the kept list's segments stay: 6 items are
-    # a segment of 4 (stored by step 3) and one of 2 (step 5)
-    assert await count(saver, "langgraph_values", "p") == 1 + 2
+    # the old list versions went (the counter is a scalar: in the checkpoint's own blob); the kept
+    # list's segments stay: 6 items are a segment of 4 (stored by step 3) and one of 2 (step 5)
+    assert await count(saver, "langgraph_values", "p") == 2
     assert await count(saver, "langgraph_items", "p") == 2
     assert len([t async for t in saver.alist(config("other"))]) == 2
 
 
 async def test_delete_for_runs_leaves_no_unused_values(saver: AsyncCkptdbSaver) -> None:
-    cfg = await saver.aput(config("r"), checkpoint({"a": "x"}, {"a": "1"}), {"run_id": "run-1"}, {"a": "1"})
+    cfg = await saver.aput(
+        config("r"), checkpoint({"a": {"x": 1}}, {"a": "1"}), {"run_id": "run-1"}, {"a": "1"}
+    )
     await saver.aput(
-        cfg, checkpoint({"a": "y", "b": "z"}, {"a": "2", "b": "1"}), {"run_id": "run-2"}, {"a": "2", "b": "1"}
+        cfg,
+        checkpoint({"a": {"y": 2}, "b": {"z": 3}}, {"a": "2", "b": "1"}),
+        {"run_id": "run-2"},
+        {"a": "2", "b": "1"},
     )
     await saver.adelete_for_runs(["run-2"])
     assert [t.metadata["run_id"] async for t in saver.alist(None)] == ["run-1"]
@@ -515,3 +520,22 @@ async def test_a_delta_channel_graph_matches_in_memory_saver(engine: str, tmp_pa
         assert any("counters_since_delta_snapshot" in md for md in metadata)
     async with AsyncCkptdbSaver.from_conn_string(target) as saver:
         assert await run(saver, 0) == reference
+
+
+async def test_small_scalars_stay_in_the_checkpoint_and_the_rest_in_values(saver: AsyncCkptdbSaver) -> None:
+    long_text = "t" * 300
+    values = {"n": 1, "f": 2.5, "b": True, "none": None, "s": "short", "long": long_text, "d": {"k": [1]}}
+    versions = {channel: "1" for channel in values}
+    stored = await saver.aput(config("inline"), checkpoint(values, versions), {}, versions)
+    found = await saver.aget_tuple(stored)
+    assert found is not None and found.checkpoint["channel_values"] == values
+    rows = await saver.store.backend.fetchall(
+        "SELECT channel FROM langgraph_values WHERE thread_id = 'inline' ORDER BY channel"
+    )
+    assert [row[0] for row in rows] == ["d", "long"]
+    # the next checkpoint changes only `n`: the other scalars come along in its blob, the rest
+    # from their stored versions
+    changed = {**values, "n": 2}
+    stored = await saver.aput(stored, checkpoint(changed, {**versions, "n": "2"}), {}, {"n": "2"})
+    found = await saver.aget_tuple(stored)
+    assert found is not None and found.checkpoint["channel_values"] == changed

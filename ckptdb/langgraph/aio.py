@@ -177,10 +177,18 @@ class AsyncCkptdbSaver(BaseCheckpointSaver[str]):
         chain = await self.tables.chain(thread_id, ns, head[2])
         stored = await self.tables.stored_versions(thread_id, ns, channels)
         seed_at: dict[str, tuple[int, str]] = {}
-        for depth, _id, versions_json in chain[1:]:
+        inline_seeds: dict[str, str] = {}  # channel -> the checkpoint whose own blob holds it
+        for depth, checkpoint_id, versions_json, inline_json in chain[1:]:
             versions = codec.parse_json(versions_json)
+            inline = set(codec.parse_json(inline_json))
             for channel in channels:
-                if channel in seed_at or channel not in versions:
+                if channel in seed_at:
+                    continue
+                if channel in inline:
+                    seed_at[channel] = (depth, "")
+                    inline_seeds[channel] = checkpoint_id
+                    continue
+                if channel not in versions:
                     continue
                 key = version_key(versions[channel])
                 if (channel, key) in stored:
@@ -198,8 +206,18 @@ class AsyncCkptdbSaver(BaseCheckpointSaver[str]):
                     continue
                 write: PendingWrite = (task_id, channel, self.serde.loads_typed((kind, bytes(data))))
                 result[channel]["writes"].append(write)
+        for channel, checkpoint_id in inline_seeds.items():
+            row = await self.tables.checkpoint(thread_id, ns, checkpoint_id)
+            if row is not None:
+                result[channel]["seed"] = self.serde.loads_typed((row[4], bytes(row[5])))["channel_values"][
+                    channel
+                ]
         if seed_at:
-            seeds = [(thread_id, ns, channel, version) for channel, (_, version) in seed_at.items()]
+            seeds = [
+                (thread_id, ns, channel, version)
+                for channel, (_, version) in seed_at.items()
+                if channel not in inline_seeds
+            ]
             values, items = await self.tables.values(seeds)
             for seed in seeds:
                 found, value = codec.load_value(self.serde, seed, values.get(seed), items)

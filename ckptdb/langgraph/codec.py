@@ -134,6 +134,24 @@ def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
 
 
+INLINE_TEXT = 256
+"""Longest str kept in the checkpoint's own blob."""
+
+
+def _inline(value: Any) -> bool:
+    """Small scalars stay in the checkpoint's blob, as LangGraph's PostgreSQL saver keeps them in its
+    checkpoint row: a flat state's `aput` is then one statement (a commit without a transaction
+    around several), and a scalar is a few bytes where a value row costs a key of four texts."""
+    kind = type(value)
+    return (
+        value is None
+        or kind is bool
+        or kind is int
+        or kind is float
+        or (kind is str and len(value) <= INLINE_TEXT)
+    )
+
+
 def _plain_serde(serde: SerializerProtocol) -> SerializerProtocol:
     """The serde whose bytes say whether two items are the same: an encrypted serde's inner one
     (its ciphertexts differ every time)."""
@@ -165,8 +183,11 @@ def encode_put(
     ns = str(configurable.get("checkpoint_ns", ""))
     put = EncodedPut()
     values = checkpoint["channel_values"]
+    inline = {channel: value for channel, value in values.items() if _inline(value)}
     plain = _plain_serde(serde)
     for channel, version in new_versions.items():
+        if channel in inline:
+            continue
         vkey = version_key(version)
         if channel not in values:
             put.values.append((thread_id, ns, channel, vkey, "empty", None, None, None, None))
@@ -196,7 +217,7 @@ def encode_put(
             kept.append((vkey, start))
         put.learned.append((where, vkey, digests, tuple(kept)))
     stored = {k: v for k, v in checkpoint.items() if k != "channel_values"}
-    stored["channel_values"] = {}
+    stored["channel_values"] = inline
     kind, data = serde.dumps_typed(stored)
     step = metadata.get("step")
     run_id = metadata.get("run_id")
@@ -211,6 +232,7 @@ def encode_put(
         _blob(data),
         metadata_json(config, metadata),
         orjson.dumps(checkpoint["channel_versions"]).decode(),
+        json.dumps(sorted(inline)),
     )
     put.config = _config(thread_id, ns, checkpoint["id"])
     return put
@@ -256,7 +278,12 @@ def parse_json(value: Any) -> Any:
 def value_keys(row: Row) -> list[Key]:
     """The value keys one checkpoint row (`CHECKPOINT_COLUMNS`) reads."""
     versions = parse_json(row[7])
-    return [(row[0], row[1], channel, version_key(version)) for channel, version in versions.items()]
+    inline = set(parse_json(row[8]))
+    return [
+        (row[0], row[1], channel, version_key(version))
+        for channel, version in versions.items()
+        if channel not in inline
+    ]
 
 
 def load_value(
@@ -293,7 +320,7 @@ def decode_tuple(
 ) -> CheckpointTuple:
     thread_id, ns, checkpoint_id, parent_id, kind, data = row[:6]
     checkpoint: Checkpoint = serde.loads_typed((kind, bytes(data)))
-    channel_values: dict[str, Any] = {}
+    channel_values: dict[str, Any] = dict(checkpoint.get("channel_values") or {})
     for key in value_keys(row):
         found, value = load_value(serde, key, values.get(key), items)
         if found:

@@ -39,16 +39,18 @@ PAGE = 100
 
 CHECKPOINT_COLUMNS = (
     "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, "
-    "channel_versions"
+    "channel_versions, inline_channels"
 )
 """What `checkpoint rows` hold, in this order."""
 UPSERT_CHECKPOINT = (
     "INSERT INTO langgraph_checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, "
-    "step, run_id, type, checkpoint, metadata, channel_versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "step, run_id, type, checkpoint, metadata, channel_versions, inline_channels) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
     "parent_checkpoint_id = excluded.parent_checkpoint_id, step = excluded.step, "
     "run_id = excluded.run_id, type = excluded.type, checkpoint = excluded.checkpoint, "
-    "metadata = excluded.metadata, channel_versions = excluded.channel_versions"
+    "metadata = excluded.metadata, channel_versions = excluded.channel_versions, "
+    "inline_channels = excluded.inline_channels"
 )
 """Re-putting a checkpoint id replaces it, as LangGraph's savers do."""
 INSERT_VALUE = (
@@ -280,16 +282,18 @@ class LanggraphTables:
 
     async def chain(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str
-    ) -> list[tuple[int, str, str]]:
+    ) -> list[tuple[int, str, str, str]]:
         """The checkpoint and its ancestors by `parent_checkpoint_id`: (depth, id, channel
-        versions JSON), the checkpoint itself at depth 0 (one recursive query)."""
+        versions JSON, inline channels JSON), the checkpoint itself at depth 0 (one recursive
+        query)."""
         rows = await self._backend.fetchall(
-            self._CHAIN + "SELECT chain.depth, chain.checkpoint_id, c.channel_versions FROM chain "
+            self._CHAIN
+            + "SELECT chain.depth, chain.checkpoint_id, c.channel_versions, c.inline_channels FROM chain "
             "JOIN langgraph_checkpoints c ON c.thread_id = ? AND c.checkpoint_ns = ? "
             "AND c.checkpoint_id = chain.checkpoint_id ORDER BY chain.depth",
             (thread_id, checkpoint_ns, checkpoint_id, thread_id, checkpoint_ns, thread_id, checkpoint_ns),
         )
-        return [(int(r[0]), r[1], _json_text(r[2])) for r in rows]
+        return [(int(r[0]), r[1], _json_text(r[2]), _json_text(r[3])) for r in rows]
 
     async def stored_versions(
         self, thread_id: str, checkpoint_ns: str, channels: Sequence[str]
@@ -367,7 +371,7 @@ class LanggraphTables:
         tables = {
             "langgraph_checkpoints": (
                 "checkpoint_ns, checkpoint_id, parent_checkpoint_id, step, run_id, type, checkpoint, "
-                "metadata, channel_versions"
+                "metadata, channel_versions, inline_channels"
             ),
             "langgraph_values": "checkpoint_ns, channel, version, kind, type, value, base_version, length",
             "langgraph_items": "checkpoint_ns, channel, version, pos, type, value",
@@ -517,13 +521,19 @@ async def check_tables(store: SqlCheckpointStore, max_listed: int = 100) -> tupl
 
     checkpoints = found = 0
     problems: list[str] = []
-    select = "SELECT thread_id, checkpoint_ns, checkpoint_id, channel_versions FROM langgraph_checkpoints"
+    select = (
+        "SELECT thread_id, checkpoint_ns, checkpoint_id, channel_versions, inline_channels "
+        "FROM langgraph_checkpoints"
+    )
     async with aclosing(backend.stream(select)) as rows:
-        async for thread_id, ns, checkpoint_id, versions in rows:
+        async for thread_id, ns, checkpoint_id, versions, inline in rows:
             checkpoints += 1
             mapping = orjson.loads(versions) if isinstance(versions, (str, bytes)) else versions
+            inlined = set(orjson.loads(inline) if isinstance(inline, (str, bytes)) else inline)
             reasons = []
             for channel, version in mapping.items():
+                if channel in inlined:
+                    continue
                 key = (thread_id, ns, channel, version_key(version))
                 stored = values.get(key)
                 if stored is None:

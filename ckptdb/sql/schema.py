@@ -106,6 +106,7 @@ langgraph_checkpoints = sa.Table(
     sa.Column("checkpoint", LargeBlob, nullable=False),
     sa.Column("metadata", JsonText, nullable=False),
     sa.Column("channel_versions", JsonText, nullable=False),
+    sa.Column("inline_channels", JsonText, nullable=False),
     sa.PrimaryKeyConstraint("thread_id", "checkpoint_ns", "checkpoint_id"),
     # Listing across threads (newest first) and delete_for_runs without a scan; listing threads
     # reads the primary key's leading column.
@@ -113,7 +114,8 @@ langgraph_checkpoints = sa.Table(
     sa.Index(None, "run_id"),
     sqlite_with_rowid=False,
 )
-"""One row per checkpoint: the checkpoint without its channel values (serde), metadata as JSON."""
+"""One row per checkpoint: the checkpoint (serde) with only its small scalar channel values, which
+`inline_channels` names (a JSON array); metadata and channel versions as JSON."""
 
 langgraph_values = sa.Table(
     "langgraph_values",

@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("checkpoint", sa.LargeBinary(), nullable=False),
         sa.Column("metadata", JsonText, nullable=False),
         sa.Column("channel_versions", JsonText, nullable=False),
+        sa.Column("inline_channels", JsonText, nullable=False),
         sa.PrimaryKeyConstraint(
             "thread_id", "checkpoint_ns", "checkpoint_id", name="pk_langgraph_checkpoints"
         ),
