@@ -10,7 +10,7 @@ The one thing engines spell differently, a metadata filter, is the backend's
 `json_member_condition`.
 
 Tables (schema 0005, `ckptdb/sql/schema.py`): `langgraph_checkpoints` (one row per checkpoint:
-its serde blob without channel values, metadata and channel versions as JSON text),
+its serde blob with only its small scalar values, metadata and channel versions as JSON text),
 `langgraph_values` (one row per channel and version), `langgraph_items` (the items a list value
 added over the version it extends) and `langgraph_writes` (pending writes).
 """
