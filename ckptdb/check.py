@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ckptdb.echo_json import MAX_DEPTH, check_json_value
 from ckptdb.errors import DamagedRowError, InvalidCheckpointError, StoreError, UnavailableError
-from ckptdb.sql import inspection
+from ckptdb.sql import inspection, langgraph
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.inspection import IntegrityCheck, WalStatus
 from ckptdb.sql.revision import HEAD
@@ -46,10 +46,15 @@ class CheckReport:
     """False when damage to the file stopped the walk over the rows part-way."""
     wal: WalStatus | None = None
     """SQLite: the WAL, and whether a reader starves its checkpoints (a warning, not damage)."""
+    langgraph_checkpoints: int = 0
+    """Checkpoints of LangGraph's saver (`ckptdb.langgraph`) in the same database."""
+    langgraph_problem_count: int = 0
+    langgraph_problems: list[str] = field(default_factory=list)
+    """The first `max_listed` of them: a checkpoint whose value or list items are not all stored."""
 
     @property
     def ok(self) -> bool:
-        return not self.engine_problems and not self.damaged_count
+        return not self.engine_problems and not self.damaged_count and not self.langgraph_problem_count
 
 
 def damage(row: tuple[object, ...]) -> str | None:
@@ -97,5 +102,8 @@ async def check_database(
             report.engine_problems.append(f"reading stopped after {report.checkpoints} rows: {exc}")
         if progress is not None:
             progress(report.checkpoints, total)
+        if report.read_all:
+            counts = await langgraph.check_tables(store, max_listed)
+            report.langgraph_checkpoints, report.langgraph_problem_count, report.langgraph_problems = counts
         report.wal = await inspection.wal_status(store)
     return report

@@ -107,6 +107,13 @@ def check(ctx: click.Context, quick: bool) -> None:
     readable, damaged = report.checkpoints - report.damaged_count, report.damaged_count
     counted = f"{report.checkpoints:,}" + ("" if report.read_all else " read before the damage")
     click.echo(f"checkpoints  {counted}: {readable:,} readable, {damaged:,} damaged")
+    for problem in report.langgraph_problems:
+        click.echo(f"langgraph    {problem}")
+    if report.langgraph_checkpoints or report.langgraph_problem_count:
+        click.echo(
+            f"langgraph    {report.langgraph_checkpoints:,} checkpoints of LangGraph's saver, "
+            f"{report.langgraph_problem_count:,} with missing values"
+        )
     warning = None if report.wal is None else report.wal.warning()
     if warning is not None:
         click.echo(f"wal          {warning}")
@@ -114,5 +121,9 @@ def check(ctx: click.Context, quick: bool) -> None:
         click.echo(f"the database file is damaged: {report.engine.remedy}", err=True)
     elif report.damaged_count:
         click.echo("damaged rows: delete one (`ckptdb rm ID`), fix it in SQL, or restore a backup", err=True)
+    elif report.langgraph_problem_count:
+        click.echo(
+            "LangGraph checkpoints with missing values: delete their thread, or restore a backup", err=True
+        )
     if not report.ok:
         ctx.exit(ExitStatus.PROBLEMS)

@@ -220,6 +220,11 @@ class Queries(ABC):
         what it returns is done once the rows are committed."""
 
     @abstractmethod
+    def save_parts(self, parts: Sequence[tuple[str, Sequence[Row]]]) -> Awaitable[None]:
+        """`save_rows` for several statements (a non-empty list, each over its rows), committed
+        together or not at all in the next group commit."""
+
+    @abstractmethod
     async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         """Several statements in one write transaction; returns each one's row count."""
 
@@ -253,6 +258,11 @@ class Spelling(ABC):
     @abstractmethod
     def byte_length_sql(self, expression: str) -> str:
         """SQL for the UTF-8 byte length of a text or JSON expression (NULL stays NULL), for sizes."""
+
+    @abstractmethod
+    def json_member_condition(self, column: str, key: str, value: Any) -> tuple[str, list[Any]]:
+        """SQL (with `?`) testing that the JSON object in `column` has member `key` equal to the
+        JSON value `value` (None: a JSON null), and its parameters: LangGraph's metadata filters."""
 
 
 class Maintenance(ABC):

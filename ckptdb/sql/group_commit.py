@@ -20,16 +20,29 @@ Outcomes = list[BaseException | None] | None
 """None: every request committed; else each request's error (None for those that committed)."""
 
 
+Part = tuple[str, Sequence[Row]]
+"""One statement and the parameter rows it runs over."""
+
+
 class WriteRequest:
-    """Queued saves: one statement over parameter rows, all or nothing; `future` is done once they
-    are committed (or failed)."""
+    """Queued saves: one statement over parameter rows (and, in `more`, further statements over
+    theirs), all or nothing; `future` is done once they are committed (or failed)."""
 
-    __slots__ = ("future", "rows", "sql")
+    __slots__ = ("future", "more", "rows", "sql")
 
-    def __init__(self, sql: str, rows: Sequence[Row], future: asyncio.Future[None]) -> None:
+    def __init__(
+        self, sql: str, rows: Sequence[Row], future: asyncio.Future[None], more: Sequence[Part] = ()
+    ) -> None:
         self.sql = sql
         self.rows = rows
         self.future = future
+        self.more = more
+        """Statements after the first, in the same transaction: a LangGraph checkpoint is its row,
+        its new values and their items, which commit together or not at all."""
+
+    def parts(self) -> list[Part]:
+        """Every statement of the request, in order."""
+        return [(self.sql, self.rows), *self.more]
 
 
 def settle(batch: Sequence[WriteRequest], errors: Outcomes) -> None:

@@ -9,5 +9,6 @@ KNOWN_REVISIONS = (
     "0002_checkpoint_summary_view",
     "0003_save_order",
     "0004_created_at_text_unbounded",
+    "0005_langgraph_saver",
 )
 HEAD = KNOWN_REVISIONS[-1]

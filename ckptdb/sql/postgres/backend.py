@@ -244,7 +244,7 @@ class PostgresBackend(PostgresSpelling, Backend):
         # and release; whoever finds it busy takes a pooled one, so nothing ever waits for it.
         self._writer: Any = None
         self._writer_busy = False
-        self._saves = CallerGroupCommit(self._write_rows, self.write)
+        self._saves = CallerGroupCommit(self._write_rows, self._write_parts)
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -274,6 +274,10 @@ class PostgresBackend(PostgresSpelling, Backend):
 
     def save_rows(self, sql: str, rows: Sequence[Row]) -> Awaitable[None]:
         return self._saves.save(sql, rows)
+
+    def save_parts(self, parts: Sequence[tuple[str, Sequence[Row]]]) -> Awaitable[None]:
+        (sql, rows), *more = parts
+        return self._saves.save(sql, rows, more)
 
     async def close(self) -> None:
         await self._saves.settled()
@@ -397,6 +401,24 @@ class PostgresBackend(PostgresSpelling, Backend):
                 return
             async with conn.transaction():
                 await conn.executemany(text, rows)
+
+        async def attempt() -> None:
+            await self._on_writer(work)
+
+        await self._retrying(attempt)
+
+    async def _write_parts(self, parts: Sequence[tuple[str, Sequence[Row]]]) -> None:
+        """Several statements, each over its rows (executemany), in one transaction."""
+        self._writable()
+        prepared = [(postgres_sql(sql), check_storable(rows)) for sql, rows in parts if rows]
+
+        async def work(conn: Any) -> None:
+            async with conn.transaction():
+                for text, rows in prepared:
+                    if len(rows) == 1:
+                        await conn.execute(text, *rows[0])
+                    else:
+                        await conn.executemany(text, rows)
 
         async def attempt() -> None:
             await self._on_writer(work)

@@ -7,43 +7,42 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from typing import Any
 
 from ckptdb.errors import CkptdbError
-from ckptdb.sql.group_commit import Row, WriteRequest, commit_isolated_async, settle
+from ckptdb.sql.group_commit import Part, Row, WriteRequest, commit_isolated_async, settle
 
 
 class CallerGroupCommit:
     """Concurrent saves to one PostgreSQL database, committed together.
 
-    `write_rows(sql, rows)` writes one statement over rows in one transaction; `write(statements)`
-    several statements in one (a batch holding more than one statement)."""
+    `write_rows(sql, rows)` writes one statement over rows in one transaction; `write_parts(parts)`
+    several statements, each over its rows, in one (a batch holding more than one statement)."""
 
     def __init__(
         self,
         write_rows: Callable[[str, Sequence[Row]], Awaitable[None]],
-        write: Callable[[Sequence[tuple[str, Sequence[Any]]]], Awaitable[list[int]]],
+        write_parts: Callable[[Sequence[Part]], Awaitable[None]],
     ) -> None:
         self._write_rows = write_rows
-        self._write = write
+        self._write_parts = write_parts
         self._queue: list[WriteRequest] = []
         self._drain_task: asyncio.Task[None] | None = None
         self._in_caller: asyncio.Future[None] | None = None  # a save committing in its own task
 
-    async def save(self, sql: str, rows: Sequence[Row]) -> None:
+    async def save(self, sql: str, rows: Sequence[Row], more: Sequence[Part] = ()) -> None:
         if self._in_caller is None and (self._drain_task is None or self._drain_task.done()):
-            await self._commit_in_caller(sql, rows)
+            await self._commit_in_caller(sql, rows, more)
             return
         # A commit is in flight: whoever runs it (the drain task, or the caller's task as it ends)
         # takes this request into the next transaction.
-        request = WriteRequest(sql, rows, asyncio.get_running_loop().create_future())
+        request = WriteRequest(sql, rows, asyncio.get_running_loop().create_future(), more)
         self._queue.append(request)
         # Awaited directly, not through asyncio.shield (which costs a second future and an extra
         # event-loop turn per save): the commit runs in the drain task whatever happens here, and
         # if this caller is cancelled its future is cancelled, which settle skips (done() checks).
         await request.future
 
-    async def _commit_in_caller(self, sql: str, rows: Sequence[Row]) -> None:
+    async def _commit_in_caller(self, sql: str, rows: Sequence[Row], more: Sequence[Part]) -> None:
         """Nothing in flight: commit in the caller's own task, without the drain task's hop (a
         task, a future and two more loop turns: 20-30 us of a sequential save). Saves that come
         meanwhile queue, and the drain task commits them together once this one is done. A
@@ -51,7 +50,10 @@ class CallerGroupCommit:
         any cancelled database call, and the backend gives that connection back to its pool."""
         self._in_caller = done = asyncio.get_running_loop().create_future()
         try:
-            await self._write_rows(sql, rows)
+            if more:
+                await self._write_parts([(sql, rows), *more])
+            else:
+                await self._write_rows(sql, rows)
         finally:
             self._in_caller = None
             done.set_result(None)
@@ -73,12 +75,14 @@ class CallerGroupCommit:
         by_sql: dict[str, list[Row]] = {}
         for request in batch:
             by_sql.setdefault(request.sql, []).extend(request.rows)
+            for sql, rows in request.more:
+                by_sql.setdefault(sql, []).extend(rows)
         try:
             if len(by_sql) == 1:
                 ((sql, rows),) = by_sql.items()
                 await self._write_rows(sql, rows)
             else:
-                await self._write([(sql, row) for sql, rows in by_sql.items() for row in rows])
+                await self._write_parts(list(by_sql.items()))
         except BaseException as exc:
             return exc
         return None

@@ -5,6 +5,7 @@ over documents that may hold U+0000.
 from __future__ import annotations
 
 import functools
+import json
 import operator
 import re
 from decimal import Decimal
@@ -160,3 +161,8 @@ class PostgresSpelling(Spelling):
 
     def byte_length_sql(self, expression: str) -> str:
         return f"octet_length(({expression})::text)"
+
+    def json_member_condition(self, column: str, key: str, value: Any) -> tuple[str, list[Any]]:
+        """jsonb equality: numbers by value, objects whatever their key order (as LangGraph's
+        PostgreSQL saver's `@>` compares them)."""
+        return f"(({column})::jsonb -> ?::text) = ?::jsonb", [key, json.dumps(value)]

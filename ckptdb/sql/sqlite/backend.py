@@ -412,6 +412,11 @@ class SqliteBackend(SqliteSpelling, Backend):
         writer, _ = self._conns()  # read-only: StoreError, nothing queued
         return writer.submit_rows(sql, rows)
 
+    def save_parts(self, parts: Sequence[tuple[str, Sequence[Row]]]) -> asyncio.Future[None]:
+        writer, _ = self._conns()
+        (sql, rows), *more = parts
+        return writer.submit_rows(sql, rows, more)
+
     async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         writer, _ = self._conns()
         # BEGIN IMMEDIATE, the statements, COMMIT (or ROLLBACK) in one trip to the writer thread.

@@ -144,3 +144,19 @@ class SqliteSpelling(Spelling):
     def byte_length_sql(self, expression: str) -> str:
         # SQLite 3.40 has no octet_length(); length() counts characters of TEXT but bytes of a BLOB.
         return f"length(CAST({expression} AS BLOB))"
+
+    def json_member_condition(self, column: str, key: str, value: Any) -> tuple[str, list[Any]]:
+        """By json_each, whose `key` column takes any member name as it is (a JSON path would need
+        quoting rules for `"` and `.`); the member's JSON type is compared too, so "1" is not 1."""
+        member = f"EXISTS (SELECT 1 FROM json_each({column}) AS m WHERE m.key = ? AND "
+        if value is None:
+            return member + "m.type = 'null')", [key]
+        if isinstance(value, bool):
+            return member + "m.type = ?)", [key, "true" if value else "false"]
+        if isinstance(value, int):
+            return member + "m.type = 'integer' AND m.value = ?)", [key, value]
+        if isinstance(value, float):
+            return member + "m.type IN ('integer', 'real') AND m.value = ?)", [key, value]
+        if isinstance(value, str):
+            return member + "m.type = 'text' AND m.value = ?)", [key, value]
+        return member + "m.type IN ('object', 'array') AND json(m.value) = json(?))", [key, json.dumps(value)]

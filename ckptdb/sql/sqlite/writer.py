@@ -8,13 +8,13 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
 from ckptdb.errors import StoreError
 from ckptdb.sql.backend import Row
-from ckptdb.sql.group_commit import WriteRequest, commit_isolated, settle
+from ckptdb.sql.group_commit import Part, WriteRequest, commit_isolated, settle
 from ckptdb.sql.sqlite import settings
 from ckptdb.sql.sqlite.checkpointer import Checkpointer
 from ckptdb.sql.sqlite.connection import (
@@ -53,6 +53,11 @@ class _Call:
         self.work = work
         self.future = future
         self.rows = rows
+
+
+def _written_rows(requests: Iterable[WriteRequest]) -> list[Sequence[Row]]:
+    """The rows of every statement of the requests, for the WAL's page estimate."""
+    return [rows for request in requests for _, rows in request.parts()]
 
 
 def _settle_call(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -130,12 +135,13 @@ class WriterThread:
 
     # -- on the event loop -----------------------------------------------------------------------
 
-    def submit_rows(self, sql: str, rows: Sequence[Row]) -> asyncio.Future[None]:
-        """Queue rows for the next group commit; the future is done once they are committed."""
+    def submit_rows(self, sql: str, rows: Sequence[Row], more: Sequence[Part] = ()) -> asyncio.Future[None]:
+        """Queue rows for the next group commit; the future is done once they are committed.
+        `more`: further statements over their rows, committed in the same transaction."""
         if self._closed:
             raise self._closed_error()
         loop = asyncio.get_running_loop()
-        request = WriteRequest(sql, rows, loop.create_future())
+        request = WriteRequest(sql, rows, loop.create_future(), more)
         if self._commit_on_loop and len(rows) <= settings.LOOP_COMMIT_ROWS:
             with self._state_lock:  # a store may be shared by loops on other threads
                 if not self._closed and self._gather_loop in (None, loop):
@@ -238,7 +244,8 @@ class WriterThread:
                 request.future.set_exception(self._translate(error))
         if self._checkpointer is not None:
             try:
-                finish = self._count_pages([request.rows for request in batch if request not in locked])
+                written = _written_rows(request for request in batch if request not in locked)
+                finish = self._count_pages(written)
             except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
                 self.last_error = exc
             else:
@@ -377,7 +384,7 @@ class WriterThread:
                 if self._checkpointer is not None:
                     self._checkpointer.note_commit()
                     try:
-                        finish = self._count_pages([request.rows for request in batch])
+                        finish = self._count_pages(_written_rows(batch))
                     except Exception as exc:  # bookkeeping only: SQLite's own auto-checkpoint remains
                         self.last_error = exc
             self._finished(len(batch))  # before the answer: the callers' next saves may go on the loop
@@ -507,7 +514,7 @@ class WriterThread:
         """One transaction over the batch; its error (rolled back), or None once committed."""
         db = self._conn
         try:
-            if len(batch) == 1 and len(batch[0].rows) == 1:
+            if len(batch) == 1 and len(batch[0].rows) == 1 and not batch[0].more:
                 # One statement in autocommit mode is its own transaction and takes the write lock
                 # when it starts (no read-then-upgrade), so the busy timeout applies.
                 db.execute(batch[0].sql, batch[0].rows[0])
@@ -518,6 +525,8 @@ class WriterThread:
                             db.execute(request.sql, request.rows[0])
                         else:
                             db.executemany(request.sql, request.rows)
+                        for sql, rows in request.more:
+                            db.executemany(sql, rows)
             return None
         except BaseException as exc:  # not only sqlite3.Error: a row it cannot bind
             if db.in_transaction:

@@ -1,0 +1,558 @@
+"""The SQL of ckptdb's LangGraph saver (`ckptdb.langgraph`), spelled once for every engine.
+
+The saver hands this module rows of plain values (ids, serde (type, bytes) pairs, JSON text) and
+gets rows back; it never sees a driver. Everything goes through the store's backend: reads through
+`fetchall` (a page at a time, so a paused `alist()` holds no cursor and no lock, and a WAL reader
+never waits for the writer), a checkpoint with its new values and list items through `save_parts`
+(one all-or-nothing request in the next group commit: concurrent `aput`s share a transaction),
+pending writes through `save_rows`, deletes and copies through `write` (one transaction each).
+The one thing engines spell differently, a metadata filter, is the backend's
+`json_member_condition`.
+
+Tables (schema 0005, `ckptdb/sql/schema.py`): `langgraph_checkpoints` (one row per checkpoint:
+its serde blob with only its small scalar values, metadata and channel versions as JSON text),
+`langgraph_values` (one row per channel and version), `langgraph_items` (the items a list value
+added over the version it extends) and `langgraph_writes` (pending writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import aclosing
+from typing import Any
+
+import orjson
+
+from ckptdb.errors import StoreError
+from ckptdb.sql.store import SqlCheckpointStore
+
+Row = tuple[Any, ...]
+Key = tuple[str, str, str, str]
+"""(thread_id, checkpoint_ns, channel, version key) of one stored value."""
+CheckpointKey = tuple[str, str, str]
+"""(thread_id, checkpoint_ns, checkpoint_id)."""
+
+KEYS_PER_QUERY = 200
+"""Keys bound per statement (4 parameters each): far below every engine's parameter limit."""
+PAGE = 100
+"""Checkpoints read per query by `list_page`."""
+
+CHECKPOINT_COLUMNS = (
+    "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, "
+    "channel_versions, inline_channels"
+)
+"""What `checkpoint rows` hold, in this order."""
+UPSERT_CHECKPOINT = (
+    "INSERT INTO langgraph_checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, "
+    "step, run_id, type, checkpoint, metadata, channel_versions, inline_channels) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
+    "parent_checkpoint_id = excluded.parent_checkpoint_id, step = excluded.step, "
+    "run_id = excluded.run_id, type = excluded.type, checkpoint = excluded.checkpoint, "
+    "metadata = excluded.metadata, channel_versions = excluded.channel_versions, "
+    "inline_channels = excluded.inline_channels"
+)
+"""Re-putting a checkpoint id replaces it, as LangGraph's savers do."""
+INSERT_VALUE = (
+    "INSERT INTO langgraph_values (thread_id, checkpoint_ns, channel, version, kind, type, value, "
+    "base_version, length) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING"
+)
+"""A channel's version is written once (LangGraph's versions are unique per thread and namespace:
+the saver draws each with a random part, so forks never share one); a list's items must never
+change under the versions that extend it."""
+INSERT_ITEM = (
+    "INSERT INTO langgraph_items (thread_id, checkpoint_ns, channel, version, pos, type, value) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id, checkpoint_ns, channel, version, pos) DO NOTHING"
+)
+_WRITE_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value"
+UPSERT_WRITES = (
+    f"INSERT INTO langgraph_writes ({_WRITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE SET "
+    "task_path = excluded.task_path, channel = excluded.channel, type = excluded.type, value = excluded.value"
+)
+"""Special writes (errors, interrupts, resumes: negative indexes) replace what the task wrote before."""
+INSERT_WRITES = (
+    f"INSERT INTO langgraph_writes ({_WRITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO NOTHING"
+)
+"""Regular writes keep the first: a task retried after a crash writes the same indexes again."""
+WRITE_ORDER = "task_path, task_id, idx"
+"""LangGraph's `writes_sort_key`: the order a superstep applies its tasks' writes in."""
+
+
+def _values_tuple(count: int, width: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return "(VALUES " + ", ".join([row] * count) + ")"
+
+
+def _chunks(items: Sequence[Any], size: int = KEYS_PER_QUERY) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _json_text(value: Any) -> str:
+    """A JSON column's value as text, however the driver returned it."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _flat(keys: Sequence[tuple[Any, ...]]) -> list[Any]:
+    return [part for key in keys for part in key]
+
+
+class LanggraphTables:
+    """The saver's tables in one opened ckptdb store (its backend: schema gate, group commit,
+    error translation are the store's)."""
+
+    def __init__(self, store: SqlCheckpointStore) -> None:
+        self.store = store
+        self._backend = store.backend
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    async def put_checkpoint(self, checkpoint: Row, values: Sequence[Row], items: Sequence[Row]) -> None:
+        """The checkpoint row with its new values and list items: one request of the next group
+        commit, all or nothing. Values and items go first, so a reader never sees a checkpoint
+        whose values are missing (they are in the same transaction anyway)."""
+        parts: list[tuple[str, Sequence[Row]]] = []
+        if values:
+            parts.append((INSERT_VALUE, values))
+        if items:
+            parts.append((INSERT_ITEM, items))
+        parts.append((UPSERT_CHECKPOINT, [checkpoint]))
+        if self.store._closed:
+            raise StoreError("the saver is closed")
+        await self._backend.save_parts(parts)
+
+    async def put_writes(self, rows: Sequence[Row], *, replace: bool) -> None:
+        if not rows:
+            return
+        if self.store._closed:
+            raise StoreError("the saver is closed")
+        await self._backend.save_rows(UPSERT_WRITES if replace else INSERT_WRITES, rows)
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    async def checkpoint(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> Row | None:
+        """One checkpoint row (`CHECKPOINT_COLUMNS`), the newest of the namespace without an id."""
+        if checkpoint_id is not None:
+            found = await self._backend.fetchall(
+                f"SELECT {CHECKPOINT_COLUMNS} FROM langgraph_checkpoints "
+                "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+                (thread_id, checkpoint_ns, checkpoint_id),
+            )
+        else:
+            found = await self._backend.fetchall(
+                f"SELECT {CHECKPOINT_COLUMNS} FROM langgraph_checkpoints "
+                "WHERE thread_id = ? AND checkpoint_ns = ? ORDER BY checkpoint_id DESC LIMIT 1",
+                (thread_id, checkpoint_ns),
+            )
+        return found[0] if found else None
+
+    async def list_page(
+        self,
+        *,
+        thread_id: str | None,
+        checkpoint_ns: str | None,
+        checkpoint_id: str | None,
+        before: str | None,
+        metadata_filter: dict[str, Any],
+        after: Row | None,
+        limit: int,
+    ) -> list[Row]:
+        """Checkpoint rows newest first (by checkpoint id, then thread and namespace, which keeps
+        copies of a thread apart); `after` is the last row of the previous page (keyset paging)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("thread_id", thread_id),
+            ("checkpoint_ns", checkpoint_ns),
+            ("checkpoint_id", checkpoint_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if before is not None:
+            clauses.append("checkpoint_id < ?")
+            params.append(before)
+        for key, value in metadata_filter.items():
+            sql, values = self._backend.json_member_condition("metadata", key, value)
+            clauses.append(sql)
+            params.extend(values)
+        if after is not None:
+            clauses.append("(checkpoint_id, thread_id, checkpoint_ns) < (?, ?, ?)")
+            params.extend((after[2], after[0], after[1]))
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        params.append(limit)
+        return await self._backend.fetchall(
+            f"SELECT {CHECKPOINT_COLUMNS} FROM langgraph_checkpoints{where} "
+            "ORDER BY checkpoint_id DESC, thread_id DESC, checkpoint_ns DESC LIMIT ?",
+            params,
+        )
+
+    async def values(self, keys: Sequence[Key]) -> tuple[dict[Key, Row], dict[Key, list[Row]]]:
+        """The value rows (kind, type, value, base_version, length) of these keys, and for each list value
+        its items in order ((pos, type, value) rows, its base versions' items first)."""
+        found: dict[Key, Row] = {}
+        lists: list[Key] = []
+        unique = list(dict.fromkeys(keys))
+        for chunk in _chunks(unique):
+            rows = await self._backend.fetchall(
+                "SELECT thread_id, checkpoint_ns, channel, version, kind, type, value, base_version, "
+                "length FROM langgraph_values WHERE (thread_id, checkpoint_ns, channel, version) IN "
+                + _values_tuple(len(chunk), 4),
+                _flat(chunk),
+            )
+            for row in rows:
+                key = (row[0], row[1], row[2], row[3])
+                found[key] = tuple(row[4:])
+                if row[4] == "list":
+                    lists.append(key)
+        items: dict[Key, list[Row]] = {key: [] for key in lists}
+        for chunk in _chunks(lists):
+            rows = await self._backend.fetchall(
+                "WITH RECURSIVE chain(thread_id, checkpoint_ns, channel, head, version, base) AS ("
+                "SELECT thread_id, checkpoint_ns, channel, version, version, base_version "
+                "FROM langgraph_values WHERE (thread_id, checkpoint_ns, channel, version) IN "
+                + _values_tuple(len(chunk), 4)
+                + " UNION ALL SELECT v.thread_id, v.checkpoint_ns, v.channel, c.head, v.version, "
+                "v.base_version FROM chain c JOIN langgraph_values v ON v.thread_id = c.thread_id "
+                "AND v.checkpoint_ns = c.checkpoint_ns AND v.channel = c.channel AND v.version = c.base) "
+                "SELECT c.thread_id, c.checkpoint_ns, c.channel, c.head, i.pos, i.type, i.value "
+                "FROM chain c JOIN langgraph_items i ON i.thread_id = c.thread_id "
+                "AND i.checkpoint_ns = c.checkpoint_ns AND i.channel = c.channel AND i.version = c.version",
+                _flat(chunk),
+            )
+            for row in rows:
+                items[(row[0], row[1], row[2], row[3])].append((row[4], row[5], row[6]))
+        for segments in items.values():
+            # sorted here, not by an ORDER BY: SQLite would copy every blob into a sorter
+            # (alist(limit=10) of a 1,000-message chat: 20.8 ms with it)
+            segments.sort(key=lambda segment: int(segment[0]))
+        return found, items
+
+    async def writes(self, keys: Sequence[CheckpointKey]) -> dict[CheckpointKey, list[Row]]:
+        """Pending writes of these checkpoints, each list in LangGraph's order: (task_id, channel,
+        type, value) rows."""
+        found: dict[CheckpointKey, list[Row]] = {key: [] for key in keys}
+        unique = list(found)
+        columns = "thread_id, checkpoint_ns, checkpoint_id, task_id, channel, type, value"
+        if len(unique) == 1:
+            batches: list[list[Row]] = [
+                await self._backend.fetchall(
+                    f"SELECT {columns} FROM langgraph_writes WHERE thread_id = ? AND checkpoint_ns = ? "
+                    f"AND checkpoint_id = ? ORDER BY {WRITE_ORDER}",
+                    unique[0],
+                )
+            ]
+        else:
+            batches = [
+                await self._backend.fetchall(
+                    f"SELECT {columns} FROM langgraph_writes WHERE (thread_id, checkpoint_ns, checkpoint_id) "
+                    f"IN {_values_tuple(len(chunk), 3)} ORDER BY {WRITE_ORDER}",
+                    _flat(chunk),
+                )
+                for chunk in _chunks(unique)
+            ]
+        for rows in batches:
+            for row in rows:
+                found[(row[0], row[1], row[2])].append(tuple(row[3:]))
+        return found
+
+    async def thread_ids(self) -> list[str]:
+        """Every thread with a checkpoint: a skip scan of the primary key (one seek per thread,
+        never a pass over the checkpoints and their blobs), spelled the same on every engine."""
+        rows = await self._backend.fetchall(
+            "WITH RECURSIVE t(id) AS (SELECT min(thread_id) FROM langgraph_checkpoints UNION ALL "
+            "SELECT (SELECT min(thread_id) FROM langgraph_checkpoints WHERE thread_id > t.id) FROM t "
+            "WHERE t.id IS NOT NULL) SELECT id FROM t WHERE id IS NOT NULL"
+        )
+        return [row[0] for row in rows]
+
+    # -- the parent chain, for DeltaChannel -------------------------------------------------------
+
+    _CHAIN = (
+        "WITH RECURSIVE chain(checkpoint_id, parent_checkpoint_id, depth) AS ("
+        "SELECT checkpoint_id, parent_checkpoint_id, 0 FROM langgraph_checkpoints "
+        "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? "
+        "UNION ALL SELECT c.checkpoint_id, c.parent_checkpoint_id, chain.depth + 1 FROM chain "
+        "JOIN langgraph_checkpoints c ON c.thread_id = ? AND c.checkpoint_ns = ? "
+        "AND c.checkpoint_id = chain.parent_checkpoint_id) "
+    )
+
+    async def chain(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str
+    ) -> list[tuple[int, str, str, str]]:
+        """The checkpoint and its ancestors by `parent_checkpoint_id`: (depth, id, channel
+        versions JSON, inline channels JSON), the checkpoint itself at depth 0 (one recursive
+        query)."""
+        rows = await self._backend.fetchall(
+            self._CHAIN
+            + "SELECT chain.depth, chain.checkpoint_id, c.channel_versions, c.inline_channels FROM chain "
+            "JOIN langgraph_checkpoints c ON c.thread_id = ? AND c.checkpoint_ns = ? "
+            "AND c.checkpoint_id = chain.checkpoint_id ORDER BY chain.depth",
+            (thread_id, checkpoint_ns, checkpoint_id, thread_id, checkpoint_ns, thread_id, checkpoint_ns),
+        )
+        return [(int(r[0]), r[1], _json_text(r[2]), _json_text(r[3])) for r in rows]
+
+    async def stored_versions(
+        self, thread_id: str, checkpoint_ns: str, channels: Sequence[str]
+    ) -> set[tuple[str, str]]:
+        """(channel, version key) of the values these channels hold (not 'empty'), no blob read."""
+        rows = await self._backend.fetchall(
+            "SELECT channel, version FROM langgraph_values WHERE thread_id = ? AND checkpoint_ns = ? "
+            f"AND channel IN ({', '.join('?' * len(channels))}) AND kind <> 'empty'",
+            (thread_id, checkpoint_ns, *channels),
+        )
+        return {(row[0], row[1]) for row in rows}
+
+    async def chain_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, channels: Sequence[str], depth: int
+    ) -> list[Row]:
+        """Writes to `channels` stored at the ancestors 1..`depth` up the chain, oldest checkpoint
+        first and in LangGraph's order within each: (depth, task_id, channel, type, value)."""
+        return await self._backend.fetchall(
+            self._CHAIN + "SELECT chain.depth, w.task_id, w.channel, w.type, w.value FROM chain "
+            "JOIN langgraph_writes w ON w.thread_id = ? AND w.checkpoint_ns = ? "
+            "AND w.checkpoint_id = chain.checkpoint_id "
+            f"WHERE chain.depth BETWEEN 1 AND ? AND w.channel IN ({', '.join('?' * len(channels))}) "
+            "ORDER BY chain.depth DESC, w.task_path, w.task_id, w.idx",
+            (
+                thread_id,
+                checkpoint_ns,
+                checkpoint_id,
+                thread_id,
+                checkpoint_ns,
+                thread_id,
+                checkpoint_ns,
+                depth,
+                *channels,
+            ),
+        )
+
+    # -- deletes, copies, prune -------------------------------------------------------------------
+
+    async def delete_threads(self, thread_ids: Sequence[str]) -> None:
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
+            for thread_id in dict.fromkeys(thread_ids)
+            for table in ("langgraph_writes", "langgraph_checkpoints", "langgraph_items", "langgraph_values")
+        ]
+        if statements:
+            await self._backend.write(statements)
+
+    async def delete_for_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """Delete the checkpoints these runs wrote, with their pending writes, in one transaction;
+        returns the threads they were in (whose unused values `collect_garbage` then removes)."""
+        run_ids = list(dict.fromkeys(run_ids))
+        threads: set[str] = set()
+        for chunk in _chunks(run_ids):
+            marks = ", ".join("?" * len(chunk))
+            rows = await self._backend.fetchall(
+                f"SELECT DISTINCT thread_id FROM langgraph_checkpoints WHERE run_id IN ({marks})", chunk
+            )
+            threads.update(row[0] for row in rows)
+            await self._backend.write(
+                [
+                    (
+                        "DELETE FROM langgraph_writes WHERE (thread_id, checkpoint_ns, checkpoint_id) IN "
+                        "(SELECT thread_id, checkpoint_ns, checkpoint_id FROM langgraph_checkpoints "
+                        f"WHERE run_id IN ({marks}))",
+                        chunk,
+                    ),
+                    (f"DELETE FROM langgraph_checkpoints WHERE run_id IN ({marks})", chunk),
+                ]
+            )
+        return sorted(threads)
+
+    async def copy_thread(self, source: str, target: str) -> None:
+        """Every row of a thread under another thread id, in one transaction (rows the target
+        already holds stay)."""
+        tables = {
+            "langgraph_checkpoints": (
+                "checkpoint_ns, checkpoint_id, parent_checkpoint_id, step, run_id, type, checkpoint, "
+                "metadata, channel_versions, inline_channels"
+            ),
+            "langgraph_values": "checkpoint_ns, channel, version, kind, type, value, base_version, length",
+            "langgraph_items": "checkpoint_ns, channel, version, pos, type, value",
+            "langgraph_writes": "checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value",
+        }
+        await self._backend.write(
+            [
+                (
+                    f"INSERT INTO {table} (thread_id, {columns}) SELECT CAST(? AS VARCHAR), {columns} "
+                    f"FROM {table} WHERE thread_id = ? ON CONFLICT DO NOTHING",
+                    (target, source),
+                )
+                for table, columns in tables.items()
+            ]
+        )
+
+    async def heads(self, thread_id: str) -> list[tuple[str, str, str]]:
+        """The newest checkpoint of each namespace of a thread: (namespace, id, metadata JSON)."""
+        rows = await self._backend.fetchall(
+            "SELECT c.checkpoint_ns, c.checkpoint_id, c.metadata FROM langgraph_checkpoints c "
+            "JOIN (SELECT checkpoint_ns, max(checkpoint_id) AS head FROM langgraph_checkpoints "
+            "WHERE thread_id = ? GROUP BY checkpoint_ns) h ON c.checkpoint_ns = h.checkpoint_ns "
+            "AND c.checkpoint_id = h.head WHERE c.thread_id = ?",
+            (thread_id, thread_id),
+        )
+        return [(r[0], r[1], _json_text(r[2])) for r in rows]
+
+    async def delete_before_heads(self, thread_id: str, heads: Sequence[tuple[str, str]]) -> None:
+        """Keep only each namespace's head (and anything newer a run saved meanwhile): older
+        checkpoints and their writes go in one transaction, and a head's parent link, which would
+        point at nothing, is cleared (as LangGraph's PostgreSQL saver does)."""
+        statements: list[tuple[str, Sequence[Any]]] = []
+        for ns, head in heads:
+            key = (thread_id, ns, head)
+            statements += [
+                (
+                    "DELETE FROM langgraph_writes WHERE thread_id = ? AND checkpoint_ns = ? "
+                    "AND checkpoint_id < ?",
+                    key,
+                ),
+                (
+                    "DELETE FROM langgraph_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
+                    "AND checkpoint_id < ?",
+                    key,
+                ),
+                (
+                    "UPDATE langgraph_checkpoints SET parent_checkpoint_id = NULL "
+                    "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+                    key,
+                ),
+            ]
+        if statements:
+            await self._backend.write(statements)
+
+    async def collect_garbage(self, thread_id: str) -> int:
+        """Delete the values (and list items) of a thread that no remaining checkpoint needs: a
+        value is needed when a checkpoint names its version, or a needed list extends it. Reads
+        only ids and versions, never a blob; returns how many values went."""
+        versions = await self._backend.fetchall(
+            "SELECT checkpoint_ns, channel_versions FROM langgraph_checkpoints WHERE thread_id = ?",
+            (thread_id,),
+        )
+        needed: set[tuple[str, str, str]] = set()
+        for ns, text in versions:
+            mapping = orjson.loads(text) if isinstance(text, (str, bytes)) else text
+            needed.update((ns, channel, version_key(version)) for channel, version in mapping.items())
+        stored = await self._backend.fetchall(
+            "SELECT checkpoint_ns, channel, version, base_version FROM langgraph_values WHERE thread_id = ?",
+            (thread_id,),
+        )
+        base = {(r[0], r[1], r[2]): r[3] for r in stored}
+        todo = [key for key in needed if key in base]
+        while todo:  # a needed list needs the versions it extends
+            ns, channel, version = todo.pop()
+            parent = base.get((ns, channel, version))
+            if parent is not None and (ns, channel, parent) not in needed:
+                needed.add((ns, channel, parent))
+                todo.append((ns, channel, parent))
+        garbage = [key for key in base if key not in needed]
+        statements: list[tuple[str, Sequence[Any]]] = []
+        for ns, channel, version in garbage:
+            key = (thread_id, ns, channel, version)
+            statements.append(
+                (
+                    "DELETE FROM langgraph_items WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? "
+                    "AND version = ?",
+                    key,
+                )
+            )
+            statements.append(
+                (
+                    "DELETE FROM langgraph_values WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? "
+                    "AND version = ?",
+                    key,
+                )
+            )
+        for chunk in _chunks(statements, 2000):
+            await self._backend.write(list(chunk))
+        return len(garbage)
+
+
+async def check_tables(store: SqlCheckpointStore, max_listed: int = 100) -> tuple[int, int, list[str]]:
+    """For `ckptdb db check`: (LangGraph checkpoints, problems, the first `max_listed` problems)
+    from ids, versions and positions alone, never a blob: every value a checkpoint names is
+    stored, and every list version's segments follow on from each other down its whole chain."""
+    backend = store.backend
+    values = {
+        (r[0], r[1], r[2], r[3]): (r[4], r[5], r[6])
+        for r in await backend.fetchall(
+            "SELECT thread_id, checkpoint_ns, channel, version, kind, base_version, length "
+            "FROM langgraph_values"
+        )
+    }
+    spans = {
+        (r[0], r[1], r[2], r[3]): (int(r[4]), int(r[5]), int(r[6]))
+        for r in await backend.fetchall(
+            "SELECT thread_id, checkpoint_ns, channel, version, count(*), min(pos), max(pos) "
+            "FROM langgraph_items GROUP BY thread_id, checkpoint_ns, channel, version"
+        )
+    }
+    sound: dict[Key, bool] = {}
+
+    def whole(key: Key) -> bool:
+        """Whether this list version and every version it extends hold their segments: each one
+        starts where its base's list ends and this version's list ends at its length."""
+        chain: list[Key] = []
+        at: Key | None = key
+        while at is not None and at not in sound:
+            chain.append(at)
+            base = values[at][1] if at in values else None
+            at = None if base is None else (key[0], key[1], key[2], base)
+        ok = True if at is None else sound[at]
+        for link in reversed(chain):
+            stored = values.get(link)
+            if stored is None or stored[0] != "list" or stored[2] is None:
+                ok = False
+            elif ok:
+                base = stored[1]
+                before = 0 if base is None else values[(link[0], link[1], link[2], base)][2]
+                count, low, _ = spans.get(link, (0, 0, 0))
+                if before is None or count > 1:
+                    ok = False
+                else:
+                    ok = (low == before and stored[2] > before) if count else stored[2] == before
+            sound[link] = ok
+        return sound[key]
+
+    checkpoints = found = 0
+    problems: list[str] = []
+    select = (
+        "SELECT thread_id, checkpoint_ns, checkpoint_id, channel_versions, inline_channels "
+        "FROM langgraph_checkpoints"
+    )
+    async with aclosing(backend.stream(select)) as rows:
+        async for thread_id, ns, checkpoint_id, versions, inline in rows:
+            checkpoints += 1
+            mapping = orjson.loads(versions) if isinstance(versions, (str, bytes)) else versions
+            inlined = set(orjson.loads(inline) if isinstance(inline, (str, bytes)) else inline)
+            reasons = []
+            for channel, version in mapping.items():
+                if channel in inlined:
+                    continue
+                key = (thread_id, ns, channel, version_key(version))
+                stored = values.get(key)
+                if stored is None:
+                    reasons.append(f"channel {channel!r} at version {key[3]!r}: its value is not stored")
+                elif stored[0] == "list" and not whole(key):
+                    reasons.append(f"channel {channel!r} at version {key[3]!r}: list items are missing")
+            if reasons:
+                found += 1
+                if len(problems) < max_listed:
+                    problems.append(
+                        f"thread {thread_id!r} namespace {ns!r} checkpoint {checkpoint_id}: "
+                        + "; ".join(reasons)
+                    )
+    return checkpoints, found, problems
+
+
+def version_key(version: object) -> str:
+    """A channel version as the `version` column holds it: LangGraph's versions are str, int or
+    float (the exact value stays in the checkpoint's own blob and JSON)."""
+    if isinstance(version, str):
+        return version
+    return repr(version)
