@@ -6,18 +6,46 @@ all of them; every save returns only once the transaction holding its rows has c
 shared transaction fails, each request is retried alone, so one bad request cannot fail another.
 Where and when a batch commits is each engine's own fast path (SQLite: on the event loop when
 nothing can make it wait, else on its writer thread; PostgreSQL: in the caller's task when nothing
-is in flight); `isolated` is the one policy both drive, synchronously on a thread or on the loop.
+is in flight; the synchronous stores: `LeaderCommit`, in the saving threads themselves); `isolated`
+is the one policy all of them drive, synchronously on a thread or on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 Row = tuple[Any, ...]
 Outcomes = list[BaseException | None] | None
 """None: every request committed; else each request's error (None for those that committed)."""
+
+
+class Outcome(Protocol):
+    """What a request's outcome is told through: an asyncio future, or a `Settled` of a thread."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: None, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+class Queued(Protocol):
+    """A queued save as the commit and the policy see it: one statement over rows, and its outcome."""
+
+    @property
+    def sql(self) -> str: ...
+
+    @property
+    def rows(self) -> Sequence[Row]: ...
+
+    @property
+    def future(self) -> Outcome: ...
+
+
+Q = TypeVar("Q", bound=Queued)
 
 
 class WriteRequest:
@@ -32,8 +60,9 @@ class WriteRequest:
         self.future = future
 
 
-def settle(batch: Sequence[WriteRequest], errors: Outcomes) -> None:
-    """On the event loop: every request of a committed (or failed) transaction learns its outcome."""
+def settle(batch: Sequence[Queued], errors: Outcomes) -> None:
+    """On the event loop (or the committing thread): every request of a committed (or failed)
+    transaction learns its outcome."""
     if errors is None:
         for request in batch:
             if not request.future.done():  # a caller cancelled meanwhile: nobody is waiting
@@ -48,10 +77,10 @@ def settle(batch: Sequence[WriteRequest], errors: Outcomes) -> None:
             request.future.set_exception(error)
 
 
-Attempts = Generator[list[WriteRequest], BaseException | None, Outcomes]
+Attempts = Generator[list[Q], BaseException | None, Outcomes]
 
 
-def isolated(batch: list[WriteRequest], worth_retrying_alone: Callable[[BaseException], bool]) -> Attempts:
+def isolated(batch: list[Q], worth_retrying_alone: Callable[[BaseException], bool]) -> Attempts[Q]:
     """The batches to try, in order: the whole batch first; if it fails with an error worth
     retrying alone (not a lock every request would meet alone too, not a cancellation), each
     request alone. The driver sends each attempt's error (None: committed)."""
@@ -67,8 +96,8 @@ def isolated(batch: list[WriteRequest], worth_retrying_alone: Callable[[BaseExce
 
 
 def commit_isolated(
-    batch: list[WriteRequest],
-    attempt: Callable[[list[WriteRequest]], BaseException | None],
+    batch: list[Q],
+    attempt: Callable[[list[Q]], BaseException | None],
     worth_retrying_alone: Callable[[BaseException], bool],
 ) -> Outcomes:
     """`isolated`, each attempt a blocking call (a writer thread's). The first attempt, which
@@ -89,8 +118,8 @@ def commit_isolated(
 
 
 async def commit_isolated_async(
-    batch: list[WriteRequest],
-    attempt: Callable[[list[WriteRequest]], Awaitable[BaseException | None]],
+    batch: list[Q],
+    attempt: Callable[[list[Q]], Awaitable[BaseException | None]],
     worth_retrying_alone: Callable[[BaseException], bool],
 ) -> Outcomes:
     """`isolated`, each attempt awaited on the event loop (the first, as in `commit_isolated`,
@@ -107,3 +136,116 @@ async def commit_isolated_async(
     except StopIteration as done:
         result: Outcomes = done.value
         return result
+
+
+class Settled:
+    """A synchronous save's outcome, set by whichever thread commits it (an `Outcome`): a flag and
+    an error, where a `concurrent.futures.Future` would build a Condition for every save."""
+
+    __slots__ = ("error", "finished")
+
+    def __init__(self) -> None:
+        self.finished = False
+        self.error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self.finished
+
+    def set_result(self, result: None, /) -> None:
+        self.finished = True
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self.error = exception
+        self.finished = True
+
+
+class SyncRequest:
+    """A synchronous save waiting for `LeaderCommit`: one statement over rows, and its `Settled`."""
+
+    __slots__ = ("future", "rows", "sql")
+
+    def __init__(self, sql: str, rows: Sequence[Row]) -> None:
+        self.sql = sql
+        self.rows = rows
+        self.future = Settled()
+
+
+class LeaderCommit:
+    """Group commit for the synchronous stores, with no writer thread: the saving threads take
+    turns at the writer connection (`lock`), and whichever holds it commits every save queued so
+    far in one transaction (leader/follower, as PostgreSQL's and InnoDB's group commits do).
+
+    A save queues its request, then waits for the lock; once it has it, either a leader before it
+    already committed the request (it returns at once) or it becomes the leader for the whole
+    queue. A sequential save is one lock, one transaction, and no thread hand-off (a hand-off to a
+    writer thread costs two wake-ups, 140-170 us on a VM: more than a commit at NORMAL); 8 threads
+    at FULL share one fsync per group. Every save returns only once its own transaction committed,
+    and a failed group is retried request by request (`isolated`), so one bad save fails no other.
+
+    `attempt(batch)` runs one transaction on the engine's writer connection and returns its error
+    (rolled back) or None; `translate` turns an engine error into the one a caller gets;
+    `committed(batch, outcomes)` runs after each group, the lock still held (WAL bookkeeping).
+    """
+
+    def __init__(
+        self,
+        attempt: Callable[[list[SyncRequest]], BaseException | None],
+        worth_retrying_alone: Callable[[BaseException], bool],
+        translate: Callable[[BaseException], BaseException],
+        *,
+        committed: Callable[[list[SyncRequest], Outcomes], None] | None = None,
+        max_rows: int = 1000,
+    ) -> None:
+        self.lock = threading.Lock()
+        """Held by whichever thread uses the writer connection."""
+        self._attempt = attempt
+        self._worth = worth_retrying_alone
+        self._translate = translate
+        self._committed = committed
+        self._max_rows = max_rows
+        self._queue_lock = threading.Lock()
+        self._queue: list[SyncRequest] = []
+        self.transactions = 0
+        """Groups committed (for tests: concurrent saves share transactions)."""
+        self.rows = 0
+
+    def save(self, sql: str, rows: Sequence[Row]) -> None:
+        """Commit `rows` (one statement, all or nothing), together with whatever else is queued;
+        returns once they are committed, else raises their (translated) error."""
+        request = SyncRequest(sql, rows)
+        outcome = request.future
+        with self._queue_lock:
+            self._queue.append(request)
+        with self.lock:
+            while not outcome.finished:
+                self._lead()
+        if outcome.error is not None:
+            raise outcome.error
+
+    def _take(self) -> list[SyncRequest]:
+        with self._queue_lock:
+            queue = self._queue
+            count = 0
+            for end, request in enumerate(queue):
+                count += len(request.rows)
+                if count >= self._max_rows:
+                    batch, self._queue = queue[: end + 1], queue[end + 1 :]
+                    return batch
+            self._queue = []
+            return queue
+
+    def _lead(self) -> None:
+        """With `lock` held: commit the queue's head (at most `max_rows` rows) and settle it."""
+        batch = self._take()
+        try:
+            outcomes = commit_isolated(batch, self._attempt, self._worth)
+            if outcomes is not None:
+                outcomes = [None if error is None else self._translate(error) for error in outcomes]
+            self.transactions += 1
+            self.rows += sum(len(request.rows) for request in batch)
+            if self._committed is not None:
+                self._committed(batch, outcomes)
+        except BaseException as exc:  # a bug, or a connection gone bad: no saver may be left waiting
+            settle(batch, [exc] * len(batch))
+            raise
+        settle(batch, outcomes)
