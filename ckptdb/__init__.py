@@ -20,12 +20,14 @@ if TYPE_CHECKING:
         StoreError,
         UnavailableError,
     )
-    from ckptdb.files import FileCheckpointStore
-    from ckptdb.memory import MemoryCheckpointStore
+    from ckptdb.files import FileCheckpointStore, SyncFileCheckpointStore
+    from ckptdb.memory import MemoryCheckpointStore, SyncMemoryCheckpointStore
     from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
     from ckptdb.sql.store import DatabaseTarget, SqlCheckpointStore, open_store, parse_target
     from ckptdb.state_filter import StateFilter
+    from ckptdb.sql.sync_store import SyncSqlCheckpointStore, connect
     from ckptdb.store import CheckpointPage, CheckpointQuery, CheckpointStore
+    from ckptdb.sync_store import SyncCheckpointStore
 
 _HOME = {
     "CkptdbError": "ckptdb.errors",
@@ -37,6 +39,11 @@ _HOME = {
     "UnavailableError": "ckptdb.errors",
     "FileCheckpointStore": "ckptdb.files",
     "MemoryCheckpointStore": "ckptdb.memory",
+    "SyncFileCheckpointStore": "ckptdb.files",
+    "SyncMemoryCheckpointStore": "ckptdb.memory",
+    "SyncSqlCheckpointStore": "ckptdb.sql.sync_store",
+    "SyncCheckpointStore": "ckptdb.sync_store",
+    "connect": "ckptdb.sql.sync_store",
     "Checkpoint": "ckptdb.model",
     "CheckpointInfo": "ckptdb.model",
     "InterruptType": "ckptdb.model",
@@ -69,8 +76,13 @@ __all__ = [
     "SqlCheckpointStore",
     "StateFilter",
     "StoreError",
+    "SyncCheckpointStore",
+    "SyncFileCheckpointStore",
+    "SyncMemoryCheckpointStore",
+    "SyncSqlCheckpointStore",
     "Timestamp",
     "UnavailableError",
+    "connect",
     "open_store",
     "parse_target",
 ]

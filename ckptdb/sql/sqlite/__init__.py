@@ -19,6 +19,7 @@ from ckptdb.sql.backend import DatabaseTarget
 
 if TYPE_CHECKING:
     from ckptdb.sql.backend import Backend
+    from ckptdb.sql.sync_backend import SyncBackend
 
 NAME = "SQLite"
 
@@ -58,3 +59,9 @@ def backend_class() -> type[Backend]:
     from ckptdb.sql.sqlite.backend import SqliteBackend
 
     return SqliteBackend
+
+
+def sync_backend_class() -> type[SyncBackend]:
+    from ckptdb.sql.sqlite.sync_backend import SyncSqliteBackend
+
+    return SyncSqliteBackend

@@ -14,16 +14,9 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from ckptdb.sql.sqlite import settings
 from ckptdb.sql.sqlite.connection import is_busy
-from ckptdb.sql.sqlite.settings import (
-    CHECKPOINT_PAGES,
-    ESTIMATED_PAGES_PER_ROW,
-    STARVED_RETRY_SECONDS,
-    STARVED_SECOND_LOOK_SECONDS,
-    WAL_LIMIT_PAGES,
-    WAL_SIZE_LIMIT,
-    logger,
-)
+from ckptdb.sql.sqlite.settings import STARVED_RETRY_SECONDS, WAL_SIZE_LIMIT, logger
 
 
 def wal_backlog(shm: Path) -> int | None:
@@ -282,13 +275,13 @@ class WalPacer:
             count += len(rows)
             for row in rows:
                 size += sum(len(value) for value in row if type(value) in (str, bytes))
-        pages = count * ESTIMATED_PAGES_PER_ROW + size // 4096
+        pages = count * settings.ESTIMATED_PAGES_PER_ROW + size // 4096
         self._pages += pages
         self._wal_pages += pages
-        if self._wal_pages >= WAL_LIMIT_PAGES:
+        if self._wal_pages >= settings.WAL_LIMIT_PAGES:
             self._pages = self._wal_pages = 0
             return True
-        if self._pages >= CHECKPOINT_PAGES:
+        if self._pages >= settings.CHECKPOINT_PAGES:
             self._pages = 0
             self.checkpointer.poke()
         return False
@@ -309,7 +302,7 @@ class WalPacer:
                     # commit that had just ended lets go of its read mark by then). The checkpoint
                     # thread's own second look can come too late: its tries race our commits, and
                     # beside a reader the WAL took a 24 MiB disk in about a second.
-                    time.sleep(STARVED_SECOND_LOOK_SECONDS)
+                    time.sleep(settings.STARVED_SECOND_LOOK_SECONDS)
                     checkpointer.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
         except Exception as exc:
             error = exc
