@@ -139,24 +139,29 @@ async def commit_isolated_async(
 
 
 class Settled:
-    """A synchronous save's outcome, set by whichever thread commits it (an `Outcome`): a flag and
-    an error, where a `concurrent.futures.Future` would build a Condition for every save."""
+    """A synchronous save's outcome, set by whichever thread commits it (an `Outcome`): a flag, an
+    error, and `wake`, a lock held from the start that setting the outcome releases, so the saving
+    thread sleeps on a lock of its own (no Condition per save, as a concurrent.futures.Future has)."""
 
-    __slots__ = ("error", "finished")
+    __slots__ = ("error", "finished", "wake")
 
     def __init__(self) -> None:
         self.finished = False
         self.error: BaseException | None = None
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
     def done(self) -> bool:
         return self.finished
 
     def set_result(self, result: None, /) -> None:
         self.finished = True
+        if self.wake.locked():
+            self.wake.release()
 
     def set_exception(self, exception: BaseException, /) -> None:
         self.error = exception
-        self.finished = True
+        self.set_result(None)
 
 
 class SyncRequest:
@@ -171,20 +176,23 @@ class SyncRequest:
 
 
 class LeaderCommit:
-    """Group commit for the synchronous stores, with no writer thread: the saving threads take
-    turns at the writer connection (`lock`), and whichever holds it commits every save queued so
-    far in one transaction (leader/follower, as PostgreSQL's and InnoDB's group commits do).
+    """Group commit for the synchronous stores, with no writer thread: one of the saving threads
+    at a time is the leader, and commits every save queued so far in one transaction, on its own
+    thread (leader/follower, as PostgreSQL's and InnoDB's group commits do).
 
-    A save queues its request, then waits for the lock; once it has it, either a leader before it
-    already committed the request (it returns at once) or it becomes the leader for the whole
-    queue. A sequential save is one lock, one transaction, and no thread hand-off (a hand-off to a
-    writer thread costs two wake-ups, 140-170 us on a VM: more than a commit at NORMAL); 8 threads
-    at FULL share one fsync per group. Every save returns only once its own transaction committed,
-    and a failed group is retried request by request (`isolated`), so one bad save fails no other.
+    A save queues its request; with no leader, its thread leads. Otherwise it sleeps on its own
+    lock (`Settled.wake`) until a leader has committed it, or hands it the lead: a leader whose own
+    save is done passes the lead to the oldest request still queued, then returns. A sequential
+    save is one transaction on the caller's thread and no hand-off (a hand-off to a writer thread
+    costs two wake-ups, 140-170 us on a VM: more than a commit at NORMAL); 8 threads at FULL share
+    one fsync per group, and the followers of a group wake each on its own lock, not one after
+    the other through the writer's lock (a convoy that held the next commit back by one
+    context switch per follower). Every save returns only once its own transaction committed, and
+    a failed group is retried request by request (`isolated`), so one bad save fails no other.
 
     `attempt(batch)` runs one transaction on the engine's writer connection and returns its error
     (rolled back) or None; `translate` turns an engine error into the one a caller gets;
-    `committed(batch, outcomes)` runs after each group, the lock still held (WAL bookkeeping).
+    `committed(batch, outcomes)` runs after each group, `lock` still held (WAL bookkeeping).
     """
 
     def __init__(
@@ -197,7 +205,7 @@ class LeaderCommit:
         max_rows: int = 1000,
     ) -> None:
         self.lock = threading.Lock()
-        """Held by whichever thread uses the writer connection."""
+        """Held by whichever thread uses the writer connection (a leader, `write`, `close`)."""
         self._attempt = attempt
         self._worth = worth_retrying_alone
         self._translate = translate
@@ -205,6 +213,7 @@ class LeaderCommit:
         self._max_rows = max_rows
         self._queue_lock = threading.Lock()
         self._queue: list[SyncRequest] = []
+        self._leading = False
         self.transactions = 0
         """Groups committed (for tests: concurrent saves share transactions)."""
         self.rows = 0
@@ -216,11 +225,29 @@ class LeaderCommit:
         outcome = request.future
         with self._queue_lock:
             self._queue.append(request)
-        with self.lock:
-            while not outcome.finished:
-                self._lead()
+            following = self._leading
+            self._leading = True
+        if following:
+            outcome.wake.acquire()  # committed by a leader, or made the leader
+        if not outcome.finished:
+            self._lead_until(outcome)
         if outcome.error is not None:
             raise outcome.error
+
+    def _lead_until(self, outcome: Settled) -> None:
+        successor: SyncRequest | None = None
+        try:
+            while not outcome.finished:
+                with self.lock:
+                    self._lead()
+        finally:
+            with self._queue_lock:
+                if self._queue:
+                    successor = self._queue[0]  # the lead passes on: `_leading` stays True
+                else:
+                    self._leading = False
+            if successor is not None:
+                successor.future.wake.release()
 
     def _take(self) -> list[SyncRequest]:
         with self._queue_lock:
