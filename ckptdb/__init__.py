@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from ckptdb.memory import MemoryCheckpointStore, SyncMemoryCheckpointStore
     from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
     from ckptdb.sql.store import DatabaseTarget, SqlCheckpointStore, open_store, parse_target
-    from ckptdb.state_filter import StateFilter
     from ckptdb.sql.sync_store import SyncSqlCheckpointStore, connect
+    from ckptdb.state_filter import StateFilter
     from ckptdb.store import CheckpointPage, CheckpointQuery, CheckpointStore
     from ckptdb.sync_store import SyncCheckpointStore
 
