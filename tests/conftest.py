@@ -150,6 +150,23 @@ class AsyncOverSync(CheckpointStore):
         await asyncio.to_thread(self.sync.close)
 
 
+def underlying(store: CheckpointStore) -> object:
+    """The store a test really runs on: a synchronous one behind `AsyncOverSync`, else itself."""
+    return store.sync if isinstance(store, AsyncOverSync) else store
+
+
+def is_sql_store(store: CheckpointStore) -> bool:
+    """An SQL store (SQLite or PostgreSQL), async or synchronous."""
+    from ckptdb import SqlCheckpointStore, SyncSqlCheckpointStore
+
+    return isinstance(underlying(store), SqlCheckpointStore | SyncSqlCheckpointStore)
+
+
+def is_file_store(store: CheckpointStore) -> bool:
+    """The echo directory store, async or synchronous."""
+    return isinstance(underlying(store), FileCheckpointStore | SyncFileCheckpointStore)
+
+
 async def _sync_memory_store(tmp_path: Path) -> CheckpointStore:
     return AsyncOverSync(SyncMemoryCheckpointStore())
 

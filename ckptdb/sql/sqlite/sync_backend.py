@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from typing import Any
 
-from ckptdb.errors import CkptdbError, StoreError, UnavailableError
+from ckptdb.errors import StoreError, UnavailableError
 from ckptdb.sql.backend import DatabaseTarget, Row, SchemaState
 from ckptdb.sql.group_commit import LeaderCommit, Outcomes, SyncRequest
 from ckptdb.sql.revision import VERSION_TABLE
@@ -243,8 +243,6 @@ class SyncSqliteBackend(SqliteSpelling, SyncBackend):
                 counts = execute_in_transaction(writer, statements)
             except sqlite3.Error as exc:
                 raise translate_error(exc, self._where, writing=True) from None
-            except CkptdbError:
-                raise
             if self._checkpointer is not None:
                 self._checkpointer.note_commit()
         return counts
