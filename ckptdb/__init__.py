@@ -20,13 +20,15 @@ if TYPE_CHECKING:
         StoreError,
         UnavailableError,
     )
-    from ckptdb.files import FileCheckpointStore
+    from ckptdb.files import FileCheckpointStore, SyncFileCheckpointStore
     from ckptdb.langgraph_source import open_langgraph_source
-    from ckptdb.memory import MemoryCheckpointStore
+    from ckptdb.memory import MemoryCheckpointStore, SyncMemoryCheckpointStore
     from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
     from ckptdb.sql.store import DatabaseTarget, SqlCheckpointStore, open_store, parse_target
+    from ckptdb.sql.sync_store import SyncSqlCheckpointStore, connect
     from ckptdb.state_filter import StateFilter
     from ckptdb.store import CheckpointPage, CheckpointQuery, CheckpointStore
+    from ckptdb.sync_store import SyncCheckpointStore
 
 _HOME = {
     "CkptdbError": "ckptdb.errors",
@@ -39,6 +41,11 @@ _HOME = {
     "FileCheckpointStore": "ckptdb.files",
     "open_langgraph_source": "ckptdb.langgraph_source",
     "MemoryCheckpointStore": "ckptdb.memory",
+    "SyncFileCheckpointStore": "ckptdb.files",
+    "SyncMemoryCheckpointStore": "ckptdb.memory",
+    "SyncSqlCheckpointStore": "ckptdb.sql.sync_store",
+    "SyncCheckpointStore": "ckptdb.sync_store",
+    "connect": "ckptdb.sql.sync_store",
     "Checkpoint": "ckptdb.model",
     "CheckpointInfo": "ckptdb.model",
     "InterruptType": "ckptdb.model",
@@ -71,8 +78,13 @@ __all__ = [
     "SqlCheckpointStore",
     "StateFilter",
     "StoreError",
+    "SyncCheckpointStore",
+    "SyncFileCheckpointStore",
+    "SyncMemoryCheckpointStore",
+    "SyncSqlCheckpointStore",
     "Timestamp",
     "UnavailableError",
+    "connect",
     "open_langgraph_source",
     "open_store",
     "parse_target",

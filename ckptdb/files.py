@@ -35,6 +35,7 @@ from ckptdb.store import (
     page_from_sorted,
     resolve_query,
 )
+from ckptdb.sync_store import SyncCheckpointStore
 
 _MAX_NAME_BYTES = 240  # file systems stop at 255 bytes: room for ".json" (temp names are cut to fit)
 
@@ -135,8 +136,10 @@ def write_file_atomic(
     return target
 
 
-class FileCheckpointStore(CheckpointStore):
-    """Reads and writes an echo checkpoint directory, so an app can keep its files while migrating."""
+class SyncFileCheckpointStore(SyncCheckpointStore):
+    """Reads and writes an echo checkpoint directory, so an app can keep its files while migrating.
+
+    Every write is its own file, renamed into place: threads may share the store."""
 
     def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
         """`directory` may not exist yet (the first save creates it); anything else there that is
@@ -186,12 +189,12 @@ class FileCheckpointStore(CheckpointStore):
         if self._fsync and payloads:
             fsync_directory(self.directory)
 
-    async def save(self, checkpoint: Checkpoint) -> None:
-        await asyncio.to_thread(self._save_sync, [checkpoint])
+    def save(self, checkpoint: Checkpoint) -> None:
+        self._save_sync([checkpoint])
 
-    async def save_many(self, checkpoints: Iterable[Checkpoint]) -> int:
+    def save_many(self, checkpoints: Iterable[Checkpoint]) -> int:
         batch = list(checkpoints)
-        await asyncio.to_thread(self._save_sync, batch)
+        self._save_sync(batch)
         return len(batch)
 
     def _load_sync(self, checkpoint_id: str) -> Checkpoint | None:
@@ -204,8 +207,8 @@ class FileCheckpointStore(CheckpointStore):
             raise StoreError(f"cannot read {path}: {exc.strerror}") from None
         return Checkpoint.from_json(data, source=str(path))
 
-    async def load(self, checkpoint_id: str) -> Checkpoint | None:
-        return await asyncio.to_thread(self._load_sync, checkpoint_id)
+    def load(self, checkpoint_id: str) -> Checkpoint | None:
+        return self._load_sync(checkpoint_id)
 
     def _delete_sync(self, checkpoint_id: str) -> None:
         path = self._path(checkpoint_id)
@@ -216,8 +219,8 @@ class FileCheckpointStore(CheckpointStore):
         if self._fsync:
             fsync_directory(self.directory)
 
-    async def delete(self, checkpoint_id: str) -> None:
-        await asyncio.to_thread(self._delete_sync, checkpoint_id)
+    def delete(self, checkpoint_id: str) -> None:
+        self._delete_sync(checkpoint_id)
 
     def _json_files(self) -> list[Path]:
         try:
@@ -231,8 +234,8 @@ class FileCheckpointStore(CheckpointStore):
         if self._fsync and self.directory.exists():
             fsync_directory(self.directory)
 
-    async def clear(self) -> None:
-        await asyncio.to_thread(self._clear_sync)
+    def clear(self) -> None:
+        self._clear_sync()
 
     def _scan(self) -> Iterator[Checkpoint]:
         """Every parseable top-level `*.json`, skipping the rest, as the Rust `list()` does; one at
@@ -257,9 +260,9 @@ class FileCheckpointStore(CheckpointStore):
                 best, found = (saved, checkpoint.id), checkpoint
         return found
 
-    async def latest(self, graph_name: str) -> Checkpoint | None:
+    def latest(self, graph_name: str) -> Checkpoint | None:
         """The checkpoint of this graph saved last: the highest file mtime (see the module docstring)."""
-        return await asyncio.to_thread(self._latest_sync, graph_name)
+        return self._latest_sync(graph_name)
 
     def _matches_sync(self, query: CheckpointQuery) -> list[CheckpointInfo]:
         infos = [
@@ -273,15 +276,50 @@ class FileCheckpointStore(CheckpointStore):
     def _query_sync(self, query: CheckpointQuery) -> CheckpointPage:
         return page_from_sorted(self._matches_sync(query), query)
 
+    def query(self, query: CheckpointQuery | None = None, **filters: Any) -> CheckpointPage:
+        return self._query_sync(resolve_query(query, filters))
+
+    def iter_query(self, query: CheckpointQuery | None = None, **filters: Any) -> Iterator[CheckpointInfo]:
+        """One scan of the directory, not one per page (every page of the generic version reads
+        every file again): the matches' summaries, cut by the query's cursor and limit."""
+        yield from self._query_sync(resolve_query(query, filters, default_limit=None)).items
+
+
+class FileCheckpointStore(CheckpointStore):
+    """`SyncFileCheckpointStore` behind the async interface: each call runs on a worker thread
+    (`asyncio.to_thread`), since file writes and fsyncs block."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self._store = SyncFileCheckpointStore(directory, fsync=fsync)
+        self.directory = self._store.directory
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        await asyncio.to_thread(self._store.save, checkpoint)
+
+    async def save_many(self, checkpoints: Iterable[Checkpoint]) -> int:
+        return await asyncio.to_thread(self._store.save_many, list(checkpoints))
+
+    async def load(self, checkpoint_id: str) -> Checkpoint | None:
+        return await asyncio.to_thread(self._store.load, checkpoint_id)
+
+    async def delete(self, checkpoint_id: str) -> None:
+        await asyncio.to_thread(self._store.delete, checkpoint_id)
+
+    async def clear(self) -> None:
+        await asyncio.to_thread(self._store.clear)
+
+    async def latest(self, graph_name: str) -> Checkpoint | None:
+        """The checkpoint of this graph saved last: the highest file mtime (see the module docstring)."""
+        return await asyncio.to_thread(self._store.latest, graph_name)
+
     async def query(self, query: CheckpointQuery | None = None, **filters: Any) -> CheckpointPage:
-        return await asyncio.to_thread(self._query_sync, resolve_query(query, filters))
+        return await asyncio.to_thread(self._store.query, query, **filters)
 
     async def iter_query(
         self, query: CheckpointQuery | None = None, **filters: Any
     ) -> AsyncIterator[CheckpointInfo]:
-        """One scan of the directory, not one per page (every page of the generic version reads
-        every file again): the matches' summaries, cut by the query's cursor and limit."""
+        """One scan of the directory, on a worker thread (see `SyncFileCheckpointStore.iter_query`)."""
         query = resolve_query(query, filters, default_limit=None)
-        page = await asyncio.to_thread(self._query_sync, query)
+        page = await asyncio.to_thread(self._store._query_sync, query)
         for info in page.items:
             yield info

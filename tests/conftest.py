@@ -6,6 +6,7 @@ backend there (name -> async factory taking a fresh directory) and the whole con
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -16,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from ckptdb import CheckpointStore, FileCheckpointStore, MemoryCheckpointStore, open_store
+from ckptdb import (
+    CheckpointStore,
+    FileCheckpointStore,
+    MemoryCheckpointStore,
+    SyncCheckpointStore,
+    SyncFileCheckpointStore,
+    SyncMemoryCheckpointStore,
+    connect,
+    open_store,
+)
 
 # The 300 files written by echo's real Rust serializers, and their manifest, live in the repository
 # (tests/fixtures/README.md says where they came from), so a clone alone runs the whole suite.
@@ -97,11 +107,90 @@ async def _sqlite_thread_reads_store(tmp_path: Path) -> CheckpointStore:
     return await open_store(tmp_path / "checkpoints.db", read_on_loop=False)
 
 
+class AsyncOverSync(CheckpointStore):
+    """A synchronous store presented through the async interface, each call on a worker thread
+    (`asyncio.to_thread`): the contract suite, written once against `CheckpointStore`, then runs on
+    every synchronous store too. For the tests only; the calls land on several threads, as in a
+    thread pool, so the per-thread connections are exercised as well."""
+
+    def __init__(self, store: SyncCheckpointStore) -> None:
+        self.sync = store
+
+    @property
+    def target(self) -> Any:
+        return getattr(self.sync, "target", None)
+
+    async def save(self, checkpoint: Any) -> None:
+        await asyncio.to_thread(self.sync.save, checkpoint)
+
+    async def save_many(self, checkpoints: Any) -> int:
+        return await asyncio.to_thread(self.sync.save_many, checkpoints)
+
+    async def load(self, checkpoint_id: str) -> Any:
+        return await asyncio.to_thread(self.sync.load, checkpoint_id)
+
+    async def delete(self, checkpoint_id: str) -> None:
+        await asyncio.to_thread(self.sync.delete, checkpoint_id)
+
+    async def clear(self) -> None:
+        await asyncio.to_thread(self.sync.clear)
+
+    async def list(self) -> Any:
+        return await asyncio.to_thread(self.sync.list)
+
+    async def latest(self, graph_name: str) -> Any:
+        return await asyncio.to_thread(self.sync.latest, graph_name)
+
+    async def query(self, query: Any = None, **filters: Any) -> Any:
+        return await asyncio.to_thread(self.sync.query, query, **filters)
+
+    async def iter_query(self, query: Any = None, **filters: Any) -> AsyncIterator[Any]:
+        iterator = await asyncio.to_thread(lambda: iter(self.sync.iter_query(query, **filters)))
+        end = object()
+        while (item := await asyncio.to_thread(next, iterator, end)) is not end:
+            yield item
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.sync.close)
+
+
+def underlying(store: CheckpointStore) -> object:
+    """The store a test really runs on: a synchronous one behind `AsyncOverSync`, else itself."""
+    return store.sync if isinstance(store, AsyncOverSync) else store
+
+
+def is_sql_store(store: CheckpointStore) -> bool:
+    """An SQL store (SQLite or PostgreSQL), async or synchronous."""
+    from ckptdb import SqlCheckpointStore, SyncSqlCheckpointStore
+
+    return isinstance(underlying(store), SqlCheckpointStore | SyncSqlCheckpointStore)
+
+
+def is_file_store(store: CheckpointStore) -> bool:
+    """The echo directory store, async or synchronous."""
+    return isinstance(underlying(store), FileCheckpointStore | SyncFileCheckpointStore)
+
+
+async def _sync_memory_store(tmp_path: Path) -> CheckpointStore:
+    return AsyncOverSync(SyncMemoryCheckpointStore())
+
+
+async def _sync_file_store(tmp_path: Path) -> CheckpointStore:
+    return AsyncOverSync(SyncFileCheckpointStore(tmp_path / "ckpts"))
+
+
+async def _sync_sqlite_store(tmp_path: Path) -> CheckpointStore:
+    return AsyncOverSync(await asyncio.to_thread(connect, tmp_path / "checkpoints.db"))
+
+
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": _memory_store,
     "files": _file_store,
     "sqlite": _sqlite_store,
     "sqlite-thread-reads": _sqlite_thread_reads_store,
+    "sync-memory": _sync_memory_store,
+    "sync-files": _sync_file_store,
+    "sync-sqlite": _sync_sqlite_store,
 }
 """Backend name -> async factory creating an empty store under the given (fresh) directory."""
 
@@ -290,8 +379,14 @@ async def _postgres_store(tmp_path: Path) -> CheckpointStore:
     return await open_store(pg_database_url())
 
 
+async def _sync_postgres_store(tmp_path: Path) -> CheckpointStore:
+    return AsyncOverSync(await asyncio.to_thread(connect, pg_database_url()))
+
+
 STORE_FACTORIES["postgres"] = _postgres_store
 STORE_MARKS["postgres"] = [pytest.mark.postgres]
+STORE_FACTORIES["sync-postgres"] = _sync_postgres_store
+STORE_MARKS["sync-postgres"] = [pytest.mark.postgres]
 
 
 @pytest.fixture(scope="session")
@@ -369,9 +464,8 @@ def postgres_refuses(store: CheckpointStore, checkpoint: Any) -> bool:
     """True when `store` is on PostgreSQL and the checkpoint has U+0000 in a plain text field (id,
     graph_name, current_node): PostgreSQL text cannot hold it, so the backend refuses that save
     with InvalidCheckpointError before writing anything (state and path are JSON: NUL is fine)."""
-    from ckptdb import SqlCheckpointStore
-
-    if not isinstance(store, SqlCheckpointStore) or store.target.kind != "postgresql":
+    target = getattr(store, "target", None)  # an SQL store, async or sync (through AsyncOverSync)
+    if target is None or target.kind != "postgresql":
         return False
     fields = (checkpoint.id, checkpoint.graph_name, checkpoint.current_node)
     return any(isinstance(value, str) and "\x00" in value for value in fields)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from conftest import is_file_store, is_sql_store
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -30,11 +31,9 @@ from ckptdb import (
     Checkpoint,
     CheckpointStore,
     CkptdbError,
-    FileCheckpointStore,
     InterruptType,
     InvalidCheckpointError,
     InvalidIdError,
-    SqlCheckpointStore,
     Timestamp,
 )
 from ckptdb.model import CHRONO_MAX_NANOS, CHRONO_MIN_NANOS, FIELD_ORDER, MAX_NANOS, MIN_NANOS, U64_MAX
@@ -232,7 +231,7 @@ def backend_refusal(store: CheckpointStore, checkpoint: Checkpoint) -> str | Non
     """A refusal one backend documents for an otherwise valid checkpoint (allowed, not required):
     PostgreSQL `text` cannot hold U+0000, so a NUL in id, graph_name, current_node (or path) may be
     refused there; in JSON columns it is kept as the escape \\u0000."""
-    if isinstance(store, SqlCheckpointStore) and store.target.kind == "postgresql":
+    if is_sql_store(store) and store.target.kind == "postgresql":
         texts = [checkpoint.id, checkpoint.graph_name, checkpoint.current_node, *checkpoint.path]
         if any(isinstance(t, str) and "\x00" in t for t in texts):
             return "U+0000"
@@ -269,7 +268,7 @@ def test_echo_json_round_trip_is_exact_or_refused(case: Case) -> None:
 @given(case=cases())
 async def test_every_store_round_trips_exactly_or_refuses(store: CheckpointStore, case: Case) -> None:
     checkpoint = case.checkpoint
-    files = isinstance(store, FileCheckpointStore)
+    files = is_file_store(store)
     bad_name = files and isinstance(checkpoint.id, str) and file_name_problem(checkpoint.id)
     loadable_id = not bad_name and not any(0xD800 <= ord(c) <= 0xDFFF for c in checkpoint.id)
     before = await store.load(checkpoint.id) if loadable_id else None
@@ -320,7 +319,7 @@ async def test_every_store_round_trips_exactly_or_refuses(store: CheckpointStore
 async def test_save_many_is_all_or_nothing_for_invalid_input(
     store: CheckpointStore, batch: list[Case]
 ) -> None:
-    files = isinstance(store, FileCheckpointStore)
+    files = is_file_store(store)
     checkpoints_ = [case.checkpoint for case in batch]
     doomed = any(case.poison is not None for case in batch) or (
         files and any(file_name_problem(cp.id) for cp in checkpoints_)
@@ -489,7 +488,7 @@ async def test_years_echo_reads_outside_0001_9999(store: CheckpointStore, text: 
     refuses the rest with one line, writing nothing (README, Known gaps)."""
     checkpoint = Checkpoint.from_json(json.dumps({**VALID_DOC, "created_at": text}))
     assert json.loads(checkpoint.to_json())["created_at"] == text
-    if isinstance(store, SqlCheckpointStore):
+    if is_sql_store(store):
         with pytest.raises(InvalidCheckpointError, match="outside the years 0001-9999"):
             await store.save(checkpoint)
         assert await store.load(checkpoint.id) is None

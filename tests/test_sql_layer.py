@@ -198,6 +198,7 @@ def test_every_module_has_a_place_in_the_layers() -> None:
         "ckptdb.printable",
         "ckptdb.state_filter",
         "ckptdb.store",
+        "ckptdb.sync_store",
         "ckptdb.times",
     }
     sql_modules = {f"ckptdb.sql.{p.stem}" for p in SQL_LAYER.glob("*.py") if p.stem != "__init__"}

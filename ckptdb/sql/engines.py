@@ -17,6 +17,7 @@ from typing import Any, Protocol, cast
 from ckptdb.errors import CkptdbError
 from ckptdb.sql.backend import STORE_OPTIONS, Backend, DatabaseTarget
 from ckptdb.sql.sqlite import from_path as file_target
+from ckptdb.sql.sync_backend import SyncBackend
 
 ENGINES: dict[str, str] = {
     "sqlite": "ckptdb.sql.sqlite",
@@ -37,6 +38,8 @@ class EnginePackage(Protocol):
     def from_url(self, text: str) -> DatabaseTarget: ...
 
     def backend_class(self) -> type[Backend]: ...
+
+    def sync_backend_class(self) -> type[SyncBackend]: ...
 
 
 def engine_package(kind: str) -> EnginePackage:
@@ -87,13 +90,25 @@ def parse_target(target: str | Path | DatabaseTarget) -> DatabaseTarget:
     return engine_package(kind).from_url(text)
 
 
+def _check_options(engine: EnginePackage, taken: tuple[str, ...], options: dict[str, Any]) -> None:
+    unknown = sorted(set(options) - set(taken))
+    if unknown:
+        known = ", ".join(sorted({*taken, *STORE_OPTIONS}))
+        raise CkptdbError(f"unknown option {unknown[0]!r} for a {engine.NAME} store: the options are {known}")
+
+
 def open_backend(target: DatabaseTarget, **options: Any) -> Backend:
     """The (not yet connected) backend for a target; drivers are imported only when used. An
     option the backend does not take is refused by name, with the ones it does."""
     engine = engine_package(target.kind)
     backend = engine.backend_class()
-    unknown = sorted(set(options) - set(backend.OPTIONS))
-    if unknown:
-        known = ", ".join(sorted({*backend.OPTIONS, *STORE_OPTIONS}))
-        raise CkptdbError(f"unknown option {unknown[0]!r} for a {engine.NAME} store: the options are {known}")
+    _check_options(engine, backend.OPTIONS, options)
+    return backend(target, **options)
+
+
+def open_sync_backend(target: DatabaseTarget, **options: Any) -> SyncBackend:
+    """`open_backend` for the synchronous store: the same options, refused the same way."""
+    engine = engine_package(target.kind)
+    backend = engine.sync_backend_class()
+    _check_options(engine, backend.OPTIONS, options)
     return backend(target, **options)

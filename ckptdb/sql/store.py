@@ -8,45 +8,27 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from ckptdb.errors import CkptdbError, DamagedRowError, InvalidCheckpointError, InvalidIdError, StoreError
+from ckptdb.errors import CkptdbError, DamagedRowError, InvalidCheckpointError, StoreError
 from ckptdb.model import Checkpoint
 from ckptdb.sql import rows as sqlrows
+from ckptdb.sql import store_core
 from ckptdb.sql.backend import (
     Backend,
     DatabaseTarget,
     InsertResult,
     IntegrityCheck,
     Resolve,
-    check_bool,
-    check_schema,
 )
 from ckptdb.sql.engines import open_backend, parse_target
 from ckptdb.store import (
     CheckpointPage,
     CheckpointQuery,
     CheckpointStore,
-    decode_cursor,
-    encode_cursor,
     resolve_query,
 )
 
 __all__ = ["DatabaseTarget", "SqlCheckpointStore", "open_store", "parse_target"]
 """`DatabaseTarget` and `parse_target` are re-exported: the SQL layer's facade for the library."""
-
-
-def _check_id(checkpoint_id: object) -> str:
-    """An id the database can be asked about: a string that UTF-8 can encode (the driver cannot bind
-    a lone surrogate, and no stored id can contain one: saving refuses them)."""
-    if not isinstance(checkpoint_id, str):
-        raise InvalidIdError(f"checkpoint id must be a string, got {type(checkpoint_id).__name__}")
-    if not checkpoint_id.isascii():
-        try:
-            checkpoint_id.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidIdError(
-                f"checkpoint id {checkpoint_id!r} contains a lone surrogate (not valid UTF-8)"
-            ) from None
-    return checkpoint_id
 
 
 class SqlCheckpointStore(CheckpointStore):
@@ -92,20 +74,18 @@ class SqlCheckpointStore(CheckpointStore):
         anything, works on a read-only file or file system, and refuses writes (StoreError);
         on SQLite it opens one reading connection and starts no threads.
         """
-        for name, value in (("create", create), ("migrate", migrate), ("readonly", readonly)):
-            check_bool(name, value)
+        create, migrate, readonly = store_core.open_flags(create, migrate, readonly)
         target = parse_target(target)
         backend = open_backend(target, **options)
-        create = create and not readonly
         await backend.connect(create=create, readonly=readonly)
         try:
             state = await backend.schema_state()
-            if state.empty and create and migrate:
+            if store_core.must_migrate(state, create=create, migrate=migrate):
                 from ckptdb.sql import migration
 
                 await asyncio.to_thread(migration.upgrade_backend, backend)
                 state = await backend.schema_state()
-            check_schema(state, target.display())
+            store_core.gate(state, target.display())
             if not readonly:
                 await backend.prepare_writes()
         except BaseException:
@@ -123,16 +103,12 @@ class SqlCheckpointStore(CheckpointStore):
         await self._backend.save_rows(sql, rows)
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        backend = self._backend
-        row = sqlrows.to_row(
-            checkpoint, max_value_bytes=backend.max_value_bytes, json_bytes=backend.json_bytes
-        )
+        row = store_core.save_row(checkpoint, self._backend, self._backend.max_value_bytes)
         await self._submit(sqlrows.UPSERT, [row])
 
     async def save_many(self, checkpoints: Iterable[Checkpoint]) -> int:
         """All or nothing: every checkpoint is validated first, then one transaction writes them."""
-        limit, json_bytes = self._backend.max_value_bytes, self._backend.json_bytes
-        rows = [sqlrows.to_row(cp, max_value_bytes=limit, json_bytes=json_bytes) for cp in checkpoints]
+        rows = store_core.save_rows(checkpoints, self._backend, self._backend.max_value_bytes)
         await self._submit(sqlrows.UPSERT, rows)
         return len(rows)
 
@@ -209,25 +185,22 @@ class SqlCheckpointStore(CheckpointStore):
         """Delete these ids in one transaction; returns how many rows existed."""
         if not checkpoint_ids:
             return 0
-        statements: list[tuple[str, Sequence[Any]]] = [
-            ("DELETE FROM checkpoints WHERE id = ?", (_check_id(cid),)) for cid in checkpoint_ids
-        ]
-        return sum(await self._backend.write(statements))
+        return sum(await self._backend.write(store_core.delete_statements(checkpoint_ids)))
 
     async def clear(self) -> None:
-        await self._backend.write([("DELETE FROM checkpoints", ())])
+        await self._backend.write([(store_core.CLEAR, ())])
 
     # -- reads --------------------------------------------------------------------------------
 
     async def load(self, checkpoint_id: str) -> Checkpoint | None:
-        found = await self._backend.fetch_quick(sqlrows.LOAD, (_check_id(checkpoint_id),))
-        return sqlrows.from_row(found[0]) if found else None
+        found = await self._backend.fetch_quick(sqlrows.LOAD, (store_core.check_id(checkpoint_id),))
+        return store_core.loaded(found)
 
     async def load_rows(self, checkpoint_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
         """Stored rows by id, all `rows.COLUMNS` (`source` last), a few queries for many ids: lets an
         importer compare a batch of files with what is stored without one round trip per file."""
         found: dict[str, tuple[Any, ...]] = {}
-        unique = list(dict.fromkeys(_check_id(cid) for cid in checkpoint_ids))
+        unique = list(dict.fromkeys(store_core.check_id(cid) for cid in checkpoint_ids))
         for start in range(0, len(unique), sqlrows.IDS_PER_QUERY):
             chunk = unique[start : start + sqlrows.IDS_PER_QUERY]
             for row in await self._backend.fetchall(sqlrows.select_by_ids(len(chunk)), chunk):
@@ -238,56 +211,21 @@ class SqlCheckpointStore(CheckpointStore):
         """The checkpoint of this graph saved last (the highest save_seq), whatever its created_at
         says: a resume must not start from an old checkpoint whose host clock ran fast."""
         found = await self._backend.fetch_quick(sqlrows.LATEST, (graph_name,))
-        return sqlrows.from_row(found[0]) if found else None
+        return store_core.loaded(found)
 
     def where_clause(self, query: CheckpointQuery) -> tuple[str, list[Any]]:
-        """WHERE text and parameters for a query's filters (cursor included); values always bound."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if query.graph_name is not None:
-            clauses.append("graph_name = ?")
-            params.append(query.graph_name)
-        if query.current_node is not None:
-            clauses.append("current_node = ?")
-            params.append(query.current_node)
-        if query.interrupt_types:
-            clauses.append(f"interrupt_type IN ({', '.join('?' * len(query.interrupt_types))})")
-            params.extend(t.value for t in query.interrupt_types)
-        if query.since is not None:
-            clauses.append("created_at >= ?")
-            params.append(query.since.utc_text())
-        if query.until is not None:
-            clauses.append("created_at < ?")
-            params.append(query.until.utc_text())
-        for condition in query.state:
-            sql, values = self._backend.state_condition(condition)
-            clauses.append(sql)
-            params.extend(values)
-        if query.cursor is not None:
-            utc_text, last_id = decode_cursor(query.cursor)
-            clauses.append("(created_at, id) < (?, ?)")
-            params.extend((utc_text, last_id))
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        """WHERE text and parameters for a query's filters (`store_core.where_clause`)."""
+        return store_core.where_clause(self._backend, query)
 
     def select_infos(self, query: CheckpointQuery, *, limit: int | None) -> tuple[str, list[Any]]:
-        where, params = self.where_clause(query)
-        sql = f"SELECT {sqlrows.INFO_COLUMNS} FROM checkpoints{where} ORDER BY created_at DESC, id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return sql, params
+        return store_core.select_infos(self._backend, query, limit=limit)
 
     async def query(self, query: CheckpointQuery | None = None, **filters: Any) -> CheckpointPage:
         query = resolve_query(query, filters)
-        fetch = None if query.limit is None else query.limit + 1
-        sql, params = self.select_infos(query, limit=fetch)
+        sql, params = store_core.page_select(self._backend, query)
         if query.limit is None:
-            infos = [sqlrows.info_from_row(r) async for r in self._backend.stream(sql, params)]
-            return CheckpointPage(infos, None)
-        found = await self._backend.fetch_quick(sql, params)
-        infos = [sqlrows.info_from_row(r) for r in found[: query.limit]]
-        more = len(found) > query.limit and bool(infos)
-        return CheckpointPage(infos, encode_cursor(infos[-1]) if more else None)
+            return CheckpointPage([sqlrows.info_from_row(r) async for r in self._backend.stream(sql, params)])
+        return store_core.page_of(await self._backend.fetch_quick(sql, params), query)
 
     async def iter_checkpoints(
         self,
@@ -324,8 +262,7 @@ class SqlCheckpointStore(CheckpointStore):
         return self._backend.stream(f"SELECT {sqlrows.SELECT_CONTENT} FROM checkpoints ORDER BY id")
 
     async def count(self, query: CheckpointQuery | None = None) -> int:
-        where, params = self.where_clause(query or CheckpointQuery())
-        found = await self._backend.fetchall(f"SELECT count(*) FROM checkpoints{where}", params)
+        found = await self._backend.fetchall(*store_core.count_select(self._backend, query))
         return int(found[0][0])
 
     async def close(self) -> None:

@@ -16,6 +16,7 @@ from ckptdb.sql.backend import DatabaseTarget
 
 if TYPE_CHECKING:
     from ckptdb.sql.backend import Backend
+    from ckptdb.sql.sync_backend import SyncBackend
 
 NAME = "PostgreSQL"
 
@@ -29,3 +30,9 @@ def backend_class() -> type[Backend]:
     from ckptdb.sql.postgres.backend import PostgresBackend
 
     return PostgresBackend
+
+
+def sync_backend_class() -> type[SyncBackend]:
+    from ckptdb.sql.postgres.sync_backend import SyncPostgresBackend
+
+    return SyncPostgresBackend

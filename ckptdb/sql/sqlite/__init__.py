@@ -20,6 +20,7 @@ from ckptdb.sql.backend import DatabaseTarget
 
 if TYPE_CHECKING:
     from ckptdb.sql.backend import Backend
+    from ckptdb.sql.sync_backend import SyncBackend
 
 NAME = "SQLite"
 
@@ -59,3 +60,9 @@ def backend_class() -> type[Backend]:
     from ckptdb.sql.sqlite.backend import SqliteBackend
 
     return SqliteBackend
+
+
+def sync_backend_class() -> type[SyncBackend]:
+    from ckptdb.sql.sqlite.sync_backend import SyncSqliteBackend
+
+    return SyncSqliteBackend

@@ -14,6 +14,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from ckptdb.sql.sqlite import settings
 from ckptdb.sql.sqlite.connection import is_busy
 from ckptdb.sql.sqlite.settings import STARVED_RETRY_SECONDS, WAL_SIZE_LIMIT, logger
 
@@ -253,3 +254,57 @@ class Checkpointer:
         self._stopping = True
         self._wake.set()
         self._thread.join()
+
+
+class WalPacer:
+    """The writer's side of the WAL policy, for whichever thread commits (the writer thread, the
+    event loop, or a synchronous store's saving threads): count the WAL pages committed rows
+    wrote, wake the checkpointer now and then, and say when the WAL has reached
+    `settings.WAL_LIMIT_PAGES` and the writer must finish a checkpoint itself (`finish`)."""
+
+    def __init__(self, checkpointer: Checkpointer) -> None:
+        self.checkpointer = checkpointer
+        self._pages = 0  # estimated WAL pages since the checkpointer was last woken
+        self._wal_pages = 0  # since the writer last finished a checkpoint itself
+        self.finished = 0
+
+    def count(self, committed: Sequence[Sequence[Any]]) -> bool:
+        """Count committed rows' pages; True when the writer must now `finish` a checkpoint."""
+        count = size = 0
+        for rows in committed:
+            count += len(rows)
+            for row in rows:
+                size += sum(len(value) for value in row if type(value) in (str, bytes))
+        pages = count * settings.ESTIMATED_PAGES_PER_ROW + size // 4096
+        self._pages += pages
+        self._wal_pages += pages
+        if self._wal_pages >= settings.WAL_LIMIT_PAGES:
+            self._pages = self._wal_pages = 0
+            return True
+        if self._pages >= settings.CHECKPOINT_PAGES:
+            self._pages = 0
+            self.checkpointer.poke()
+        return False
+
+    def finish(self, db: sqlite3.Connection) -> BaseException | None:
+        """On the writer connection, between two transactions: nothing is written while this runs,
+        so the checkpoint finishes (unless a reader elsewhere still needs old pages, as with any
+        SQLite checkpoint) and the next write starts the WAL over. The lock waits for a checkpoint
+        under way beside us. An error is returned, not raised: SQLite's own auto-checkpoint remains."""
+        checkpointer = self.checkpointer
+        error: BaseException | None = None
+        try:
+            with checkpointer.lock:
+                row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                checkpointer.record(row)
+                if int(row[1]) > int(row[2]) >= 0 and checkpointer.starved_since is None:
+                    # Short, with nothing of ours writing: look once more after a moment (a
+                    # commit that had just ended lets go of its read mark by then). The checkpoint
+                    # thread's own second look can come too late: its tries race our commits, and
+                    # beside a reader the WAL took a 24 MiB disk in about a second.
+                    time.sleep(settings.STARVED_SECOND_LOOK_SECONDS)
+                    checkpointer.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        except Exception as exc:
+            error = exc
+        self.finished += 1
+        return error

@@ -23,6 +23,7 @@ from ckptdb.sql.backend import (
     Resolve,
     Row,
 )
+from ckptdb.sql.group_commit import Queued
 from ckptdb.sql.sqlite.settings import RESOURCES
 
 
@@ -75,6 +76,32 @@ def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
             with suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
         raise
+
+
+def commit_requests(db: sqlite3.Connection, batch: Sequence[Queued]) -> BaseException | None:
+    """One transaction over queued saves (`ckptdb.sql.group_commit`) on the writer connection; its
+    error (rolled back), or None once committed. Written once for the writer thread, the event
+    loop's commits and the synchronous store's leader."""
+    try:
+        if len(batch) == 1 and len(batch[0].rows) == 1 and not batch[0].more:
+            # One statement in autocommit mode is its own transaction and takes the write lock
+            # when it starts (no read-then-upgrade), so the busy timeout applies.
+            db.execute(batch[0].sql, batch[0].rows[0])
+        else:
+            with immediate_transaction(db):
+                for request in batch:
+                    if len(request.rows) == 1:
+                        db.execute(request.sql, request.rows[0])
+                    else:
+                        db.executemany(request.sql, request.rows)
+                    for sql, rows in request.more:
+                        db.executemany(sql, rows)
+        return None
+    except BaseException as exc:  # not only sqlite3.Error: a row it cannot bind
+        if db.in_transaction:
+            with suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        return exc
 
 
 def execute_in_transaction(

@@ -16,10 +16,10 @@ from ckptdb.errors import StoreError
 from ckptdb.sql.backend import Row
 from ckptdb.sql.group_commit import Part, WriteRequest, commit_isolated, settle
 from ckptdb.sql.sqlite import settings
-from ckptdb.sql.sqlite.checkpointer import Checkpointer
+from ckptdb.sql.sqlite.checkpointer import Checkpointer, WalPacer
 from ckptdb.sql.sqlite.connection import (
     TEXT_AFFINITY,
-    immediate_transaction,
+    commit_requests,
     is_busy,
     is_full,
     translate_error,
@@ -28,7 +28,6 @@ from ckptdb.sql.sqlite.settings import (
     DISK_HEADROOM,
     ESTIMATED_PAGES_PER_ROW,
     MAX_GROUP_ROWS,
-    STARVED_SECOND_LOOK_SECONDS,
 )
 
 T = TypeVar("T")
@@ -120,9 +119,7 @@ class WriterThread:
         """An error of the checkpoint bookkeeping after a commit, or what stopped the thread (kept,
         not raised: the callers waiting on it get a StoreError)."""
         self._room_checked = 0.0  # time.monotonic() of the last checkpoint tried by _room_for
-        self._pages = 0  # estimated WAL pages since the checkpointer was last woken
-        self._wal_pages = 0  # since the writer last finished a checkpoint itself
-        self.finished_checkpoints = 0
+        self._pacer = None if checkpointer is None else WalPacer(checkpointer)
         self.transactions = 0
         """Write transactions of saves committed, on the thread or the loop (for tests: group commit)."""
         self.loop_transactions = 0
@@ -446,46 +443,20 @@ class WriterThread:
             self._unfinished -= jobs
 
     def _count_pages(self, committed: Sequence[Sequence[Row]]) -> bool:
-        """Count committed rows' WAL pages: wake the checkpointer now and then, and say when the
-        WAL has reached settings.WAL_LIMIT_PAGES and the writer must finish a checkpoint itself."""
-        checkpointer = self._checkpointer
-        assert checkpointer is not None
-        count = size = 0
-        for rows in committed:
-            count += len(rows)
-            for row in rows:
-                size += sum(len(value) for value in row if type(value) in TEXT_AFFINITY)
-        pages = count * ESTIMATED_PAGES_PER_ROW + size // 4096
-        self._pages += pages
-        self._wal_pages += pages
-        if self._wal_pages >= settings.WAL_LIMIT_PAGES:
-            self._pages = self._wal_pages = 0
-            return True
-        if self._pages >= settings.CHECKPOINT_PAGES:
-            self._pages = 0
-            checkpointer.poke()
-        return False
+        """Count committed rows' WAL pages (`WalPacer.count`)."""
+        assert self._pacer is not None
+        return self._pacer.count(committed)
 
     def _finish_checkpoint(self, db: sqlite3.Connection) -> None:
-        """Nothing is written while this runs, so the checkpoint finishes (unless a reader elsewhere
-        still needs old pages, as with any SQLite checkpoint) and the next write starts the WAL
-        over. The lock waits for a checkpoint under way beside us. Errors are kept, not raised:
-        SQLite's own auto-checkpoint remains."""
-        assert self._checkpointer is not None
-        try:
-            with self._checkpointer.lock:
-                row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                self._checkpointer.record(row)
-                if int(row[1]) > int(row[2]) >= 0 and self._checkpointer.starved_since is None:
-                    # Short, with nothing of ours writing: look once more after a moment (a
-                    # commit that had just ended lets go of its read mark by then). The checkpoint
-                    # thread's own second look can come too late: its tries race our commits, and
-                    # beside a reader the WAL took a 24 MiB disk in about a second.
-                    time.sleep(STARVED_SECOND_LOOK_SECONDS)
-                    self._checkpointer.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
-        except Exception as exc:
-            self.last_error = exc
-        self.finished_checkpoints += 1
+        """Finish a checkpoint between two transactions (`WalPacer.finish`)."""
+        assert self._pacer is not None
+        error = self._pacer.finish(db)
+        if error is not None:
+            self.last_error = error
+
+    @property
+    def finished_checkpoints(self) -> int:
+        return 0 if self._pacer is None else self._pacer.finished
 
     @staticmethod
     def _deliver_rows(batch: list[WriteRequest], errors: list[BaseException | None] | None) -> None:
@@ -512,24 +483,4 @@ class WriterThread:
 
     def _attempt(self, batch: list[WriteRequest]) -> BaseException | None:
         """One transaction over the batch; its error (rolled back), or None once committed."""
-        db = self._conn
-        try:
-            if len(batch) == 1 and len(batch[0].rows) == 1 and not batch[0].more:
-                # One statement in autocommit mode is its own transaction and takes the write lock
-                # when it starts (no read-then-upgrade), so the busy timeout applies.
-                db.execute(batch[0].sql, batch[0].rows[0])
-            else:
-                with immediate_transaction(db):
-                    for request in batch:
-                        if len(request.rows) == 1:
-                            db.execute(request.sql, request.rows[0])
-                        else:
-                            db.executemany(request.sql, request.rows)
-                        for sql, rows in request.more:
-                            db.executemany(sql, rows)
-            return None
-        except BaseException as exc:  # not only sqlite3.Error: a row it cannot bind
-            if db.in_transaction:
-                with suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-            return exc
+        return commit_requests(self._conn, batch)
