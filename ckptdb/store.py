@@ -138,6 +138,35 @@ def newest_first_key(info: CheckpointInfo) -> tuple[int, str]:
     return (info.created_at.unix_nanos, info.id)
 
 
+class KeysetPages:
+    """The pages `iter_query` asks for, written once for the async and the synchronous stores:
+    keyset pages of at most ITER_PAGE rows, each after the last row of the one before, until the
+    query's own `limit` (if any) is reached or a page says it was the last."""
+
+    __slots__ = ("_query", "_remaining")
+
+    def __init__(self, query: CheckpointQuery) -> None:
+        self._remaining = query.limit
+        self._query = replace(query, limit=self._size())
+
+    def _size(self) -> int:
+        return ITER_PAGE if self._remaining is None else min(self._remaining, ITER_PAGE)
+
+    @property
+    def first(self) -> CheckpointQuery | None:
+        """The first page's query; None when the query asks for no rows."""
+        return None if self._remaining == 0 else self._query
+
+    def after(self, page: CheckpointPage) -> CheckpointQuery | None:
+        """The query of the page after `page` (the answer to the last query given), or None."""
+        if self._remaining is not None:
+            self._remaining -= len(page.items)
+        if page.next_cursor is None or not page.items or self._remaining == 0:
+            return None
+        self._query = replace(self._query, cursor=page.next_cursor, limit=self._size())
+        return self._query
+
+
 class CheckpointStore(ABC):
     """Async checkpoint persistence: the Rust `CheckpointStore` trait plus batch, query and latest.
 
@@ -192,18 +221,13 @@ class CheckpointStore(ABC):
         Keyword filters without a `limit` mean every match, not one `query()` page: the page size
         is this method's business."""
         query = resolve_query(query, filters, default_limit=None)
-        remaining = query.limit
-        page_query = replace(query, limit=ITER_PAGE if remaining is None else min(remaining, ITER_PAGE))
-        while remaining is None or remaining > 0:
+        pages = KeysetPages(query)
+        page_query = pages.first
+        while page_query is not None:
             page = await self.query(page_query)
             for info in page.items:
                 yield info
-            if remaining is not None:
-                remaining -= len(page.items)
-            if page.next_cursor is None or not page.items:
-                return
-            size = ITER_PAGE if remaining is None else min(remaining, ITER_PAGE)
-            page_query = replace(page_query, cursor=page.next_cursor, limit=size)
+            page_query = pages.after(page)
 
     async def close(self) -> None:  # noqa: B027 - a no-op is right for stores that hold nothing open
         """Release connections and files. Safe to call twice."""

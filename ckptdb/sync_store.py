@@ -11,12 +11,11 @@ from __future__ import annotations
 import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
 
 from ckptdb.model import Checkpoint, CheckpointInfo
-from ckptdb.store import ITER_PAGE, CheckpointPage, CheckpointQuery, resolve_query
+from ckptdb.store import CheckpointPage, CheckpointQuery, KeysetPages, resolve_query
 
 __all__ = ["SyncCheckpointStore"]
 
@@ -74,17 +73,12 @@ class SyncCheckpointStore(ABC):
         ITER_PAGE rows, so memory holds one page and no read stays open between two pages.
         Keyword filters without a `limit` mean every match, as in `CheckpointStore.iter_query`."""
         query = resolve_query(query, filters, default_limit=None)
-        remaining = query.limit
-        page_query = replace(query, limit=ITER_PAGE if remaining is None else min(remaining, ITER_PAGE))
-        while remaining is None or remaining > 0:
+        pages = KeysetPages(query)
+        page_query = pages.first
+        while page_query is not None:
             page = self.query(page_query)
             yield from page.items
-            if remaining is not None:
-                remaining -= len(page.items)
-            if page.next_cursor is None or not page.items:
-                return
-            size = ITER_PAGE if remaining is None else min(remaining, ITER_PAGE)
-            page_query = replace(page_query, cursor=page.next_cursor, limit=size)
+            page_query = pages.after(page)
 
     def close(self) -> None:  # noqa: B027 - a no-op is right for stores that hold nothing open
         """Release connections and files. Safe to call twice."""

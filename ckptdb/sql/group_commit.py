@@ -77,6 +77,17 @@ class WriteRequest:
         return [(self.sql, self.rows), *self.more]
 
 
+def statements_of(batch: Sequence[Queued]) -> dict[str, list[Row]]:
+    """Every statement a batch runs, with the rows of one statement text together, in the order
+    first seen: PostgreSQL then sends each statement once (one executemany) for the whole group."""
+    by_sql: dict[str, list[Row]] = {}
+    for request in batch:
+        by_sql.setdefault(request.sql, []).extend(request.rows)
+        for sql, rows in request.more:
+            by_sql.setdefault(sql, []).extend(rows)
+    return by_sql
+
+
 def settle(batch: Sequence[Queued], errors: Outcomes) -> None:
     """On the event loop (or the committing thread): every request of a committed (or failed)
     transaction learns its outcome."""

@@ -135,6 +135,21 @@ def lookup_params(params: Sequence[Any]) -> Sequence[Any]:
 
 _WRITES_ROWS = ("INSERT", "UPDATE")
 
+
+def prepare_statements(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[str, Sequence[Any]]]:
+    """The statements of a `write()` as PostgreSQL runs them, for both drivers: `$n` placeholders,
+    and parameters checked before any transaction starts (a row written: no U+0000 in its text; a
+    lookup: such a text bound as NULL, which matches nothing, as on every store)."""
+    prepared: list[tuple[str, Sequence[Any]]] = []
+    for sql, params in statements:
+        if sql.lstrip()[:6].upper() in _WRITES_ROWS:
+            params = check_storable([tuple(params)])[0]
+        else:
+            params = lookup_params(params)
+        prepared.append((postgres_sql(sql), params))
+    return prepared
+
+
 _ARRAY_TYPES = {name: "json" for name in ("state_snapshot", "path", "pending_action", "extra")}
 _ARRAY_TYPES["step_count"] = "bigint"  # the others are text
 _INSERT_ABSENT_RETURNING = (
@@ -472,13 +487,7 @@ class PostgresBackend(PostgresSpelling, Backend):
     async def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         pool = self._get_pool()
         self._writable()
-        prepared: list[tuple[str, Sequence[Any]]] = []
-        for sql, params in statements:
-            if sql.lstrip()[:6].upper() in _WRITES_ROWS:
-                params = check_storable([tuple(params)])[0]
-            else:
-                params = lookup_params(params)
-            prepared.append((postgres_sql(sql), params))
+        prepared = prepare_statements(statements)
 
         async def attempt() -> list[int]:
             counts: list[int] = []

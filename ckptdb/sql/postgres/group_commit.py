@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 
 from ckptdb.errors import CkptdbError
-from ckptdb.sql.group_commit import Part, Row, WriteRequest, commit_isolated_async, settle
+from ckptdb.sql.group_commit import Part, Row, WriteRequest, commit_isolated_async, settle, statements_of
 
 
 class CallerGroupCommit:
@@ -72,11 +72,7 @@ class CallerGroupCommit:
                     raise error  # a cancellation: the queued requests have heard of it
 
     async def _attempt(self, batch: list[WriteRequest]) -> BaseException | None:
-        by_sql: dict[str, list[Row]] = {}
-        for request in batch:
-            by_sql.setdefault(request.sql, []).extend(request.rows)
-            for sql, rows in request.more:
-                by_sql.setdefault(sql, []).extend(rows)
+        by_sql = statements_of(batch)
         try:
             if len(by_sql) == 1:
                 ((sql, rows),) = by_sql.items()

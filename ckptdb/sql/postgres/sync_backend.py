@@ -23,15 +23,15 @@ from typing import Any, TypeVar
 
 from ckptdb.errors import CkptdbError, StoreError
 from ckptdb.sql.backend import DatabaseTarget, Row, SchemaState
-from ckptdb.sql.group_commit import LeaderCommit, SyncRequest
+from ckptdb.sql.group_commit import LeaderCommit, SyncRequest, statements_of
 from ckptdb.sql.postgres.backend import (
-    _WRITES_ROWS,
     DEADLOCK_RETRIES,
     PostgresBackend,
     _is_retryable,
     _limited_to,
     check_storable,
     lookup_params,
+    prepare_statements,
 )
 from ckptdb.sql.postgres.errors import translate_error, translate_write_error
 from ckptdb.sql.postgres.spelling import PostgresSpelling, postgres_sql
@@ -212,11 +212,7 @@ class SyncPostgresBackend(PostgresSpelling, SyncBackend):
 
     def _attempt(self, batch: list[SyncRequest]) -> BaseException | None:
         """One group: one row is one autocommit statement; more, one transaction."""
-        by_sql: dict[str, list[Row]] = {}
-        for request in batch:
-            by_sql.setdefault(request.sql, []).extend(request.rows)
-            for sql, rows in request.more:
-                by_sql.setdefault(sql, []).extend(rows)
+        by_sql = statements_of(batch)
         try:
             prepared = [(postgres_sql(sql), check_storable(rows)) for sql, rows in by_sql.items()]
 
@@ -239,13 +235,7 @@ class SyncPostgresBackend(PostgresSpelling, SyncBackend):
 
     def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         self._writable()
-        prepared: list[tuple[str, Sequence[Any]]] = []
-        for sql, params in statements:
-            if sql.lstrip()[:6].upper() in _WRITES_ROWS:
-                params = check_storable([tuple(params)])[0]
-            else:
-                params = lookup_params(params)
-            prepared.append((postgres_sql(sql), params))
+        prepared = prepare_statements(statements)
 
         def work(conn: Any) -> list[int]:
             with conn.transaction():
