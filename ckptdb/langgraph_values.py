@@ -141,3 +141,80 @@ def channel_values(record: SourceCheckpoint) -> tuple[ChannelBlob, ...] | None:
         version = str(versions[key]) if key in versions else ""
         blobs.append(ChannelBlob(str(key), version, "msgpack", bytes(data[start:end])))
     return tuple(blobs)
+
+
+# -- the pieces an import needs to store a checkpoint as ckptdb's saver does, without decoding ------
+
+_ARRAY_HEADS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
+_SCALAR_HEADS = frozenset(range(0x00, 0x80)) | frozenset(range(0xE0, 0x100))
+_SCALAR_HEADS |= {0xC0, 0xC2, 0xC3, 0xCA, 0xCB, 0xCC, 0xCD, 0xCE, 0xCF, 0xD0, 0xD1, 0xD2, 0xD3}
+_STR_HEADS = frozenset(range(0xA0, 0xC0)) | {0xD9, 0xDA, 0xDB}
+
+
+def map_entries(data: bytes, pos: int = 0) -> list[tuple[object, int, int, int]]:
+    """(key, key start, value start, value end) of each entry of the map at pos, in stored order."""
+    end, inside = _header(data, pos)
+    b = data[pos]
+    if not (0x80 <= b <= 0x8F or b in _MAP):
+        raise MsgpackFramingError(f"expected a msgpack map at {pos}, found byte 0x{b:02x}")
+    entries = []
+    pos = end
+    for _ in range(inside // 2):
+        key, value_start = _scalar(data, pos)
+        value_end = _skip(data, value_start)
+        entries.append((key, pos, value_start, value_end))
+        pos = value_end
+    return entries
+
+
+def map_header(count: int) -> bytes:
+    """The msgpack header of a map of `count` entries (the shortest form, as ormsgpack writes it)."""
+    if count < 16:
+        return bytes([0x80 | count])
+    if count < 0x10000:
+        return b"\xde" + count.to_bytes(2, "big")
+    return b"\xdf" + count.to_bytes(4, "big")
+
+
+def array_header(count: int) -> bytes:
+    """The msgpack header of an array of `count` items (the shortest form, as ormsgpack writes it)."""
+    if count < 16:
+        return bytes([0x90 | count])
+    if count < 0x10000:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def array_items(data: bytes) -> list[bytes] | None:
+    """The items of a msgpack value that is an array (a Python list, as LangGraph's serde writes
+    one), each its own complete msgpack bytes; None when the value is not an array."""
+    if not data or data[0] not in _ARRAY_HEADS:
+        return None
+    pos, count = _header(data, 0)
+    items = []
+    for _ in range(count):
+        end = _skip(data, pos)
+        items.append(data[pos:end])
+        pos = end
+    if pos != len(data):
+        raise MsgpackFramingError("a msgpack list value has bytes after its last item")
+    return items
+
+
+def is_small_scalar(data: bytes, longest_text: int) -> bool:
+    """Whether the msgpack value is one the saver keeps in the checkpoint's own blob: nil, a bool,
+    an int, a float, or a str of at most `longest_text` characters (`ckptdb.langgraph.codec`)."""
+    if not data:
+        return False
+    b = data[0]
+    if b in _SCALAR_HEADS:
+        return True
+    if b in _STR_HEADS:
+        text, _ = _scalar(data, 0)
+        return isinstance(text, str) and len(text) <= longest_text
+    return False
+
+
+def scalar(data: bytes, pos: int = 0) -> object:
+    """A version or key at pos: str, int, float, bool or None (anything else as its raw bytes)."""
+    return _scalar(data, pos)[0]

@@ -1,7 +1,8 @@
 """`ckptdb langgraph ...`: a database written by LangGraph's own savers (an SQLite file of
 `langgraph-checkpoint-sqlite`, a `postgresql://` URL of `langgraph-checkpoint-postgres`), looked at
 without writing a byte to it: its threads, one thread's history, one checkpoint decoded, and what
-changed between two checkpoints. SOURCE is read-only and never the `--db` database.
+changed between two checkpoints. SOURCE is read-only and never the `--db` database. `import`
+copies SOURCE into the `--db` database's LangGraph tables, for `ckptdb.langgraph.AsyncCkptdbSaver`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from typing import Any
 
 import click
 
-from ckptdb.cli.common import run
-from ckptdb.cli.output import Column, format_option, row_writer, stdout_guard
+from ckptdb.cli.common import db_url, exit_statuses, run, tolerate_unencodable_output
+from ckptdb.cli.options import batch_size_option, quiet_option
+from ckptdb.cli.output import Column, format_option, plural, row_writer, stdout_guard
+from ckptdb.cli.progress import Progress
+from ckptdb.exit_status import ExitStatus
 
 NS_OPTION = click.option(
     "--ns",
@@ -173,3 +177,54 @@ def diff(
 
     with stdout_guard():
         run(main())
+
+
+PROBLEM_LINES = 20
+IMPORT_EPILOG = exit_statuses(
+    "Exit status:",
+    {
+        ExitStatus.OK: "every checkpoint was imported or unchanged",
+        ExitStatus.ERROR: "error (SOURCE not a LangGraph saver database, --db unusable, ...): nothing more\n"
+        "was done; the batches committed so far stay",
+        ExitStatus.PROBLEMS: "some checkpoints were invalid or in conflict; every other one was imported",
+        ExitStatus.INTERRUPTED: "interrupted: the batches committed so far stay; run the same command again",
+    },
+)
+
+
+@langgraph.command("import", epilog=IMPORT_EPILOG)
+@click.argument("source")
+@click.option("-n", "--dry-run", is_flag=True, help="Write nothing; report what would happen.")
+@batch_size_option(
+    default=100,
+    most=100_000,
+    help="Checkpoints per transaction (a kill loses at most one batch; re-run to finish).",
+)
+@quiet_option("No progress bar and no per-checkpoint lines; only the summary.")
+@click.pass_context
+def import_command(ctx: click.Context, source: str, dry_run: bool, batch_size: int, quiet: bool) -> None:
+    """Import SOURCE (written by LangGraph's SQLite or PostgreSQL saver) into the database, for
+    ckptdb's LangGraph saver (AsyncCkptdbSaver, CkptdbSaver) to resume every thread.
+
+    SOURCE is never changed. Values are copied as stored, never re-encoded. Safe to re-run:
+    checkpoints already imported are "unchanged", so an interrupted import is finished by running
+    it again. Needs pip install 'ckptdb[langgraph]'.
+    """
+    from ckptdb.langgraph_import import run_langgraph_import
+
+    tolerate_unencodable_output()
+    with Progress.for_command(quiet) as bar:
+        report = run(
+            run_langgraph_import(db_url(), source, dry_run=dry_run, batch_size=batch_size, progress=bar.phase)
+        )
+    if not quiet:
+        for problem in report.problems[:PROBLEM_LINES]:
+            click.echo(f"{problem.outcome.value:<9} {problem.where()}: {problem.reason}")
+        more = len(report.problems) - PROBLEM_LINES + report.problems_omitted
+        if more > 0:
+            click.echo(f"... and {more} more")
+    prefix = "dry run, nothing written: " if report.dry_run else ""
+    counts = ", ".join(f"{count} {outcome.value}" for outcome, count in report.counts.items())
+    total = f"{report.total} {plural(report.total, 'checkpoint')}"
+    click.echo(f"{prefix}{total} from {report.source} ({report.schema}): {counts} ({report.elapsed:.1f} s)")
+    ctx.exit(report.exit_status)
