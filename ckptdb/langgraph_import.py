@@ -267,13 +267,13 @@ class _Encoder:
                 channel = str(key)
                 present.add(channel)
                 value = data[vstart:vend]
-                if lv.is_small_scalar(value, self._codec.INLINE_TEXT):
+                # A value without a version (never written by a graph, but a saver keeps it) stays
+                # in the checkpoint's blob too: there is no version to store it under.
+                if channel not in versions or lv.is_small_scalar(value, self._codec.INLINE_TEXT):
                     inline.append(channel)
                     inline_parts.append(data[kstart:vend])
-                elif channel in versions:
-                    rows.value(channel, versions[channel], "msgpack", value)
                 else:
-                    raise Refused(f"channel {channel!r} has a value but no version")
+                    rows.value(channel, versions[channel], "msgpack", value)
         for channel, version in versions.items():
             if channel not in present:
                 rows.empty(channel, version)

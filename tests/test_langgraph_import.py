@@ -401,3 +401,21 @@ def _source_database() -> Iterator[str]:
         yield url
     finally:
         PG.give_back(url, migrated=False)
+
+
+def test_a_value_without_a_version_stays_in_the_checkpoint(engine: str, tmp_path: Path) -> None:
+    """A saver keeps a channel value whatever its versions say; the import keeps it too (in the
+    checkpoint's own blob, as there is no version to store it under)."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    path = tmp_path / "versionless.sqlite"
+    with lg.sqlite_saver(path) as saver:
+        values = {"messages": [{"role": "user", "content": "x" * 300}] * 3, "note": "y" * 1000, "n": 2}
+        checkpoint = {**empty_checkpoint(), "channel_values": values}
+        saver.put({"configurable": {"thread_id": "t", "checkpoint_ns": ""}}, checkpoint, {"step": 0}, {})
+    target = new_db_target(engine, tmp_path)
+    done = _cli(target, str(path))
+    assert done.returncode == 0 and "1 imported" in done.stdout, done.stdout + done.stderr
+    [ours] = await_(_ckptdb_tuples(target))
+    assert ours == _official_tuples(str(path), tmp_path)[0]
+    assert ours[2]["channel_values"] == values
