@@ -61,10 +61,17 @@ class StoredThread:
     updated: str | None
 
 
-async def threads(store: SqlCheckpointStore) -> AsyncGenerator[StoredThread, None]:
-    """Every thread and namespace: checkpoints, the newest one's id, step, time and metadata."""
-    async with aclosing(InspectionTables(store).threads()) as rows:
+async def threads(store: SqlCheckpointStore, limit: int | None = None) -> AsyncGenerator[StoredThread, None]:
+    """Every thread and namespace (the first `limit`), by thread id: checkpoints, the newest one's
+    id, step, time and metadata. Keyset pages of 1,000 (fewer for a smaller limit): a first page
+    reads only its own threads' rows, whatever the number of threads."""
+    page = 1000 if limit is None else min(limit, 1000)
+    shown = 0
+    async with aclosing(InspectionTables(store).threads(page=page)) as rows:
         async for thread_id, ns, count, newest, step, metadata in rows:
+            if limit is not None and shown >= limit:
+                return
+            shown += 1
             summary = ThreadSummary(
                 thread_id, ns, int(count), newest, None if step is None else int(step), _metadata(metadata)
             )

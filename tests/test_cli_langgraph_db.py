@@ -159,3 +159,26 @@ def test_delete_removes_one_thread_and_nothing_else(imported: tuple[str, str]) -
     after = asyncio.run(_tuples(db))
     assert after == {key: value for key, value in before.items() if key[0] != "long"}
     assert _check(db).exit_code == 0
+
+
+def test_thread_listing_pages_and_limits_agree_with_one_pass(imported: tuple[str, str]) -> None:
+    from contextlib import aclosing
+
+    from ckptdb.langgraph_inspect import open_stored
+    from ckptdb.sql.langgraph_inspection import InspectionTables
+
+    _, db = imported
+
+    async def listed(page: int) -> list[Any]:
+        store = await open_stored(db, readonly=True)
+        try:
+            async with aclosing(InspectionTables(store).threads(page=page)) as rows:
+                return [tuple(row) async for row in rows]
+        finally:
+            await store.close()
+
+    whole = asyncio.run(listed(10_000))
+    assert len(whole) > 5 and asyncio.run(listed(2)) == whole and asyncio.run(listed(1)) == whole
+    everything = _jsonl(_run(db, "threads", "-f", "jsonl"))
+    assert _jsonl(_run(db, "threads", "--limit", "3", "-f", "jsonl")) == everything[:3]
+    assert [(r["thread_id"], r["checkpoint_ns"]) for r in everything] == [(r[0], r[1]) for r in whole]

@@ -68,8 +68,11 @@ def langgraph() -> None:
 
 @langgraph.command("threads")
 @SOURCE_OPTION
+@click.option(
+    "--limit", "-l", type=click.IntRange(min=1), default=None, help="At most this many, by thread id."
+)
 @format_option()
-def threads(source: str | None, fmt: str | None) -> None:
+def threads(source: str | None, limit: int | None, fmt: str | None) -> None:
     """List the threads (each checkpoint namespace apart): how many checkpoints, the newest one's
     step and id (and, in --db, its time; metadata in JSON and CSV)."""
 
@@ -81,7 +84,7 @@ def threads(source: str | None, fmt: str | None) -> None:
 
             store = await li.open_stored(db_url(), readonly=True)
             try:
-                async with aclosing(li.threads(store)) as found:
+                async with aclosing(li.threads(store, limit)) as found:
                     with row_writer(fmt, STORED_THREAD_COLUMNS) as out:
                         async for stored in found:
                             t = stored.summary
@@ -104,7 +107,11 @@ def threads(source: str | None, fmt: str | None) -> None:
 
         async with open_langgraph_source(source) as opened, aclosing(opened.threads()) as listed:
             with row_writer(fmt, THREAD_COLUMNS) as out:
+                shown = 0
                 async for t in listed:
+                    if limit is not None and shown >= limit:
+                        break
+                    shown += 1
                     out.write(
                         (t.thread_id, t.checkpoint_ns, t.count, t.step, t.newest_checkpoint_id, t.metadata)
                     )

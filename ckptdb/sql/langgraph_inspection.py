@@ -8,7 +8,6 @@ ids alone; what a checkpoint's values are is the saver's business (`ckptdb.langg
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
 from typing import Any
 
 from ckptdb.sql.langgraph import LanggraphTables, Row
@@ -16,13 +15,22 @@ from ckptdb.sql.store import SqlCheckpointStore
 
 __all__ = ["InspectionTables"]
 
-_THREADS = (
-    "SELECT t.thread_id, t.checkpoint_ns, t.n, t.newest, c.step, c.metadata FROM ("
-    "SELECT thread_id, checkpoint_ns, count(*) AS n, max(checkpoint_id) AS newest "
-    "FROM langgraph_checkpoints GROUP BY thread_id, checkpoint_ns) t "
-    "JOIN langgraph_checkpoints c ON c.thread_id = t.thread_id AND c.checkpoint_ns = t.checkpoint_ns "
-    "AND c.checkpoint_id = t.newest ORDER BY t.thread_id, t.checkpoint_ns"
-)
+
+def _thread_page(where: str) -> str:
+    return (
+        "SELECT t.thread_id, t.checkpoint_ns, t.n, t.newest, c.step, c.metadata FROM ("
+        "SELECT thread_id, checkpoint_ns, count(*) AS n, max(checkpoint_id) AS newest "
+        f"FROM langgraph_checkpoints {where} "
+        "GROUP BY thread_id, checkpoint_ns ORDER BY thread_id, checkpoint_ns LIMIT ?) t "
+        "JOIN langgraph_checkpoints c ON c.thread_id = t.thread_id AND c.checkpoint_ns = t.checkpoint_ns "
+        "AND c.checkpoint_id = t.newest ORDER BY t.thread_id, t.checkpoint_ns"
+    )
+
+
+_FIRST_THREADS = _thread_page("")
+_NEXT_THREADS = _thread_page("WHERE (thread_id, checkpoint_ns) > (?, ?)")
+"""A page of threads (after a thread and namespace): the grouping walks the primary key in order
+and stops at the page's end, so the first page of a listing reads only its own threads' rows."""
 _HISTORY = (
     "SELECT c.checkpoint_id, c.parent_checkpoint_id, c.step, c.metadata, (SELECT count(*) FROM "
     "langgraph_writes w WHERE w.thread_id = c.thread_id AND w.checkpoint_ns = c.checkpoint_ns "
@@ -39,11 +47,16 @@ class InspectionTables:
         self._backend = store.backend
         self._tables = LanggraphTables(store)
 
-    async def threads(self, *, batch: int = 1000) -> AsyncGenerator[Row, None]:
-        """(thread_id, namespace, checkpoints, newest id, its step, its metadata JSON), by thread."""
-        async with aclosing(self._backend.stream(_THREADS, (), batch=batch)) as rows:
-            async for row in rows:
+    async def threads(self, *, page: int = 1000) -> AsyncGenerator[Row, None]:
+        """(thread_id, namespace, checkpoints, newest id, its step, its metadata JSON), by thread,
+        a keyset page per query (nothing is held between pages)."""
+        rows = await self._backend.fetchall(_FIRST_THREADS, (page,))
+        while True:
+            for row in rows:
                 yield row
+            if len(rows) < page:
+                return
+            rows = await self._backend.fetchall(_NEXT_THREADS, (rows[-1][0], rows[-1][1], page))
 
     async def history(
         self, thread_id: str, checkpoint_ns: str, *, page: int = 100
