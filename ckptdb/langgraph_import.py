@@ -34,9 +34,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ import orjson
 from ckptdb.errors import CkptdbError
 from ckptdb.exit_status import ExitStatus
 from ckptdb.langgraph_source import LangGraphSource, SourceCheckpoint, open_langgraph_source, parse_metadata
+from ckptdb.outputs import AtomicTextFile, check_output_file, database_files, same_database
 from ckptdb.sql.langgraph import Key, Row, version_key
 from ckptdb.sql.langgraph_import import ImportTables
 from ckptdb.sql.store import DatabaseTarget, SqlCheckpointStore, parse_target
@@ -577,37 +580,81 @@ async def run_langgraph_import(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressCallback | None = None,
     on_checkpoint: Callable[[CheckpointOutcome], None] | None = None,
+    report_path: str | os.PathLike[str] | None = None,
 ) -> LanggraphImportReport:
     """The whole `ckptdb langgraph import`: open the source read-only, open (or, unless it is a dry
-    run, create) the target, import, close both."""
+    run, create) the target, import, close both. `report_path`: every checkpoint's outcome as JSON,
+    written as they come (flat memory) and put in place at the end, however the import ends."""
     from ckptdb.langgraph_decode import strict_serde
 
     strict_serde()  # a missing extra is said before anything is opened
     target = parse_target(db)
     source_target = parse_target(source)
-    if _same_database(target, source_target):
+    if same_database(target, source_target) or (
+        target.path is None and source_target.path is None and target.display() == source_target.display()
+    ):
         raise CkptdbError(
             "SOURCE is the --db database: import from the LangGraph saver's own file or database"
         )
-    async with open_langgraph_source(source_target) as opened, _open_target(target, dry_run) as store:
-        report = await import_langgraph(
-            store,
-            opened,
-            dry_run=dry_run,
-            batch_size=batch_size,
-            progress=progress,
-            on_checkpoint=on_checkpoint,
+    writer = None
+    if report_path is not None:
+        check_output_file(
+            report_path,
+            option="--report",
+            databases=[*database_files(target), *database_files(source_target)],
         )
-        report.source = source_target.display()
-        return report
+        writer = _ReportFile(report_path, target, source_target)
+    report = LanggraphImportReport(dry_run=dry_run)
+
+    def each(outcome: CheckpointOutcome) -> None:
+        if writer is not None:
+            writer.add(outcome)
+        if on_checkpoint is not None:
+            on_checkpoint(outcome)
+
+    try:
+        async with open_langgraph_source(source_target) as opened, _open_target(target, dry_run) as store:
+            report = await import_langgraph(
+                store, opened, dry_run=dry_run, batch_size=batch_size, progress=progress, on_checkpoint=each
+            )
+            report.source = source_target.display()
+            return report
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        report.status = Status.INTERRUPTED
+        raise
+    except BaseException:
+        report.status = Status.FAILED
+        raise
+    finally:
+        if writer is not None:
+            writer.close(report)
 
 
-def _same_database(a: DatabaseTarget, b: DatabaseTarget) -> bool:
-    if a.path is not None and b.path is not None:
-        with contextlib.suppress(OSError):
-            return a.path.exists() and b.path.exists() and a.path.samefile(b.path)
-        return False
-    return a.display() == b.display()
+class _ReportFile:
+    """{"report": "ckptdb-langgraph-import", "database", "source", "started_at", "checkpoints":
+    [{"thread_id", "checkpoint_ns", "checkpoint_id", "outcome", "reason"}, ...], "summary": {...}},
+    under a temp name until `close` renames it onto the path."""
+
+    def __init__(self, path: str | os.PathLike[str], target: DatabaseTarget, source: DatabaseTarget) -> None:
+        self._file = AtomicTextFile(path, option="--report")
+        self._first = True
+        header = {
+            "report": "ckptdb-langgraph-import",
+            "database": target.display(),
+            "source": source.display(),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        }
+        self._file.write(json.dumps(header, ensure_ascii=False, indent=2)[:-2] + ',\n  "checkpoints": [')
+
+    def add(self, outcome: CheckpointOutcome) -> None:
+        self._file.write("\n    " if self._first else ",\n    ")
+        self._first = False
+        self._file.write(json.dumps(outcome.to_json(), ensure_ascii=False))
+
+    def close(self, report: LanggraphImportReport) -> None:
+        summary = json.dumps(report.summary_json(), ensure_ascii=False, indent=2).replace("\n", "\n  ")
+        self._file.write(("\n  " if not self._first else "") + '],\n  "summary": ' + summary + "\n}\n")
+        self._file.commit()
 
 
 @contextlib.asynccontextmanager

@@ -419,3 +419,27 @@ def test_a_value_without_a_version_stays_in_the_checkpoint(engine: str, tmp_path
     [ours] = await_(_ckptdb_tuples(target))
     assert ours == _official_tuples(str(path), tmp_path)[0]
     assert ours[2]["channel_values"] == values
+
+
+def test_report_file_lists_every_checkpoint_and_never_lands_on_a_database(tmp_path: Path) -> None:
+    with _source("sqlite", tmp_path) as source:
+        target = tmp_path / "target.db"
+        report = tmp_path / "report.json"
+        done = _cli(str(target), source, "--report", str(report), "-q")
+        assert done.returncode == 0, done.stderr
+        written = json.loads(report.read_text())
+        assert written["report"] == "ckptdb-langgraph-import"
+        assert (
+            written["summary"]["imported"] == len(written["checkpoints"]) == written["summary"]["checkpoints"]
+        )
+        assert {c["outcome"] for c in written["checkpoints"]} == {"imported"}
+        again = _cli(str(target), source, "--report", str(report), "-q")
+        assert {c["outcome"] for c in json.loads(report.read_text())["checkpoints"]} == {"unchanged"}
+        before = _fingerprint(source)
+        onto_source = _cli(str(target), source, "--report", source)
+        assert onto_source.returncode == 2 and onto_source.stderr.count("\n") == 1, onto_source.stderr
+        assert _fingerprint(source) == before
+        same = _cli(source, source)
+        assert same.returncode == 1 and "SOURCE is the --db database" in same.stderr
+        assert _fingerprint(source) == before
+        assert again.returncode == 0

@@ -7,12 +7,14 @@ copies SOURCE into the `--db` database's LangGraph tables, for `ckptdb.langgraph
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ckptdb.cli.common import db_url, exit_statuses, run, tolerate_unencodable_output
-from ckptdb.cli.options import batch_size_option, quiet_option
+from ckptdb.cli.options import batch_size_option, quiet_option, report_option
 from ckptdb.cli.output import Column, format_option, plural, row_writer, stdout_guard
 from ckptdb.cli.progress import Progress
 from ckptdb.exit_status import ExitStatus
@@ -372,9 +374,15 @@ IMPORT_EPILOG = exit_statuses(
     most=100_000,
     help="Checkpoints per transaction (a kill loses at most one batch; re-run to finish).",
 )
+@report_option(
+    "Write every checkpoint's outcome to this JSON file, at the end (never the database or SOURCE).",
+    writable=True,
+)
 @quiet_option("No progress bar and no per-checkpoint lines; only the summary.")
 @click.pass_context
-def import_command(ctx: click.Context, source: str, dry_run: bool, batch_size: int, quiet: bool) -> None:
+def import_command(
+    ctx: click.Context, source: str, dry_run: bool, batch_size: int, report_path: Path | None, quiet: bool
+) -> None:
     """Import SOURCE (written by LangGraph's SQLite or PostgreSQL saver) into the database, for
     ckptdb's LangGraph saver (AsyncCkptdbSaver, CkptdbSaver) to resume every thread.
 
@@ -387,7 +395,14 @@ def import_command(ctx: click.Context, source: str, dry_run: bool, batch_size: i
     tolerate_unencodable_output()
     with Progress.for_command(quiet) as bar:
         report = run(
-            run_langgraph_import(db_url(), source, dry_run=dry_run, batch_size=batch_size, progress=bar.phase)
+            run_langgraph_import(
+                db_url(),
+                source,
+                dry_run=dry_run,
+                batch_size=batch_size,
+                progress=partial(bar.phase, unit="checkpoints"),
+                report_path=report_path,
+            )
         )
     if not quiet:
         for problem in report.problems[:PROBLEM_LINES]:
