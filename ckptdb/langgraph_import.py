@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import time
@@ -194,7 +195,7 @@ class _Encoder:
             self.stored.clear()
             self.lists.forget()
 
-    async def encode(self, record: SourceCheckpoint) -> Encoded:
+    async def encode(self, record: SourceCheckpoint, layout: Any = None) -> Encoded:
         from ckptdb import langgraph_values as lv
 
         metadata = parse_metadata(record.metadata)
@@ -224,7 +225,7 @@ class _Encoder:
             if isinstance(record.checkpoint, str):
                 kind, blob, versions, inline = await self._from_postgres(record, rows)
             elif record.type == "msgpack":
-                kind, blob, versions, inline = self._from_sqlite(record, rows)
+                kind, blob, versions, inline = self._from_sqlite(record, rows, layout)
             else:
                 raise Refused(
                     f"it is stored with serde type {record.type!r} (LangGraph's old format), whose "
@@ -250,37 +251,35 @@ class _Encoder:
         return Encoded(record, checkpoint, rows.values, rows.items, writes, rows.learned, rows.keys)
 
     def _from_sqlite(
-        self, record: SourceCheckpoint, rows: _Rows
+        self, record: SourceCheckpoint, rows: _Rows, layout: Any
     ) -> tuple[str, bytes, dict[str, Any], list[str]]:
         from ckptdb import langgraph_values as lv
 
         data = record.checkpoint
         assert isinstance(data, bytes)
-        top = lv.map_entries(data, 0)
-        by_key = {key: (kstart, vstart, vend) for key, kstart, vstart, vend in top}
-        versions: dict[str, Any] = {}
-        if "channel_versions" in by_key:
-            for key, _, vstart, _ in lv.map_entries(data, by_key["channel_versions"][1]):
-                versions[str(key)] = lv.scalar(data, vstart)
+        if layout is None:
+            layout = _layout(record)  # raises what is broken
+        versions: dict[str, Any] = dict(layout.versions)
         inline_parts: list[bytes] = []
         inline: list[str] = []
         present: set[str] = set()
-        if "channel_values" in by_key:
-            for key, kstart, vstart, vend in lv.map_entries(data, by_key["channel_values"][1]):
-                channel = str(key)
-                present.add(channel)
-                value = data[vstart:vend]
-                # A value without a version (never written by a graph, but a saver keeps it) stays
-                # in the checkpoint's blob too: there is no version to store it under.
-                if channel not in versions or lv.is_small_scalar(value, self._codec.INLINE_TEXT):
-                    inline.append(channel)
-                    inline_parts.append(data[kstart:vend])
-                else:
-                    rows.value(channel, versions[channel], "msgpack", value)
+        for key, kstart, vstart, vend, offsets in layout.values:
+            channel = str(key)
+            present.add(channel)
+            value = data[vstart:vend]
+            # A value without a version (never written by a graph, but a saver keeps it) stays
+            # in the checkpoint's blob too: there is no version to store it under.
+            if channel not in versions or lv.is_small_scalar(value, self._codec.INLINE_TEXT):
+                inline.append(channel)
+                inline_parts.append(data[kstart:vend])
+            else:
+                items = None if offsets is None else [data[i:j] for i, j in itertools.pairwise(offsets)]
+                rows.value(channel, versions[channel], "msgpack", value, items)
         for channel, version in versions.items():
             if channel not in present:
                 rows.empty(channel, version)
-        parts = [data[kstart:vend] for key, kstart, _, vend in top if key != "channel_values"]
+        by_key = {key: (kstart, vstart) for key, kstart, vstart, _ in layout.top}
+        parts = [data[kstart:vend] for key, kstart, _, vend in layout.top if key != "channel_values"]
         parts.append(
             data[by_key["channel_values"][0] : by_key["channel_values"][1]]
             if "channel_values" in by_key
@@ -374,14 +373,18 @@ class _Rows:
             r = self._record
             self.values.append((r.thread_id, r.checkpoint_ns, channel, vkey, "empty", None, None, None, None))
 
-    def value(self, channel: str, version: object, kind: str, data: bytes) -> None:
+    def value(
+        self, channel: str, version: object, kind: str, data: bytes, items: list[bytes] | None = None
+    ) -> None:
+        """One value row, or a list's rows; `items`: the list's items, when the caller has them."""
         from ckptdb import langgraph_values as lv
 
         vkey = self._new(channel, version)
         if vkey is None:
             return
         r = self._record
-        items = lv.array_items(data) if kind == "msgpack" else None
+        if items is None and kind == "msgpack":
+            items = lv.array_items(data)
         if items is None:
             self.values.append(
                 (r.thread_id, r.checkpoint_ns, channel, vkey, "value", kind, memoryview(data), None, None)
@@ -498,19 +501,20 @@ async def _import_batch(
     keys = [record.key for record in batch]
     stored = {} if tables is None else await tables.checkpoints(keys)
     stored_writes = {} if tables is None or not stored else await tables.writes(list(stored))
+    layouts = _layouts(batch)
     value_keys = [
         (record.thread_id, record.checkpoint_ns, channel, version_key(version))
-        for record in batch
-        for channel, version in _versions(record).items()
+        for record, layout in zip(batch, layouts, strict=True)
+        for channel, version in _versions(record, layout).items()
     ]
     stored_values = {} if tables is None else await tables.values(value_keys)
     outcomes: list[CheckpointOutcome] = []
     to_write: list[Encoded] = []
-    for record in batch:
+    for record, layout in zip(batch, layouts, strict=True):
         encoder.enter(record)
         where = (record.thread_id, record.checkpoint_ns, record.checkpoint_id)
         try:
-            encoded = await encoder.encode(record)
+            encoded = await encoder.encode(record, layout)
         except Refused as exc:
             outcomes.append(CheckpointOutcome(*where, Outcome.INVALID, str(exc)))
             continue
@@ -552,24 +556,41 @@ def _learn(encoder: _Encoder, encoded: Encoded) -> None:
         encoder.lists.remember(where, version, digests, segments)
 
 
-def _versions(record: SourceCheckpoint) -> dict[str, Any]:
-    """The channel versions a checkpoint names, read without decoding a value (for the lookup of
-    what the target holds; a broken checkpoint names none here and is refused by its encoding)."""
+def _layout(record: SourceCheckpoint) -> Any:
+    """An SQLite checkpoint's `CheckpointLayout` (None for PostgreSQL's JSONB or another serde
+    type); raises MsgpackFramingError for broken msgpack."""
     from ckptdb import langgraph_values as lv
 
-    try:
-        if isinstance(record.checkpoint, str):
+    if isinstance(record.checkpoint, str) or record.type != "msgpack":
+        return None
+    return lv.checkpoint_layout(record.checkpoint)
+
+
+def _versions(record: SourceCheckpoint, layout: Any) -> dict[str, Any]:
+    """The channel versions a checkpoint names, read without decoding a value (for the lookup of
+    what the target holds; a broken checkpoint names none here and is refused by its encoding)."""
+    if isinstance(record.checkpoint, str):
+        try:
             body = orjson.loads(record.checkpoint)
-            return dict(body.get("channel_versions") or {}) if isinstance(body, dict) else {}
-        if record.type != "msgpack":
+        except orjson.JSONDecodeError:
             return {}
-        data = record.checkpoint
-        for key, _, vstart, _ in lv.map_entries(data, 0):
-            if key == "channel_versions":
-                return {str(k): lv.scalar(data, s) for k, _, s, _ in lv.map_entries(data, vstart)}
-    except (CkptdbError, orjson.JSONDecodeError, ValueError):
-        return {}
-    return {}
+        return dict(body.get("channel_versions") or {}) if isinstance(body, dict) else {}
+    return {} if layout is None else dict(layout.versions)
+
+
+def _layouts(batch: Sequence[SourceCheckpoint]) -> list[Any]:
+    """Each record's layout, worked out once (the lookup and the encoding both need it, and the
+    walk is most of an import's time); None where there is none or it is broken (the encoding
+    then says why)."""
+    from ckptdb import langgraph_values as lv
+
+    found = []
+    for record in batch:
+        try:
+            found.append(_layout(record))
+        except lv.MsgpackFramingError:
+            found.append(None)
+    return found
 
 
 async def run_langgraph_import(

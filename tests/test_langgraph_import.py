@@ -335,16 +335,25 @@ def test_what_cannot_be_copied_exactly_is_refused_one_line_each(tmp_path: Path) 
         with sqlite3.connect(broken) as db:
             db.execute("UPDATE checkpoints SET type = 'json' WHERE thread_id = 'approved'")
             db.execute("UPDATE checkpoints SET metadata = x'ff' WHERE thread_id = 'rejected'")
-            n_approved, n_rejected = (
+            db.execute(
+                "UPDATE checkpoints SET checkpoint = substr(checkpoint, 1, 40) WHERE thread_id = 'waiting'"
+            )
+            n_approved, n_rejected, n_waiting = (
                 db.execute("SELECT count(*) FROM checkpoints WHERE thread_id = ?", (t,)).fetchone()[0]
-                for t in ("approved", "rejected")
+                for t in ("approved", "rejected", "waiting")
             )
         done = _cli(str(tmp_path / "target.db"), str(broken))
         assert done.returncode == 3
         lines = [line for line in done.stdout.splitlines() if line.startswith("invalid")]
-        assert len(lines) == min(20, n_approved + n_rejected)
+        assert len(lines) == 20 < n_approved + n_rejected + n_waiting
         assert any("serde type 'json'" in line for line in lines)
-        assert f"{n_approved + n_rejected} invalid" in done.stdout
+        report = tmp_path / "report.json"
+        _cli(str(tmp_path / "target.db"), str(broken), "--report", str(report))
+        reasons = {
+            c["thread_id"]: c["reason"] for c in json.loads(report.read_text())["checkpoints"] if c["reason"]
+        }
+        assert "its msgpack is broken" in reasons["waiting"] and "metadata" in reasons["rejected"]
+        assert f"{n_approved + n_rejected + n_waiting} invalid" in done.stdout
 
 
 def test_source_that_is_not_a_langgraph_database_is_refused_in_one_line(tmp_path: Path) -> None:
