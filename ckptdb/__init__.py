@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         UnavailableError,
     )
     from ckptdb.files import FileCheckpointStore, SyncFileCheckpointStore
+    from ckptdb.langgraph_import import import_langgraph, run_langgraph_import
     from ckptdb.langgraph_source import open_langgraph_source
     from ckptdb.memory import MemoryCheckpointStore, SyncMemoryCheckpointStore
     from ckptdb.model import Checkpoint, CheckpointInfo, InterruptType, Timestamp
@@ -39,6 +40,8 @@ _HOME = {
     "StoreError": "ckptdb.errors",
     "UnavailableError": "ckptdb.errors",
     "FileCheckpointStore": "ckptdb.files",
+    "import_langgraph": "ckptdb.langgraph_import",
+    "run_langgraph_import": "ckptdb.langgraph_import",
     "open_langgraph_source": "ckptdb.langgraph_source",
     "MemoryCheckpointStore": "ckptdb.memory",
     "SyncFileCheckpointStore": "ckptdb.files",
@@ -85,9 +88,11 @@ __all__ = [
     "Timestamp",
     "UnavailableError",
     "connect",
+    "import_langgraph",
     "open_langgraph_source",
     "open_store",
     "parse_target",
+    "run_langgraph_import",
 ]
 
 

@@ -13,6 +13,7 @@ serde loads back to the same value.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 from ckptdb.errors import CkptdbError
 from ckptdb.langgraph_source import ChannelBlob, SourceCheckpoint
@@ -70,13 +71,37 @@ def _header(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _skip(data: bytes, pos: int) -> int:
-    """The end of the object starting at pos (nested ones included), without recursion."""
+    """The end of the object starting at pos (nested ones included), without recursion. The
+    commonest objects of a checkpoint (small ints, short strings, small maps and arrays) are
+    stepped over here without a call: this loop is most of an import's time."""
     pending = 1
+    size = len(data)
     while pending:
-        pos, inside = _header(data, pos)
-        if pos > len(data):
-            raise MsgpackFramingError("checkpoint msgpack ends inside a value")
-        pending += inside - 1
+        if pos >= size:
+            raise MsgpackFramingError("checkpoint msgpack ends early")
+        b = data[pos]
+        if b <= 0x7F or b >= 0xE0:
+            pos += 1
+            pending -= 1
+        elif b >= 0xA0 and b <= 0xBF:
+            pos += 1 + (b & 0x1F)
+            pending -= 1
+        elif b <= 0x8F:  # 0x80..0x8f: a fixmap
+            pos += 1
+            pending += 2 * (b & 0x0F) - 1
+        elif b <= 0x9F:  # 0x90..0x9f: a fixarray
+            pos += 1
+            pending += (b & 0x0F) - 1
+        elif b == 0xD9:  # str8
+            if pos + 1 >= size:
+                raise MsgpackFramingError("checkpoint msgpack ends inside a length")
+            pos += 2 + data[pos + 1]
+            pending -= 1
+        else:
+            pos, inside = _header(data, pos)
+            pending += inside - 1
+    if pos > size:
+        raise MsgpackFramingError("checkpoint msgpack ends inside a value")
     return pos
 
 
@@ -141,3 +166,142 @@ def channel_values(record: SourceCheckpoint) -> tuple[ChannelBlob, ...] | None:
         version = str(versions[key]) if key in versions else ""
         blobs.append(ChannelBlob(str(key), version, "msgpack", bytes(data[start:end])))
     return tuple(blobs)
+
+
+# -- the pieces an import needs to store a checkpoint as ckptdb's saver does, without decoding ------
+
+_ARRAY_HEADS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
+_SCALAR_HEADS = frozenset(range(0x00, 0x80)) | frozenset(range(0xE0, 0x100))
+_SCALAR_HEADS |= {0xC0, 0xC2, 0xC3, 0xCA, 0xCB, 0xCC, 0xCD, 0xCE, 0xCF, 0xD0, 0xD1, 0xD2, 0xD3}
+_STR_HEADS = frozenset(range(0xA0, 0xC0)) | {0xD9, 0xDA, 0xDB}
+
+
+def map_entries(data: bytes, pos: int = 0) -> list[tuple[object, int, int, int]]:
+    """(key, key start, value start, value end) of each entry of the map at pos, in stored order."""
+    end, inside = _header(data, pos)
+    b = data[pos]
+    if not (0x80 <= b <= 0x8F or b in _MAP):
+        raise MsgpackFramingError(f"expected a msgpack map at {pos}, found byte 0x{b:02x}")
+    entries = []
+    pos = end
+    for _ in range(inside // 2):
+        key, value_start = _scalar(data, pos)
+        value_end = _skip(data, value_start)
+        entries.append((key, pos, value_start, value_end))
+        pos = value_end
+    return entries
+
+
+def map_header(count: int) -> bytes:
+    """The msgpack header of a map of `count` entries (the shortest form, as ormsgpack writes it)."""
+    if count < 16:
+        return bytes([0x80 | count])
+    if count < 0x10000:
+        return b"\xde" + count.to_bytes(2, "big")
+    return b"\xdf" + count.to_bytes(4, "big")
+
+
+def array_header(count: int) -> bytes:
+    """The msgpack header of an array of `count` items (the shortest form, as ormsgpack writes it)."""
+    if count < 16:
+        return bytes([0x90 | count])
+    if count < 0x10000:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def array_items(data: bytes) -> list[bytes] | None:
+    """The items of a msgpack value that is an array (a Python list, as LangGraph's serde writes
+    one), each its own complete msgpack bytes; None when the value is not an array."""
+    if not data or data[0] not in _ARRAY_HEADS:
+        return None
+    pos, count = _header(data, 0)
+    items = []
+    for _ in range(count):
+        end = _skip(data, pos)
+        items.append(data[pos:end])
+        pos = end
+    if pos != len(data):
+        raise MsgpackFramingError("a msgpack list value has bytes after its last item")
+    return items
+
+
+def is_small_scalar(data: bytes, longest_text: int) -> bool:
+    """Whether the msgpack value is one the saver keeps in the checkpoint's own blob: nil, a bool,
+    an int, a float, or a str of at most `longest_text` characters (`ckptdb.langgraph.codec`)."""
+    if not data:
+        return False
+    b = data[0]
+    if b in _SCALAR_HEADS:
+        return True
+    if b in _STR_HEADS:
+        text, _ = _scalar(data, 0)
+        return isinstance(text, str) and len(text) <= longest_text
+    return False
+
+
+def scalar(data: bytes, pos: int = 0) -> object:
+    """A version or key at pos: str, int, float, bool or None (anything else as its raw bytes)."""
+    return _scalar(data, pos)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointLayout:
+    """Where the parts of an SQLite saver's msgpack checkpoint are, found in one pass."""
+
+    top: list[tuple[object, int, int, int]]
+    """(key, key start, value start, value end) of each top-level entry."""
+    values: list[tuple[object, int, int, int, list[int] | None]]
+    """The same for each entry of `channel_values`, and for an array value the offsets where its
+    items start, followed by its end (None for a value that is not an array)."""
+    versions: dict[str, object]
+    """`channel_versions`, channel -> version."""
+
+
+def checkpoint_layout(data: bytes) -> CheckpointLayout:
+    """`map_entries` of the checkpoint, of its `channel_values` and the items of every list value
+    there, and its `channel_versions`, walking each byte of the checkpoint once."""
+    end, inside = _header(data, 0)
+    b = data[0]
+    if not (0x80 <= b <= 0x8F or b in _MAP):
+        raise MsgpackFramingError(f"expected a msgpack map at 0, found byte 0x{b:02x}")
+    top: list[tuple[object, int, int, int]] = []
+    values: list[tuple[object, int, int, int, list[int] | None]] = []
+    versions: dict[str, object] = {}
+    pos = end
+    for _ in range(inside // 2):
+        key, value_start = _scalar(data, pos)
+        if key == "channel_values":
+            value_end = _channel_values(data, value_start, values)
+        elif key == "channel_versions":
+            value_end = _skip(data, value_start)
+            for channel, _, start, _ in map_entries(data, value_start):
+                versions[str(channel)] = _scalar(data, start)[0]
+        else:
+            value_end = _skip(data, value_start)
+        top.append((key, pos, value_start, value_end))
+        pos = value_end
+    return CheckpointLayout(top, values, versions)
+
+
+def _channel_values(data: bytes, pos: int, into: list[tuple[object, int, int, int, list[int] | None]]) -> int:
+    end, inside = _header(data, pos)
+    b = data[pos]
+    if not (0x80 <= b <= 0x8F or b in _MAP):
+        raise MsgpackFramingError(f"expected a msgpack map at {pos}, found byte 0x{b:02x}")
+    pos = end
+    for _ in range(inside // 2):
+        key, value_start = _scalar(data, pos)
+        if value_start < len(data) and data[value_start] in _ARRAY_HEADS:
+            item, count = _header(data, value_start)
+            offsets = [item]
+            for _ in range(count):
+                item = _skip(data, item)
+                offsets.append(item)
+            value_end: int = item
+            items: list[int] | None = offsets
+        else:
+            value_end, items = _skip(data, value_start), None
+        into.append((key, pos, value_start, value_end, items))
+        pos = value_end
+    return pos

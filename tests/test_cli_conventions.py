@@ -124,4 +124,9 @@ def test_an_option_shared_by_commands_has_the_same_short_form_in_each() -> None:
     for opt, by_command in short_forms.items():
         if opt not in SHORT_FORM_EXCEPTIONS:
             assert len(set(by_command.values())) == 1, (opt, by_command)
-    assert short_forms["--yes"] == {"db downgrade": ("-y",), "prune": ("-y",)}
+    assert short_forms["--yes"] == {
+        "db downgrade": ("-y",),
+        "prune": ("-y",),
+        "langgraph prune": ("-y",),
+        "langgraph delete": ("-y",),
+    }

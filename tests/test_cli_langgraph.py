@@ -97,7 +97,7 @@ def _run(*args: str) -> Any:
 
 
 def test_threads_table_and_jsonl(small: str) -> None:
-    done = _run("threads", small, "-f", "table")
+    done = _run("threads", "--source", small, "-f", "table")
     assert done.exit_code == 0, done.output
     assert done.output == (
         "thread_id  checkpoint_ns  checkpoints  step  newest_checkpoint_id\n"
@@ -105,7 +105,7 @@ def test_threads_table_and_jsonl(small: str) -> None:
         f"t1                                  3     2  {ID.format(3)}\n"
         f"t2                                  1    -1  {ID.format(9)}\n"
     )
-    done = _run("threads", small, "-f", "jsonl")
+    done = _run("threads", "--source", small, "-f", "jsonl")
     assert [json.loads(line) for line in done.output.splitlines()] == [
         {
             "thread_id": "t1",
@@ -134,7 +134,7 @@ def _metadata_csv(source: str, step: int, name: str = "loop") -> str:
 
 
 def test_history_newest_first(small: str) -> None:
-    done = _run("history", small, "t1", "-f", "csv")
+    done = _run("history", "--source", small, "t1", "-f", "csv")
     assert done.exit_code == 0, done.output
     assert done.output == (
         "checkpoint_id,parent_checkpoint_id,step,source,writes,metadata\n"
@@ -142,17 +142,17 @@ def test_history_newest_first(small: str) -> None:
         f"{ID.format(2)},{ID.format(1)},1,loop,0,{_metadata_csv(small, 1)}\n"
         f"{ID.format(1)},,0,loop,0,{_metadata_csv(small, 0)}\n"
     )
-    done = _run("history", small, "t1", "--limit", "1", "-f", "csv")
+    done = _run("history", "--source", small, "t1", "--limit", "1", "-f", "csv")
     assert done.output.splitlines()[1:] == [
         f"{ID.format(3)},{ID.format(2)},2,loop,3,{_metadata_csv(small, 2)}"
     ]
 
 
 def test_show_decodes_the_checkpoint(small: str) -> None:
-    done = _run("show", small, "t1")
+    done = _run("show", "--source", small, "t1")
     assert done.exit_code == 0, done.output
     shown = json.loads(done.output)
-    assert shown == json.loads(_run("show", small, "t1", ID.format(3)).output)
+    assert shown == json.loads(_run("show", "--source", small, "t1", ID.format(3)).output)
     human = {"content": "refund order 7?", "type": "human", "id": "m1", "name": None}
     assert {k: shown["channel_values"]["messages"][0][k] for k in human} == human
     assert [m["content"] for m in shown["channel_values"]["messages"]] == [
@@ -173,30 +173,30 @@ def test_show_decodes_the_checkpoint(small: str) -> None:
 
 
 def test_diff_lines_and_json(small: str) -> None:
-    done = _run("diff", small, "t1", ID.format(2), ID.format(3))
+    done = _run("diff", "--source", small, "t1", ID.format(2), ID.format(3))
     assert done.exit_code == 0, done.output
     message = (
         '{"content":"refunded","additional_kwargs":{},"response_metadata":{},"type":"ai","name":null,'
         '"id":"m3","tool_calls":[],"invalid_tool_calls":[],"usage_metadata":null}'
     )
     assert done.output == f"added    /approved: true\nadded    /messages/2: {message}\n2 changes\n"
-    assert _run("diff", small, "t1", ID.format(3)).output == done.output  # A's parent to A
-    lines = _run("diff", small, "t1", ID.format(2), ID.format(3), "--json").output.splitlines()
+    assert _run("diff", "--source", small, "t1", ID.format(3)).output == done.output  # A's parent to A
+    lines = _run("diff", "--source", small, "t1", ID.format(2), ID.format(3), "--json").output.splitlines()
     assert [json.loads(line)["path"] for line in lines] == ["/approved", "/messages/2"]
 
 
 def test_failures_are_one_line(small: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cases = [
         (
-            ("history", small, "nope"),
+            ("history", "--source", small, "nope"),
             "Error: no thread 'nope' in this source: `ckptdb langgraph threads` lists them",
         ),
         (
-            ("show", small, "t1", "no-such-id"),
+            ("show", "--source", small, "t1", "no-such-id"),
             "Error: no checkpoint 'no-such-id' in thread 't1': `ckptdb langgraph history` lists them",
         ),
         (
-            ("diff", small, "t1", ID.format(1)),
+            ("diff", "--source", small, "t1", ID.format(1)),
             f"Error: checkpoint '{ID.format(1)}' is the first of thread 't1': give B to compare",
         ),
     ]
@@ -205,12 +205,12 @@ def test_failures_are_one_line(small: str, tmp_path: Path, monkeypatch: pytest.M
         assert (done.exit_code, done.output) == (1, line + "\n"), args
     not_langgraph = tmp_path / "ckptdb.db"
     assert CliRunner().invoke(main, ["--db", str(not_langgraph), "db", "upgrade"]).exit_code == 0
-    done = CliRunner().invoke(main, ["langgraph", "threads", str(not_langgraph)])
+    done = CliRunner().invoke(main, ["langgraph", "threads", "--source", str(not_langgraph)])
     assert done.exit_code == 1
     assert done.output.startswith(f"Error: {not_langgraph}: not a LangGraph saver database")
     assert done.output.count("\n") == 1
     monkeypatch.setitem(sys.modules, "langgraph.checkpoint.serde.jsonplus", None)
-    done = CliRunner().invoke(main, ["langgraph", "show", small, "t1"])
+    done = CliRunner().invoke(main, ["langgraph", "show", "--source", small, "t1"])
     assert (done.exit_code, done.output) == (
         1,
         "Error: decoding LangGraph values needs langgraph-checkpoint: pip install 'ckptdb[langgraph]'\n",
@@ -225,10 +225,10 @@ def test_the_commands_never_write_the_source(sqlite_small: str) -> None:
 
     before = state()
     for args in (
-        ("threads", sqlite_small),
-        ("history", sqlite_small, "t1"),
-        ("show", sqlite_small, "t1"),
-        ("diff", sqlite_small, "t1", ID.format(3)),
+        ("threads", "--source", sqlite_small),
+        ("history", "--source", sqlite_small, "t1"),
+        ("show", "--source", sqlite_small, "t1"),
+        ("diff", "--source", sqlite_small, "t1", ID.format(3)),
     ):
         assert _run(*args).exit_code == 0
     assert state() == before

@@ -62,7 +62,7 @@ class Progress:
 
     # -- named phases with done/total and a rate (import, export) ------------------------------------
 
-    def phase(self, name: str, done: int, total: int) -> None:
+    def phase(self, name: str, done: int, total: int, unit: str = "files") -> None:
         if not self.enabled:
             return
         if name != self._phase:
@@ -78,7 +78,7 @@ class Progress:
             )
             self._bar.render_progress()
         elapsed = max(time.monotonic() - self._started, 1e-6)
-        self._bar.update(done - self._shown, f"{done / elapsed:,.0f} files/s")
+        self._bar.update(done - self._shown, f"{done / elapsed:,.0f} {unit}/s")
         self._shown = done
 
     # -- one `\r` line of done/total (prune) ---------------------------------------------------------

@@ -10,5 +10,6 @@ KNOWN_REVISIONS = (
     "0003_save_order",
     "0004_created_at_text_unbounded",
     "0005_langgraph_saver",
+    "0006_langgraph_checkpoints_view",
 )
 HEAD = KNOWN_REVISIONS[-1]
