@@ -31,6 +31,7 @@ from langgraph.graph import END, START, StateGraph
 
 from ckptdb import StoreError
 from ckptdb.langgraph import AsyncCkptdbSaver
+from ckptdb.sql.langgraph import run
 
 HELPERS = Path(__file__).parent / "helpers"
 REPO = Path(__file__).resolve().parents[1]
@@ -163,12 +164,12 @@ async def test_a_growing_list_is_not_stored_again_at_each_step(saver: AsyncCkptd
     found = await saver.aget_tuple(stored[-1])
     assert found is not None
     key = ("chat", "", "messages", found.checkpoint["channel_versions"]["messages"])
-    _, segments = await saver.tables.values([key])
+    _, segments = await run(saver.store, saver.tables.values([key]))
     assert [pos for pos, _, _ in segments[key]] == [0]  # 64 items: one segment of all of them
     found = await saver.aget_tuple(stored[-2])
     assert found is not None
     key = ("chat", "", "messages", found.checkpoint["channel_versions"]["messages"])
-    _, segments = await saver.tables.values([key])
+    _, segments = await run(saver.store, saver.tables.values([key]))
     assert [pos for pos, _, _ in segments[key]] == [0, 32, 48, 56, 60, 62]  # 63 = 32+16+8+4+2+1
     for step, cfg in enumerate(stored):
         found = await saver.aget_tuple(cfg)
@@ -248,7 +249,7 @@ async def test_list_across_threads_and_namespaces(saver: AsyncCkptdbSaver) -> No
     assert len([t async for t in saver.alist(config("one"))]) == 3
     assert len([t async for t in saver.alist(None, filter={"step": 1})]) == 2
     assert len([t async for t in saver.alist(None, limit=4)]) == 4
-    assert await saver.tables.thread_ids() == ["one", "two"]
+    assert await run(saver.store, saver.tables.thread_ids()) == ["one", "two"]
 
 
 async def test_list_pages_through_more_than_a_page(saver: AsyncCkptdbSaver) -> None:
@@ -360,6 +361,7 @@ async def test_with_allowlist_and_strict_msgpack_are_the_serdes(engine: str, tmp
     code = f"""
 import asyncio, dataclasses
 from ckptdb.langgraph import AsyncCkptdbSaver
+from ckptdb.sql.langgraph import run
 
 @dataclasses.dataclass
 class Secret:
