@@ -713,3 +713,28 @@ async def test_each_saver_reads_what_the_other_wrote(engine: str, tmp_path: Path
             assert kept.checkpoint["channel_values"]["messages"] == messages
             sync.delete_thread("copy")
             assert await aio.aget_tuple(config("copy")) is None
+
+
+@pytest.mark.parametrize("deleter", ["delete_thread", "prune"])
+async def test_a_thread_one_saver_deleted_is_rewritten_whole_by_the_other(
+    engine: str, deleter: str, tmp_path: Path
+) -> None:
+    """The savers of one database in one process share their cache of recent list versions: once
+    one saver deletes a thread, the other must not extend a list version that went with it (it
+    would store no items over a base that is gone)."""
+    target = new_db_target(engine, tmp_path)
+    async with AsyncCkptdbSaver.from_conn_string(target) as aio:
+        with CkptdbSaver.from_conn_string(target) as sync:
+            await grow(sync, "again", 3)
+            if deleter == "delete_thread":
+                await aio.adelete_thread("again")
+            else:
+                await aio.aprune(["again"], strategy="delete")
+            stored = await grow(sync, "again", 3)
+            for step, cfg in enumerate(stored):
+                for saver in (sync, aio):
+                    found = await saver.aget_tuple(cfg)
+                    assert found is not None
+                    assert found.checkpoint["channel_values"]["messages"] == [
+                        f"message {i} " + "x" * 50 for i in range(step + 1)
+                    ]

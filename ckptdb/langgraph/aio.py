@@ -54,7 +54,7 @@ class AsyncCkptdbSaver(SaverSteps, BaseCheckpointSaver[str]):
         super().__init__(serde=serde)
         self.store = store
         self.tables = LanggraphTables(store.backend)
-        self.lists = codec.ListVersions()
+        self.lists = codec.list_versions_for(store.target.url)
         self.loop = asyncio.get_running_loop()
 
     @classmethod

@@ -50,7 +50,7 @@ class CkptdbSaver(SaverSteps, BaseCheckpointSaver[str]):
         super().__init__(serde=serde)
         self.store = store
         self.tables = LanggraphTables(store.backend)
-        self.lists = codec.ListVersions()
+        self.lists = codec.list_versions_for(store.target.url)
 
     @classmethod
     @contextmanager
