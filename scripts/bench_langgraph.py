@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import operator
 import os
 import statistics
 import sys
@@ -30,7 +31,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 from bench import Result
 
@@ -215,20 +216,18 @@ def _measure_sync(kind: str, directory: Path, ops: int) -> dict[str, float]:
     return figures
 
 
-def _graph(checkpointer: Any, supersteps: int) -> Any:
-    import operator
-    from typing import Annotated, TypedDict
+class GraphState(TypedDict):
+    messages: Annotated[list[str], operator.add]
+    count: int
 
+
+def _graph(checkpointer: Any, supersteps: int) -> Any:
     from langgraph.graph import END, START, StateGraph
 
-    class State(TypedDict):
-        messages: Annotated[list[str], operator.add]
-        count: int
-
-    def step(state: State) -> dict[str, Any]:
+    def step(state: GraphState) -> dict[str, Any]:
         return {"messages": [f"{state['count']:06d} " + "m" * 93], "count": state["count"] + 1}
 
-    graph = StateGraph(State)
+    graph = StateGraph(GraphState)
     graph.add_node("step", step)
     graph.add_edge(START, "step")
     graph.add_conditional_edges("step", lambda state: END if state["count"] >= supersteps else "step")
