@@ -738,3 +738,12 @@ async def test_a_thread_one_saver_deleted_is_rewritten_whole_by_the_other(
                     assert found.checkpoint["channel_values"]["messages"] == [
                         f"message {i} " + "x" * 50 for i in range(step + 1)
                     ]
+
+
+async def test_a_closed_saver_refuses_in_one_line(engine: str, kind: str, tmp_path: Path) -> None:
+    async with opened(kind, new_db_target(engine, tmp_path)) as saver:
+        stored = await saver.aput(config("c"), checkpoint({"a": 1}, {"a": "1"}), {}, {"a": "1"})
+    with pytest.raises(StoreError, match="closed"):
+        await saver.aput(stored, checkpoint({"a": 2}, {"a": "2"}), {}, {"a": "2"})
+    with pytest.raises(StoreError, match="closed"):
+        await saver.aget_tuple(stored)
