@@ -9,22 +9,29 @@ synchronous=NORMAL on a fresh SQLite file in one run.
 - flat state, on a fresh file for each side: sequential `aput` + `aput_writes` of a small state
   (a counter and a few scalars), then 8 threads (tasks) doing the same at once;
 - `aget_tuple` (latest) and `alist(limit=10)` with and without `checkpoint_ns` on the chat thread:
-  p50, printed beside the peer's.
+  p50, printed beside the peer's;
+- the synchronous savers, CkptdbSaver beside LangGraph's SqliteSaver: the flat state's `put` +
+  `put_writes`, sequential and from 8 threads at once;
+- a real graph of GRAPH supersteps (one node looping on itself, appending a 100-byte message and
+  counting): time per superstep with `ainvoke` on InMemorySaver, AsyncSqliteSaver and
+  AsyncCkptdbSaver, and with `invoke` on InMemorySaver, SqliteSaver and CkptdbSaver.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import operator
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 from bench import Result
 
@@ -39,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--langgraph-ops", type=int, default=None, help="flat puts (default 3,000; --quick 600)"
+    )
+    group.add_argument(
+        "--langgraph-graph-steps",
+        type=int,
+        default=None,
+        help="supersteps of the real graph (default 1,000; --quick 200)",
     )
 
 
@@ -158,6 +171,113 @@ async def _measure(kind: str, directory: Path, steps: int, ops: int) -> dict[str
     return figures
 
 
+def _flat_sync(saver: Any, thread: str, ops: int) -> None:
+    cfg: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    version = None
+    for step in range(ops):
+        version = saver.get_next_version(version, None)
+        values = {"count": step, "user": "ada", "mode": "review", "score": step * 0.5}
+        cp = _checkpoint(values, {"count": version, "score": version}, step)
+        cfg = saver.put(cfg, cp, {"source": "loop", "step": step}, {"count": version, "score": version})
+        saver.put_writes(cfg, [("count", step + 1)], f"task-{step}")
+
+
+def _open_sync(kind: str, path: Path) -> Any:
+    if kind == "ckptdb":
+        from ckptdb.langgraph import CkptdbSaver
+
+        return CkptdbSaver.from_conn_string(path, synchronous="NORMAL")
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    return SqliteSaver.from_conn_string(str(path))
+
+
+def _normal_sync(kind: str, saver: Any) -> None:
+    if kind == "peer":
+        saver.setup()
+        saver.conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def _measure_sync(kind: str, directory: Path, ops: int) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    with _open_sync(kind, directory / f"{kind}-sync-flat.db") as saver:
+        _normal_sync(kind, saver)
+        _flat_sync(saver, "warm-up", 100)
+        started = time.perf_counter()
+        _flat_sync(saver, "flat", ops)
+        figures["flat_ops"] = ops / (time.perf_counter() - started)
+        threads = [threading.Thread(target=_flat_sync, args=(saver, f"flat-{n}", ops // 8)) for n in range(8)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        figures["flat8_ops"] = (ops // 8) * 8 / (time.perf_counter() - started)
+    return figures
+
+
+class GraphState(TypedDict):
+    messages: Annotated[list[str], operator.add]
+    count: int
+
+
+def _graph(checkpointer: Any, supersteps: int) -> Any:
+    from langgraph.graph import END, START, StateGraph
+
+    def step(state: GraphState) -> dict[str, Any]:
+        return {"messages": [f"{state['count']:06d} " + "m" * 93], "count": state["count"] + 1}
+
+    graph = StateGraph(GraphState)
+    graph.add_node("step", step)
+    graph.add_edge(START, "step")
+    graph.add_conditional_edges("step", lambda state: END if state["count"] >= supersteps else "step")
+    return graph.compile(checkpointer=checkpointer)
+
+
+def _graph_config(supersteps: int) -> Any:
+    return {"configurable": {"thread_id": "graph"}, "recursion_limit": supersteps + 10}
+
+
+async def _graph_async(kind: str, directory: Path, supersteps: int) -> float:
+    """ms per superstep of one `ainvoke` running `supersteps` supersteps."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    async def timed(checkpointer: Any) -> float:
+        graph = _graph(checkpointer, supersteps)
+        started = time.perf_counter()
+        final = await graph.ainvoke({"messages": [], "count": 0}, _graph_config(supersteps))
+        elapsed = time.perf_counter() - started
+        if final["count"] != supersteps or len(final["messages"]) != supersteps:
+            raise AssertionError(f"{kind}: the graph did not run {supersteps} supersteps")
+        return elapsed * 1000 / supersteps
+
+    if kind == "memory":
+        return await timed(InMemorySaver())
+    async with _open(kind, directory / f"{kind}-graph.db") as saver:
+        await _normal(kind, saver)
+        return await timed(saver)
+
+
+def _graph_sync(kind: str, directory: Path, supersteps: int) -> float:
+    """ms per superstep of one `invoke` running `supersteps` supersteps."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    def timed(checkpointer: Any) -> float:
+        graph = _graph(checkpointer, supersteps)
+        started = time.perf_counter()
+        final = graph.invoke({"messages": [], "count": 0}, _graph_config(supersteps))
+        elapsed = time.perf_counter() - started
+        if final["count"] != supersteps or len(final["messages"]) != supersteps:
+            raise AssertionError(f"{kind}: the graph did not run {supersteps} supersteps")
+        return elapsed * 1000 / supersteps
+
+    if kind == "memory":
+        return timed(InMemorySaver())
+    with _open_sync(kind, directory / f"{kind}-sync-graph.db") as saver:
+        _normal_sync(kind, saver)
+        return timed(saver)
+
+
 def run(args: argparse.Namespace) -> list[Result]:
     try:
         import langgraph.checkpoint.sqlite.aio  # noqa: F401
@@ -167,9 +287,17 @@ def run(args: argparse.Namespace) -> list[Result]:
     quick = bool(getattr(args, "quick", False))
     steps = args.langgraph_steps or (200 if quick else 1000)
     ops = args.langgraph_ops or (600 if quick else 3000)
+    supersteps = getattr(args, "langgraph_graph_steps", None) or (200 if quick else 1000)
     with tempfile.TemporaryDirectory(prefix="ckptdb-bench-langgraph-") as tmp:
         ours = asyncio.run(_measure("ckptdb", Path(tmp), steps, ops))
         peer = asyncio.run(_measure("peer", Path(tmp), steps, ops))
+        ours_sync = _measure_sync("ckptdb", Path(tmp), ops)
+        peer_sync = _measure_sync("peer", Path(tmp), ops)
+        graph = {
+            kind: asyncio.run(_graph_async(kind, Path(tmp), supersteps))
+            for kind in ("memory", "ckptdb", "peer")
+        }
+        graph_sync = {kind: _graph_sync(kind, Path(tmp), supersteps) for kind in ("memory", "ckptdb", "peer")}
     peer_name = "AsyncSqliteSaver"
     return [
         Result(
@@ -222,5 +350,38 @@ def run(args: argparse.Namespace) -> list[Result]:
             peer["list_no_ns_ms"],
             "ms",
             higher_is_better=False,
+        ),
+        Result(
+            SCENARIO,
+            "sync saver, flat state: sequential put + put_writes",
+            ours_sync["flat_ops"],
+            peer_sync["flat_ops"],
+            "ops/s",
+            note="CkptdbSaver; peer: SqliteSaver",
+        ),
+        Result(
+            SCENARIO,
+            "sync saver, flat state: 8 threads at once",
+            ours_sync["flat8_ops"],
+            peer_sync["flat8_ops"],
+            "ops/s",
+        ),
+        Result(
+            SCENARIO,
+            f"real graph, {supersteps:,} supersteps (ainvoke): per superstep",
+            graph["ckptdb"],
+            graph["peer"],
+            "ms",
+            higher_is_better=False,
+            note=f"AsyncCkptdbSaver; peer: {peer_name}; InMemorySaver {graph['memory']:.3f} ms",
+        ),
+        Result(
+            SCENARIO,
+            f"real graph, {supersteps:,} supersteps (invoke): per superstep",
+            graph_sync["ckptdb"],
+            graph_sync["peer"],
+            "ms",
+            higher_is_better=False,
+            note=f"CkptdbSaver; peer: SqliteSaver; InMemorySaver {graph_sync['memory']:.3f} ms",
         ),
     ]

@@ -1,10 +1,15 @@
-"""LangGraph's own conformance suite (langgraph-checkpoint-conformance) on AsyncCkptdbSaver: every
-base and extended capability it tests, on SQLite and PostgreSQL."""
+"""LangGraph's own conformance suite (langgraph-checkpoint-conformance) on both ckptdb savers: every
+base and extended capability it tests, on SQLite and PostgreSQL.
+
+The suite drives only async methods (`aput`, `alist`, ...). `CkptdbSaver`'s async methods are its
+sync ones run on a worker thread (`asyncio.to_thread`), so for the sync saver what it tests is the
+synchronous code, called from a thread that is not the event loop's."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import new_db_target
@@ -14,16 +19,21 @@ pytest.importorskip("langgraph.checkpoint.conformance")
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 
-from ckptdb.langgraph import AsyncCkptdbSaver
+from ckptdb.langgraph import AsyncCkptdbSaver, CkptdbSaver
 
 
-async def test_every_capability_passes(engine: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_every_capability_passes(engine: str, kind: str, tmp_path: Path) -> None:
     target = new_db_target(engine, tmp_path)
 
-    @checkpointer_test(name=f"AsyncCkptdbSaver-{engine}")
-    async def factory() -> AsyncIterator[AsyncCkptdbSaver]:
-        async with AsyncCkptdbSaver.from_conn_string(target) as saver:
-            yield saver
+    @checkpointer_test(name=f"{kind}-CkptdbSaver-{engine}")
+    async def factory() -> AsyncIterator[Any]:
+        if kind == "async":
+            async with AsyncCkptdbSaver.from_conn_string(target) as saver:
+                yield saver
+        else:
+            with CkptdbSaver.from_conn_string(target) as sync_saver:
+                yield sync_saver
 
     report = await validate(factory)
     failures = {name: result.failures for name, result in report.results.items() if result.passed is not True}

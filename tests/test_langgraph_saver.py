@@ -1,16 +1,19 @@
-"""AsyncCkptdbSaver beyond LangGraph's conformance suite: what LangGraph relies on without testing
+"""Both ckptdb savers beyond LangGraph's conformance suite: what LangGraph relies on without testing
 it, storage that is not quadratic, serdes, several processes on one database, and a real graph with
 an approval in a subgraph resumed in another process, compared with LangGraph's InMemorySaver."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
@@ -30,10 +33,52 @@ from langgraph.checkpoint.serde.types import ERROR, INTERRUPT, RESUME
 from langgraph.graph import END, START, StateGraph
 
 from ckptdb import StoreError
-from ckptdb.langgraph import AsyncCkptdbSaver
+from ckptdb.langgraph import AsyncCkptdbSaver, CkptdbSaver
+from ckptdb.sql.langgraph import Steps, run_sync
+from ckptdb.sql.langgraph import run as run_steps
 
 HELPERS = Path(__file__).parent / "helpers"
 REPO = Path(__file__).resolve().parents[1]
+
+
+Saver = AsyncCkptdbSaver | CkptdbSaver
+"""The tests run on both savers; the sync one through its async methods, which run its sync ones
+on a worker thread (what LangGraph's `ainvoke` calls, and the sync code underneath)."""
+KINDS = ["async", "sync"]
+
+
+@asynccontextmanager
+async def opened(kind: str, target: str, **options: Any) -> AsyncIterator[Any]:
+    if kind == "async":
+        async with AsyncCkptdbSaver.from_conn_string(target, **options) as saver:
+            yield saver
+    else:
+        with CkptdbSaver.from_conn_string(target, **options) as sync_saver:
+            yield sync_saver
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def fetch(saver: Saver, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    if isinstance(saver, CkptdbSaver):
+        return saver.store.backend.fetchall(sql, params)
+    return await saver.store.backend.fetchall(sql, params)
+
+
+async def write_sql(saver: Saver, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+    if isinstance(saver, CkptdbSaver):
+        saver.store.backend.write(statements)
+    else:
+        await saver.store.backend.write(statements)
+
+
+async def drive(saver: Saver, steps: Steps[Any]) -> Any:
+    if isinstance(saver, CkptdbSaver):
+        return run_sync(saver.store, steps)
+    return await run_steps(saver.store, steps)
 
 
 def checkpoint(values: dict[str, Any], versions: dict[str, Any], step: int = 0) -> Any:
@@ -55,13 +100,13 @@ def config(thread: str, checkpoint_id: str | None = None, ns: str = "") -> Any:
     return {"configurable": configurable}
 
 
-async def count(saver: AsyncCkptdbSaver, table: str, thread: str | None = None) -> int:
+async def count(saver: Saver, table: str, thread: str | None = None) -> int:
     where, params = ("", ()) if thread is None else (" WHERE thread_id = ?", (thread,))
-    rows = await saver.store.backend.fetchall(f"SELECT count(*) FROM {table}{where}", params)
+    rows = await fetch(saver, f"SELECT count(*) FROM {table}{where}", params)
     return int(rows[0][0])
 
 
-async def grow(saver: AsyncCkptdbSaver, thread: str, steps: int, parent: Any = None) -> list[Any]:
+async def grow(saver: Saver, thread: str, steps: int, parent: Any = None) -> list[Any]:
     """A chat of `steps` checkpoints, one message more each, plus a counter; the configs."""
     stored = []
     cfg = parent or config(thread)
@@ -80,12 +125,12 @@ async def grow(saver: AsyncCkptdbSaver, thread: str, steps: int, parent: Any = N
 
 
 @pytest.fixture
-async def saver(engine: str, tmp_path: Path) -> Any:
-    async with AsyncCkptdbSaver.from_conn_string(new_db_target(engine, tmp_path)) as opened:
-        yield opened
+async def saver(engine: str, kind: str, tmp_path: Path) -> Any:
+    async with opened(kind, new_db_target(engine, tmp_path)) as found:
+        yield found
 
 
-async def test_reput_replaces_the_checkpoint(saver: AsyncCkptdbSaver) -> None:
+async def test_reput_replaces_the_checkpoint(saver: Saver) -> None:
     thread = str(uuid.uuid4())
     cp = checkpoint({"a": "first"}, {"a": "1"})
     stored = await saver.aput(config(thread), cp, {"source": "input", "step": -1}, {"a": "1"})
@@ -98,7 +143,7 @@ async def test_reput_replaces_the_checkpoint(saver: AsyncCkptdbSaver) -> None:
     assert len([t async for t in saver.alist(config(thread))]) == 1
 
 
-async def test_special_writes_replace_and_regular_ones_keep_the_first(saver: AsyncCkptdbSaver) -> None:
+async def test_special_writes_replace_and_regular_ones_keep_the_first(saver: Saver) -> None:
     stored = await saver.aput(config("w"), checkpoint({}, {}), {"step": 0}, {})
     await saver.aput_writes(stored, [("ch", "first"), ("other", 1)], "task")
     await saver.aput_writes(stored, [("ch", "second"), ("other", 2)], "task")
@@ -112,7 +157,7 @@ async def test_special_writes_replace_and_regular_ones_keep_the_first(saver: Asy
     assert len(found.pending_writes) == 5
 
 
-async def test_pending_writes_come_back_in_langgraphs_order(saver: AsyncCkptdbSaver) -> None:
+async def test_pending_writes_come_back_in_langgraphs_order(saver: Saver) -> None:
     stored = await saver.aput(config("order"), checkpoint({}, {}), {"step": 0}, {})
     tasks = [("~zeta", "b:2"), ("alpha", "a:1"), ("mid", ""), ("beta", "a:1"), ("omega", "")]
     for task_id, path in tasks:
@@ -133,7 +178,7 @@ async def test_pending_writes_come_back_in_langgraphs_order(saver: AsyncCkptdbSa
     assert [(t, c) for t, c, _ in found.pending_writes] == [(t, c) for t, c, _ in expected]
 
 
-async def test_forks_from_one_parent_keep_separate_values(saver: AsyncCkptdbSaver) -> None:
+async def test_forks_from_one_parent_keep_separate_values(saver: Saver) -> None:
     [*_, parent] = await grow(saver, "fork", 3)
     base = await saver.aget_tuple(parent)
     assert base is not None
@@ -152,23 +197,23 @@ async def test_forks_from_one_parent_keep_separate_values(saver: AsyncCkptdbSave
         assert found.parent_config["configurable"]["checkpoint_id"] == parent["configurable"]["checkpoint_id"]
 
 
-async def test_a_growing_list_is_not_stored_again_at_each_step(saver: AsyncCkptdbSaver) -> None:
+async def test_a_growing_list_is_not_stored_again_at_each_step(saver: Saver) -> None:
     stored = await grow(saver, "chat", 64)
     assert await count(saver, "langgraph_items", "chat") == 64  # one segment per step
-    [(stored_bytes,)] = await saver.store.backend.fetchall(
-        "SELECT sum(length(value)) FROM langgraph_items WHERE thread_id = 'chat'"
+    [(stored_bytes,)] = await fetch(
+        saver, "SELECT sum(length(value)) FROM langgraph_items WHERE thread_id = 'chat'"
     )
     message = len(saver.serde.dumps_typed("message 10 " + "x" * 50)[1])
     assert stored_bytes < 64 * 7 * (message + 2)  # each item about log2(64) + 1 times, not 64 / 2
     found = await saver.aget_tuple(stored[-1])
     assert found is not None
     key = ("chat", "", "messages", found.checkpoint["channel_versions"]["messages"])
-    _, segments = await saver.tables.values([key])
+    _, segments = await drive(saver, saver.tables.values([key]))
     assert [pos for pos, _, _ in segments[key]] == [0]  # 64 items: one segment of all of them
     found = await saver.aget_tuple(stored[-2])
     assert found is not None
     key = ("chat", "", "messages", found.checkpoint["channel_versions"]["messages"])
-    _, segments = await saver.tables.values([key])
+    _, segments = await drive(saver, saver.tables.values([key]))
     assert [pos for pos, _, _ in segments[key]] == [0, 32, 48, 56, 60, 62]  # 63 = 32+16+8+4+2+1
     for step, cfg in enumerate(stored):
         found = await saver.aget_tuple(cfg)
@@ -179,13 +224,16 @@ async def test_a_growing_list_is_not_stored_again_at_each_step(saver: AsyncCkptd
         assert found.checkpoint["channel_values"]["count"] == step
 
 
-async def test_a_new_process_extends_a_list_without_its_cache(engine: str, tmp_path: Path) -> None:
+async def test_a_new_process_extends_a_list_without_its_cache(engine: str, kind: str, tmp_path: Path) -> None:
     """Another saver (as another process would) has no cache: it stores the list whole once, then
     extends its own versions; every checkpoint still reads back exactly."""
     target = new_db_target(engine, tmp_path)
-    async with AsyncCkptdbSaver.from_conn_string(target) as first:
+    async with opened(kind, target) as first:
         [*_, last] = await grow(first, "t", 5)
-    async with AsyncCkptdbSaver.from_conn_string(target) as second:
+    del first  # the savers of one database in one process share a cache: none is left open here
+    gc.collect()
+    async with opened(kind, target) as second:
+        assert not second.lists._recent
         base = await second.aget_tuple(last)
         assert base is not None
         messages, version = (
@@ -204,7 +252,7 @@ async def test_a_new_process_extends_a_list_without_its_cache(engine: str, tmp_p
         assert await count(second, "langgraph_items", "t") == 5 + 1 + 1 + 1  # a segment per version
 
 
-async def test_prune_keeps_every_value_the_kept_checkpoints_need(saver: AsyncCkptdbSaver) -> None:
+async def test_prune_keeps_every_value_the_kept_checkpoints_need(saver: Saver) -> None:
     stored = await grow(saver, "p", 6)
     await grow(saver, "other", 2)
     await saver.aput_writes(stored[-1], [("messages", "pending")], "task")
@@ -221,7 +269,7 @@ async def test_prune_keeps_every_value_the_kept_checkpoints_need(saver: AsyncCkp
     assert len([t async for t in saver.alist(config("other"))]) == 2
 
 
-async def test_delete_for_runs_leaves_no_unused_values(saver: AsyncCkptdbSaver) -> None:
+async def test_delete_for_runs_leaves_no_unused_values(saver: Saver) -> None:
     cfg = await saver.aput(
         config("r"), checkpoint({"a": {"x": 1}}, {"a": "1"}), {"run_id": "run-1"}, {"a": "1"}
     )
@@ -236,7 +284,7 @@ async def test_delete_for_runs_leaves_no_unused_values(saver: AsyncCkptdbSaver) 
     assert await count(saver, "langgraph_values", "r") == 1
 
 
-async def test_list_across_threads_and_namespaces(saver: AsyncCkptdbSaver) -> None:
+async def test_list_across_threads_and_namespaces(saver: Saver) -> None:
     await grow(saver, "one", 3)
     await grow(saver, "two", 2)
     await saver.aput(config("one", ns="child:1"), checkpoint({}, {}), {"step": 0, "source": "loop"}, {})
@@ -248,17 +296,17 @@ async def test_list_across_threads_and_namespaces(saver: AsyncCkptdbSaver) -> No
     assert len([t async for t in saver.alist(config("one"))]) == 3
     assert len([t async for t in saver.alist(None, filter={"step": 1})]) == 2
     assert len([t async for t in saver.alist(None, limit=4)]) == 4
-    assert await saver.tables.thread_ids() == ["one", "two"]
+    assert await drive(saver, saver.tables.thread_ids()) == ["one", "two"]
 
 
-async def test_list_pages_through_more_than_a_page(saver: AsyncCkptdbSaver) -> None:
+async def test_list_pages_through_more_than_a_page(saver: Saver) -> None:
     stored = await grow(saver, "long", 230)
     found = [t.config async for t in saver.alist(config("long"))]
     assert found == stored[::-1]
     assert [t.config async for t in saver.alist(config("long"), limit=150)] == stored[::-1][:150]
 
 
-async def test_a_paused_alist_never_blocks_a_write(saver: AsyncCkptdbSaver) -> None:
+async def test_a_paused_alist_never_blocks_a_write(saver: Saver) -> None:
     await grow(saver, "paused", 250)
     listing = saver.alist(None)
     first = await anext(listing)
@@ -281,6 +329,7 @@ async def test_a_paused_alist_never_blocks_a_write(saver: AsyncCkptdbSaver) -> N
 
 
 async def test_several_processes_on_one_database_never_fail(engine: str, tmp_path: Path) -> None:
+    """Four processes at once, two on each saver."""
     target = new_db_target(engine, tmp_path)
     async with AsyncCkptdbSaver.from_conn_string(target):
         pass  # created and migrated once, so the workers only write
@@ -291,6 +340,7 @@ async def test_several_processes_on_one_database_never_fail(engine: str, tmp_pat
             stderr=subprocess.PIPE,
             text=True,
             cwd=REPO,
+            env={**os.environ, "CKPTDB_LG_SAVER": KINDS[n % 2]},
         )
         for n in range(4)
     ]
@@ -317,9 +367,9 @@ class XorCipher:
         return bytes(b ^ 0x5A for b in ciphertext)
 
 
-async def test_an_encrypted_serde_stores_only_ciphertext(engine: str, tmp_path: Path) -> None:
+async def test_an_encrypted_serde_stores_only_ciphertext(engine: str, kind: str, tmp_path: Path) -> None:
     serde = EncryptedSerializer(XorCipher(), JsonPlusSerializer())
-    async with AsyncCkptdbSaver.from_conn_string(new_db_target(engine, tmp_path), serde=serde) as saver:
+    async with opened(kind, new_db_target(engine, tmp_path), serde=serde) as saver:
         stored = await grow(saver, "secret", 5)
         await saver.aput_writes(stored[-1], [("messages", "secret write")], "task")
         found = await saver.aget_tuple(stored[-1])
@@ -327,13 +377,13 @@ async def test_an_encrypted_serde_stores_only_ciphertext(engine: str, tmp_path: 
         assert found.checkpoint["channel_values"]["messages"][-1].startswith("message 4")
         assert found.pending_writes == [("task", "messages", "secret write")]
         assert await count(saver, "langgraph_items", "secret") == 5  # still stored once with a cipher
-        types = await saver.store.backend.fetchall("SELECT DISTINCT type FROM langgraph_items")
+        types = await fetch(saver, "SELECT DISTINCT type FROM langgraph_items")
         assert all(row[0].endswith("+xor") for row in types)
-        blobs = await saver.store.backend.fetchall("SELECT value FROM langgraph_items")
+        blobs = await fetch(saver, "SELECT value FROM langgraph_items")
         assert not any(b"message" in bytes(row[0]) for row in blobs)
 
 
-async def test_serde_pairs_reach_the_serde_unchanged(saver: AsyncCkptdbSaver) -> None:
+async def test_serde_pairs_reach_the_serde_unchanged(saver: Saver) -> None:
     """Exact (type, bytes) both ways: what `loads_typed` gets is what `dumps_typed` gave."""
     seen: list[tuple[str, bytes]] = []
     inner = saver.serde
@@ -393,7 +443,12 @@ asyncio.run(main())
     assert allowed == "Secret"
 
 
-async def test_sync_methods_refuse_the_loop_thread_and_work_from_others(saver: AsyncCkptdbSaver) -> None:
+async def test_sync_methods_refuse_the_loop_thread_and_work_from_others(engine: str, tmp_path: Path) -> None:
+    async with AsyncCkptdbSaver.from_conn_string(new_db_target(engine, tmp_path)) as saver:
+        await _refuse_the_loop_thread(saver)
+
+
+async def _refuse_the_loop_thread(saver: AsyncCkptdbSaver) -> None:
     stored = await saver.aput(config("sync"), checkpoint({"a": 1}, {"a": "1"}), {"step": 0}, {"a": "1"})
     with pytest.raises(asyncio.InvalidStateError, match="aget_tuple"):
         saver.get_tuple(stored)
@@ -406,16 +461,14 @@ async def test_sync_methods_refuse_the_loop_thread_and_work_from_others(saver: A
     assert found[0].checkpoint["channel_values"] == {"a": 1}
 
 
-async def test_damaged_list_chain_is_reported_not_shortened(saver: AsyncCkptdbSaver) -> None:
+async def test_damaged_list_chain_is_reported_not_shortened(saver: Saver) -> None:
     stored = await grow(saver, "broken", 3)
-    await saver.store.backend.write(
-        [("DELETE FROM langgraph_items WHERE thread_id = ? AND pos = 0", ("broken",))]
-    )
+    await write_sql(saver, [("DELETE FROM langgraph_items WHERE thread_id = ? AND pos = 0", ("broken",))])
     with pytest.raises(StoreError, match="damaged"):
         await saver.aget_tuple(stored[-1])
 
 
-async def test_delta_channel_history_matches_the_base_class(saver: AsyncCkptdbSaver) -> None:
+async def test_delta_channel_history_matches_the_base_class(saver: Saver) -> None:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
     stored = await grow(saver, "delta", 4)
@@ -431,39 +484,46 @@ async def test_delta_channel_history_matches_the_base_class(saver: AsyncCkptdbSa
             assert ours == theirs
 
 
-def _run_graph(db: str, thread: str, phase: str, memory: bool = False) -> Any:
+def _run_graph(db: str, thread: str, phase: str, saver: str = "async") -> Any:
     args = [sys.executable, str(HELPERS / "lg_graph.py"), db, thread, phase]
-    if memory:
-        args.append("memory")
+    if saver != "async":
+        args.append(saver)
     done = subprocess.run(args, capture_output=True, text=True, timeout=180, cwd=REPO)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-def test_a_graph_interrupted_in_a_subgraph_resumes_in_a_new_process(engine: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("first", KINDS)
+def test_a_graph_interrupted_in_a_subgraph_resumes_in_a_new_process(
+    engine: str, first: str, tmp_path: Path
+) -> None:
+    """Run until the approval on one saver, resume in a new process on the other (the sync one
+    with `invoke`, the async one with `ainvoke`): what LangGraph returned, the final state and
+    the state history equal InMemorySaver's, also when read again by the first saver."""
     target = new_db_target(engine, tmp_path)
-    reference = _run_graph(target, "ref", "both", memory=True)
-    started = _run_graph(target, "t", "start")
-    resumed = _run_graph(target, "t", "resume")
+    second = KINDS[1 - KINDS.index(first)]
+    reference = _run_graph(target, "ref", "both", "memory")
+    started = _run_graph(target, "t", "start", first)
+    resumed = _run_graph(target, "t", "resume", second)
     assert started[0] + resumed[0] == reference[0]
     assert resumed[1] == reference[1]
     assert resumed[2] == reference[2]
     assert started[0][0]["__interrupt__"] == [{"interrupt": {"tool": "refund", "amount": 42, "asked": 2}}]
+    reread = _run_graph(target, "t", "state", first)
+    assert reread[1:] == reference[1:]
 
 
-async def test_db_check_covers_the_langgraph_tables(engine: str, tmp_path: Path) -> None:
+async def test_db_check_covers_the_langgraph_tables(engine: str, kind: str, tmp_path: Path) -> None:
     from ckptdb.check import check_database
 
     target = new_db_target(engine, tmp_path)
-    async with AsyncCkptdbSaver.from_conn_string(target) as saver:
+    async with opened(kind, target) as saver:
         await grow(saver, "sound", 4)
         [*_, last] = await grow(saver, "hurt", 4)
         report = await check_database(target)
         assert report.ok and report.langgraph_checkpoints == 8 and report.langgraph_problems == []
         # the segments that start the lists go (as a hand-made DELETE would do)
-        await saver.store.backend.write(
-            [("DELETE FROM langgraph_items WHERE thread_id = ? AND pos = 0", ("hurt",))]
-        )
+        await write_sql(saver, [("DELETE FROM langgraph_items WHERE thread_id = ? AND pos = 0", ("hurt",))])
     report = await check_database(target)
     assert not report.ok
     assert report.langgraph_problem_count == 4  # every checkpoint of the thread: all lists start at 0
@@ -489,10 +549,11 @@ class DeltaState(TypedDict):
     log: Annotated[list[str], DeltaChannel(_append, snapshot_frequency=3)]
 
 
-async def test_a_delta_channel_graph_matches_in_memory_saver(engine: str, tmp_path: Path) -> None:
+async def test_a_delta_channel_graph_matches_in_memory_saver(engine: str, kind: str, tmp_path: Path) -> None:
     """A DeltaChannel keeps only a snapshot every few updates and rebuilds the rest from the writes
     along the parent chain (`aget_delta_channel_history`): states and history equal InMemorySaver's,
-    also read by a second saver that did not write them."""
+    also read by the other saver, which did not write them. The sync saver runs the graph with
+    `invoke`, on this test's running event loop's thread."""
 
     def step(state: DeltaState) -> dict[str, Any]:
         return {"log": [f"entry {len(state['log'])}"]}
@@ -508,29 +569,33 @@ async def test_a_delta_channel_graph_matches_in_memory_saver(engine: str, tmp_pa
 
     async def run(checkpointer: Any, invocations: int) -> tuple[Any, list[Any]]:
         graph = build(checkpointer)
+        if isinstance(checkpointer, CkptdbSaver):
+            for n in range(invocations):
+                graph.invoke({"log": [f"input {n}"]}, cfg)
+            return graph.get_state(cfg).values, [s.values for s in graph.get_state_history(cfg)]
         for n in range(invocations):
             await graph.ainvoke({"log": [f"input {n}"]}, cfg)
         return (await graph.aget_state(cfg)).values, [s.values async for s in graph.aget_state_history(cfg)]
 
     reference = await run(InMemorySaver(), 7)
     target = new_db_target(engine, tmp_path)
-    async with AsyncCkptdbSaver.from_conn_string(target) as saver:
+    async with opened(kind, target) as saver:
         assert await run(saver, 7) == reference
         metadata = [t.metadata async for t in saver.alist(cfg)]
         assert any("counters_since_delta_snapshot" in md for md in metadata)
-    async with AsyncCkptdbSaver.from_conn_string(target) as saver:
+    async with opened(KINDS[1 - KINDS.index(kind)], target) as saver:
         assert await run(saver, 0) == reference
 
 
-async def test_small_scalars_stay_in_the_checkpoint_and_the_rest_in_values(saver: AsyncCkptdbSaver) -> None:
+async def test_small_scalars_stay_in_the_checkpoint_and_the_rest_in_values(saver: Saver) -> None:
     long_text = "t" * 300
     values = {"n": 1, "f": 2.5, "b": True, "none": None, "s": "short", "long": long_text, "d": {"k": [1]}}
     versions = {channel: "1" for channel in values}
     stored = await saver.aput(config("inline"), checkpoint(values, versions), {}, versions)
     found = await saver.aget_tuple(stored)
     assert found is not None and found.checkpoint["channel_values"] == values
-    rows = await saver.store.backend.fetchall(
-        "SELECT channel FROM langgraph_values WHERE thread_id = 'inline' ORDER BY channel"
+    rows = await fetch(
+        saver, "SELECT channel FROM langgraph_values WHERE thread_id = 'inline' ORDER BY channel"
     )
     assert [row[0] for row in rows] == ["d", "long"]
     # the next checkpoint changes only `n`: the other scalars come along in its blob, the rest
@@ -539,3 +604,150 @@ async def test_small_scalars_stay_in_the_checkpoint_and_the_rest_in_values(saver
     stored = await saver.aput(stored, checkpoint(changed, {**versions, "n": "2"}), {}, {"n": "2"})
     found = await saver.aget_tuple(stored)
     assert found is not None and found.checkpoint["channel_values"] == changed
+
+
+async def test_the_sync_saver_works_on_a_running_loops_thread(engine: str, tmp_path: Path) -> None:
+    """Its sync methods called straight from a coroutine (Jupyter, a sync callback inside an async
+    server): no event loop of its own, so nothing to refuse; the loop's other tasks keep running."""
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    with CkptdbSaver.from_conn_string(new_db_target(engine, tmp_path)) as saver:
+        stored = saver.put(config("loop"), checkpoint({"a": {"k": 1}}, {"a": "1"}), {"step": 0}, {"a": "1"})
+        saver.put_writes(stored, [("a", "w")], "task")
+        found = saver.get_tuple(stored)
+        assert found is not None and found.checkpoint["channel_values"] == {"a": {"k": 1}}
+        assert found.pending_writes == [("task", "a", "w")]
+        assert [t.config for t in saver.list(config("loop"))] == [stored]
+        assert await saver.aget_tuple(stored) == found  # and its async twin, on a worker thread
+    assert ticks > 0
+    ticker.cancel()
+
+
+def test_threads_share_one_sync_saver(engine: str, tmp_path: Path) -> None:
+    """8 threads put and read their own threads through one saver at once: their puts share
+    transactions (group commit), and every checkpoint reads back whole from every thread."""
+    with CkptdbSaver.from_conn_string(new_db_target(engine, tmp_path)) as saver:
+        errors: list[BaseException] = []
+        stored: dict[str, list[Any]] = {}
+        start = threading.Barrier(8)
+
+        def work(n: int) -> None:
+            try:
+                start.wait()
+                cfg = config(f"thread-{n}")
+                stored[f"thread-{n}"] = configs = []
+                messages: list[str] = []
+                version = None
+                for step in range(40):
+                    messages = [*messages, f"{n}:{step}"]
+                    version = saver.get_next_version(version, None)
+                    cfg = saver.put(
+                        cfg,
+                        checkpoint({"messages": messages}, {"messages": version}, step),
+                        {},
+                        {"messages": version},
+                    )
+                    saver.put_writes(cfg, [("messages", f"w{step}")], f"task-{step}")
+                    configs.append(cfg)
+                    other = saver.get_tuple(config(f"thread-{(n + 1) % 8}"))
+                    assert other is None or other.checkpoint["channel_values"]["messages"][0].endswith(":0")
+            except BaseException as exc:
+                errors.append(exc)
+
+        workers = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert errors == []
+        for thread, configs in stored.items():
+            n = thread.split("-")[1]
+            listed = list(saver.list(config(thread)))
+            assert [t.config for t in listed] == configs[::-1]
+            for step, found in enumerate(reversed(listed)):
+                assert found.checkpoint["channel_values"]["messages"] == [f"{n}:{i}" for i in range(step + 1)]
+                assert found.pending_writes == [(f"task-{step}", "messages", f"w{step}")]
+        assert saver.store.backend.fetchall("SELECT count(*) FROM langgraph_checkpoints")[0][0] == 320
+
+
+async def test_each_saver_reads_what_the_other_wrote(engine: str, tmp_path: Path) -> None:
+    """Both savers open on one database in one process, taking turns on one thread's growing list,
+    writes, a namespace, a copy and a prune: each sees exactly what the other wrote."""
+    target = new_db_target(engine, tmp_path)
+    async with AsyncCkptdbSaver.from_conn_string(target) as aio:
+        with CkptdbSaver.from_conn_string(target) as sync:
+            cfg: Any = config("shared")
+            messages: list[str] = []
+            version = None
+            stored = []
+            for step in range(10):
+                messages = [*messages, f"m{step}"]
+                version = aio.get_next_version(version, None)
+                cp = checkpoint({"messages": messages, "n": step}, {"messages": version, "n": version}, step)
+                if step % 2:
+                    cfg = sync.put(cfg, cp, {"step": step}, {"messages": version, "n": version})
+                    await aio.aput_writes(cfg, [("messages", f"by async {step}")], "t")
+                else:
+                    cfg = await aio.aput(cfg, cp, {"step": step}, {"messages": version, "n": version})
+                    sync.put_writes(cfg, [("messages", f"by sync {step}")], "t")
+                stored.append(cfg)
+            for step, cfg in enumerate(stored):
+                by_sync, by_async = sync.get_tuple(cfg), await aio.aget_tuple(cfg)
+                assert by_sync == by_async
+                assert by_sync is not None
+                assert by_sync.checkpoint["channel_values"] == {"messages": messages[: step + 1], "n": step}
+                assert by_sync.pending_writes == [
+                    ("t", "messages", f"by {'async' if step % 2 else 'sync'} {step}")
+                ]
+            assert [t.config for t in sync.list(None)] == [t.config async for t in aio.alist(None)]
+            sync.copy_thread("shared", "copy")
+            assert [t.checkpoint async for t in aio.alist(config("copy"))] == [
+                t.checkpoint for t in sync.list(config("shared"))
+            ]
+            await aio.aprune(["shared"])
+            [kept] = list(sync.list(config("shared")))
+            assert kept.checkpoint["channel_values"]["messages"] == messages
+            sync.delete_thread("copy")
+            assert await aio.aget_tuple(config("copy")) is None
+
+
+@pytest.mark.parametrize("deleter", ["delete_thread", "prune"])
+async def test_a_thread_one_saver_deleted_is_rewritten_whole_by_the_other(
+    engine: str, deleter: str, tmp_path: Path
+) -> None:
+    """The savers of one database in one process share their cache of recent list versions: once
+    one saver deletes a thread, the other must not extend a list version that went with it (it
+    would store no items over a base that is gone)."""
+    target = new_db_target(engine, tmp_path)
+    async with AsyncCkptdbSaver.from_conn_string(target) as aio:
+        with CkptdbSaver.from_conn_string(target) as sync:
+            await grow(sync, "again", 3)
+            if deleter == "delete_thread":
+                await aio.adelete_thread("again")
+            else:
+                await aio.aprune(["again"], strategy="delete")
+            stored = await grow(sync, "again", 3)
+            for step, cfg in enumerate(stored):
+                for saver in (sync, aio):
+                    found = await saver.aget_tuple(cfg)
+                    assert found is not None
+                    assert found.checkpoint["channel_values"]["messages"] == [
+                        f"message {i} " + "x" * 50 for i in range(step + 1)
+                    ]
+
+
+async def test_a_closed_saver_refuses_in_one_line(engine: str, kind: str, tmp_path: Path) -> None:
+    async with opened(kind, new_db_target(engine, tmp_path)) as saver:
+        stored = await saver.aput(config("c"), checkpoint({"a": 1}, {"a": "1"}), {}, {"a": "1"})
+    with pytest.raises(StoreError, match="closed"):
+        await saver.aput(stored, checkpoint({"a": 2}, {"a": "2"}), {}, {"a": "2"})
+    with pytest.raises(StoreError, match="closed"):
+        await saver.aget_tuple(stored)

@@ -2,6 +2,8 @@
 
 `AsyncCkptdbSaver.from_conn_string("checkpoints.db")` (or a `postgresql://` URL) stores LangGraph's
 checkpoints in ckptdb's `langgraph_*` tables, beside ckptdb's own: see `ckptdb.langgraph.aio`.
+`CkptdbSaver.from_conn_string(...)`, a plain context manager, is its synchronous twin on the same
+tables (`ckptdb.langgraph.sync`).
 """
 
 from __future__ import annotations
@@ -14,5 +16,6 @@ except ImportError as exc:  # pragma: no cover - the extra is missing
     raise CkptdbError("ckptdb.langgraph needs langgraph-checkpoint: pip install 'ckptdb[langgraph]'") from exc
 
 from ckptdb.langgraph.aio import AsyncCkptdbSaver
+from ckptdb.langgraph.sync import CkptdbSaver
 
-__all__ = ["AsyncCkptdbSaver"]
+__all__ = ["AsyncCkptdbSaver", "CkptdbSaver"]

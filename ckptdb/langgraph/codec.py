@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -115,6 +117,22 @@ class ListVersions:
         gone = set(thread_ids)
         for where in [w for w in self._recent if w[0] in gone]:
             del self._recent[where]
+
+
+_SHARED: weakref.WeakValueDictionary[str, ListVersions] = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def list_versions_for(database: str) -> ListVersions:
+    """The one cache of a database in this process, shared by every saver open on it (async and
+    sync): a thread one saver deletes or prunes is forgotten by all, so no saver extends a list
+    version that went with it (with a cache each, the other saver stored no items over a base
+    that was gone, and the thread no longer read back). Kept while a saver holds it."""
+    with _SHARED_LOCK:
+        found = _SHARED.get(database)
+        if found is None:
+            found = _SHARED[database] = ListVersions()
+        return found
 
 
 class EncodedPut:

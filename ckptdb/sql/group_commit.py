@@ -193,7 +193,8 @@ class Settled:
 
 
 class SyncRequest:
-    """A synchronous save waiting for `LeaderCommit`: one statement over rows, and its `Settled`."""
+    """A synchronous save waiting for `LeaderCommit`: one statement over rows (and, in `more`,
+    further statements in the same transaction), and its `Settled`."""
 
     __slots__ = ("future", "more", "rows", "sql")
 
@@ -247,10 +248,11 @@ class LeaderCommit:
         """Groups committed (for tests: concurrent saves share transactions)."""
         self.rows = 0
 
-    def save(self, sql: str, rows: Sequence[Row]) -> None:
-        """Commit `rows` (one statement, all or nothing), together with whatever else is queued;
-        returns once they are committed, else raises their (translated) error."""
-        request = SyncRequest(sql, rows)
+    def save(self, sql: str, rows: Sequence[Row], more: Sequence[Part] = ()) -> None:
+        """Commit `rows` (one statement, and `more` statements after it, all or nothing), together
+        with whatever else is queued; returns once they are committed, else raises their
+        (translated) error."""
+        request = SyncRequest(sql, rows, more)
         outcome = request.future
         with self._queue_lock:
             self._queue.append(request)

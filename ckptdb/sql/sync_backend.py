@@ -65,5 +65,10 @@ class SyncBackend(Spelling, ABC):
         """One statement over (non-empty) rows in the next group commit; returns once committed."""
 
     @abstractmethod
+    def save_parts(self, parts: Sequence[tuple[str, Sequence[Row]]]) -> None:
+        """`save_rows` for several statements (a non-empty list, each over its rows), committed
+        together or not at all in the next group commit (a LangGraph checkpoint with its values)."""
+
+    @abstractmethod
     def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         """Several statements in one write transaction; returns each one's row count."""

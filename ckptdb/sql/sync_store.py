@@ -60,6 +60,7 @@ class SyncSqlCheckpointStore(SyncCheckpointStore):
     def __init__(self, backend: SyncBackend) -> None:
         self._backend = backend
         self._refusal: StoreError | None = None
+        self._closed = False
         _OPEN_STORES.add(self)
 
     @property
@@ -180,6 +181,7 @@ class SyncSqlCheckpointStore(SyncCheckpointStore):
         if self._refusal is not None:
             return
         self._refusal = StoreError("the store is closed")
+        self._closed = True
         _OPEN_STORES.discard(self)
         self._backend.close()
 

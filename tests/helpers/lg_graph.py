@@ -3,7 +3,10 @@ process: `start` runs until the approval, `resume` answers it with `Command(resu
 what LangGraph returned and the state history as JSON, for tests/test_langgraph_saver.py to
 compare with the same graph on LangGraph's InMemorySaver.
 
-    python lg_graph.py DB THREAD start|resume|both [memory]
+    python lg_graph.py DB THREAD start|resume|both [memory|sync]
+
+`sync` runs it on the synchronous CkptdbSaver with `invoke`, `get_state` and `get_state_history`
+(no event loop); otherwise on AsyncCkptdbSaver (or InMemorySaver) with their async twins.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from ckptdb.langgraph import AsyncCkptdbSaver
+from ckptdb.langgraph import AsyncCkptdbSaver, CkptdbSaver
 
 
 class State(TypedDict):
@@ -92,6 +95,26 @@ async def phase(graph: Any, config: dict[str, Any], which: str) -> list[Any]:
     return [out, {"values": plain(state.values), "next": list(state.next)}, history]
 
 
+def sync_phase(graph: Any, config: dict[str, Any], which: str) -> list[Any]:
+    out: list[Any] = []
+    if which in ("start", "both"):
+        out.append(plain(graph.invoke({"messages": ["refund order 7"], "approved": False}, config)))
+    if which in ("resume", "both"):
+        out.append(plain(graph.invoke(Command(resume="yes"), config)))
+    state = graph.get_state(config, subgraphs=True)
+    history = [
+        {
+            "values": plain(snapshot.values),
+            "next": list(snapshot.next),
+            "step": snapshot.metadata.get("step"),
+            "source": snapshot.metadata.get("source"),
+            "tasks": [[t.name, plain(t.interrupts)] for t in snapshot.tasks],
+        }
+        for snapshot in graph.get_state_history(config)
+    ]
+    return [out, {"values": plain(state.values), "next": list(state.next)}, history]
+
+
 async def main() -> None:
     db, thread, which = sys.argv[1:4]
     config = {"configurable": {"thread_id": thread}}
@@ -103,4 +126,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[4:5] == ["sync"]:
+        with CkptdbSaver.from_conn_string(sys.argv[1]) as sync_saver:
+            graph = build(sync_saver)
+            print(json.dumps(sync_phase(graph, {"configurable": {"thread_id": sys.argv[2]}}, sys.argv[3])))
+    else:
+        asyncio.run(main())

@@ -233,6 +233,11 @@ class SyncPostgresBackend(PostgresSpelling, SyncBackend):
         self._writable()
         self._saves.save(sql, rows)
 
+    def save_parts(self, parts: Sequence[tuple[str, Sequence[Row]]]) -> None:
+        self._writable()
+        (sql, rows), *more = parts
+        self._saves.save(sql, rows, more)
+
     def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         self._writable()
         prepared = prepare_statements(statements)

@@ -236,6 +236,11 @@ class SyncSqliteBackend(SqliteSpelling, SyncBackend):
         saves, _ = self._writing()
         saves.save(sql, rows)
 
+    def save_parts(self, parts: Sequence[tuple[str, Sequence[Row]]]) -> None:
+        saves, _ = self._writing()
+        (sql, rows), *more = parts
+        saves.save(sql, rows, more)
+
     def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         saves, writer = self._writing()
         with saves.lock:
