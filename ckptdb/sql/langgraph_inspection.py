@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from ckptdb.sql.langgraph import LanggraphTables, Row
+from ckptdb.sql.langgraph import LanggraphTables, Row, run
 from ckptdb.sql.store import SqlCheckpointStore
 
 __all__ = ["InspectionTables"]
@@ -44,8 +44,9 @@ _ABOVE_EVERY_ID = "\U0010ffff"
 
 class InspectionTables:
     def __init__(self, store: SqlCheckpointStore) -> None:
+        self._store = store
         self._backend = store.backend
-        self._tables = LanggraphTables(store)
+        self._tables = LanggraphTables(store.backend)
 
     async def threads(self, *, page: int = 1000) -> AsyncGenerator[Row, None]:
         """(thread_id, namespace, checkpoints, newest id, its step, its metadata JSON), by thread,
@@ -114,7 +115,7 @@ class InspectionTables:
 
     async def collect_garbage(self, thread_id: str) -> int:
         """The values no remaining checkpoint of the thread needs (see `LanggraphTables`)."""
-        return await self._tables.collect_garbage(thread_id)
+        return await run(self._store, self._tables.collect_garbage(thread_id))
 
     async def delete_thread(self, thread_id: str) -> int:
         """Every row of a thread, in one transaction; returns how many checkpoints it had."""
@@ -122,5 +123,5 @@ class InspectionTables:
             "SELECT count(*) FROM langgraph_checkpoints WHERE thread_id = ?", (thread_id,)
         )
         if count:
-            await self._tables.delete_threads([thread_id])
+            await run(self._store, self._tables.delete_threads([thread_id]))
         return int(count)
