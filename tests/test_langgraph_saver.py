@@ -744,6 +744,31 @@ async def test_a_thread_one_saver_deleted_is_rewritten_whole_by_the_other(
                     ]
 
 
+async def test_a_thread_another_process_deleted_is_rewritten_whole(
+    engine: str, kind: str, tmp_path: Path
+) -> None:
+    """Another process (here `ckptdb langgraph delete`) cannot tell this process's cache of recent
+    list versions that a thread went. A graph that runs the thread again asks for its latest
+    checkpoint first: finding none, the saver forgets the thread, and the new chat's lists are
+    stored whole instead of extending a version that is gone (its checkpoints would not read back)."""
+    target = new_db_target(engine, tmp_path)
+    async with opened(kind, target) as saver:
+        await grow(saver, "again", 3)
+        subprocess.run(
+            [sys.executable, "-m", "ckptdb", "--db", str(target), "langgraph", "delete", "again", "-y"],
+            check=True,
+            capture_output=True,
+        )
+        assert await saver.aget_tuple(config("again")) is None
+        stored = await grow(saver, "again", 3)
+        for step, cfg in enumerate(stored):
+            found = await saver.aget_tuple(cfg)
+            assert found is not None
+            assert found.checkpoint["channel_values"]["messages"] == [
+                f"message {i} " + "x" * 50 for i in range(step + 1)
+            ]
+
+
 async def test_a_closed_saver_refuses_in_one_line(engine: str, kind: str, tmp_path: Path) -> None:
     async with opened(kind, new_db_target(engine, tmp_path)) as saver:
         stored = await saver.aput(config("c"), checkpoint({"a": 1}, {"a": "1"}), {}, {"a": "1"})

@@ -102,8 +102,14 @@ class SaverSteps:
     def _get_tuple(self, config: RunnableConfig) -> Steps[CheckpointTuple | None]:
         configurable = config["configurable"]
         thread_id, ns = str(configurable["thread_id"]), str(configurable.get("checkpoint_ns", ""))
-        row = yield from self.tables.checkpoint(thread_id, ns, get_checkpoint_id(config))
+        checkpoint_id = get_checkpoint_id(config)
+        row = yield from self.tables.checkpoint(thread_id, ns, checkpoint_id)
         if row is None:
+            if checkpoint_id is None:
+                # The thread is gone (or new): another process may have deleted it, which this
+                # process's list cache cannot know. A graph asks this before it runs a thread, so
+                # from here its lists are stored whole, never over a version that went with it.
+                self.lists.forget([thread_id])
             return None
         return (yield from self._tuples([row]))[0]
 
