@@ -30,6 +30,7 @@ __all__ = [
     "delete_thread",
     "diff_stored",
     "execute_prune",
+    "has_threads",
     "history",
     "plan_prune",
     "show",
@@ -61,13 +62,21 @@ class StoredThread:
     updated: str | None
 
 
-async def threads(store: SqlCheckpointStore, limit: int | None = None) -> AsyncGenerator[StoredThread, None]:
-    """Every thread and namespace (the first `limit`), by thread id: checkpoints, the newest one's
-    id, step, time and metadata. Keyset pages of 1,000 (fewer for a smaller limit): a first page
-    reads only its own threads' rows, whatever the number of threads."""
+async def has_threads(store: SqlCheckpointStore) -> bool:
+    """Whether the database holds any LangGraph checkpoint (what the web view's menu asks)."""
+    return await InspectionTables(store).any_checkpoint()
+
+
+async def threads(
+    store: SqlCheckpointStore, limit: int | None = None, *, after: tuple[str, str] | None = None
+) -> AsyncGenerator[StoredThread, None]:
+    """Every thread and namespace (the first `limit`; those after the `after` thread and
+    namespace), by thread id: checkpoints, the newest one's id, step, time and metadata. Keyset
+    pages of 1,000 (fewer for a smaller limit): a first page reads only its own threads' rows,
+    whatever the number of threads."""
     page = 1000 if limit is None else min(limit, 1000)
     shown = 0
-    async with aclosing(InspectionTables(store).threads(page=page)) as rows:
+    async with aclosing(InspectionTables(store).threads(page=page, after=after)) as rows:
         async for thread_id, ns, count, newest, step, metadata in rows:
             if limit is not None and shown >= limit:
                 return
@@ -95,11 +104,18 @@ class HistoryRow:
 
 
 async def history(
-    store: SqlCheckpointStore, thread_id: str, checkpoint_ns: str = ""
+    store: SqlCheckpointStore,
+    thread_id: str,
+    checkpoint_ns: str = "",
+    *,
+    before: str | None = None,
+    page: int = 100,
 ) -> AsyncGenerator[HistoryRow, None]:
-    """One thread's checkpoints, newest first; CheckpointNotFoundError when it has none."""
-    found = False
-    async with aclosing(InspectionTables(store).history(thread_id, checkpoint_ns)) as rows:
+    """One thread's checkpoints, newest first (those older than the `before` id; `page` rows per
+    query); CheckpointNotFoundError when it has none at all."""
+    found = before is not None
+    tables = InspectionTables(store)
+    async with aclosing(tables.history(thread_id, checkpoint_ns, page=page, before=before)) as rows:
         async for checkpoint_id, parent, step, metadata, writes in rows:
             found = True
             yield HistoryRow(

@@ -167,3 +167,35 @@ def test_a_10_mb_state_opens_collapsed_and_capped(tab: Watched, site: tuple[str,
     page.goto(cp_url(base, demo.huge))
     assert "more values not drawn" in page.locator("#state .cut").inner_text()
     tab.quiet()
+
+
+@pytest.fixture(scope="module")
+def lg_site(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    pytest.importorskip("langgraph.graph", reason="needs the langgraphtest extra")
+    from helpers.web import build_langgraph
+
+    with module_db_target(engine, tmp_path_factory.mktemp("lgweb")) as target:
+        build_langgraph(target)
+        with serving(target) as url:
+            yield url
+
+
+def test_from_the_menu_to_a_waiting_langgraph_checkpoint(tab: Watched, lg_site: str) -> None:
+    from helpers.web import XSS_THREAD
+
+    page = tab.page
+    page.goto(lg_site + "/")
+    page.click("#nav-langgraph")
+    assert page.url == lg_site + "/langgraph"
+    row = page.locator("#threads tbody tr", has_text=XSS_THREAD).first
+    assert row.locator("td.ns").inner_text() == ""
+    row.locator("a.thread").click()
+    assert page.locator("h1 .thread-id").inner_text() == XSS_THREAD
+    assert page.locator("#history tbody tr").count() == 3
+    page.locator("#history a.cp").first.click()
+    assert page.locator("#lg-thread").inner_text() == XSS_THREAD
+    assert "__interrupt__" in page.locator("#writes").inner_text()
+    assert page.locator("script, img").count() == 0
+    page.click("#lg-parent")
+    assert page.locator("#lg-id").inner_text() in page.url
+    tab.quiet()

@@ -38,6 +38,7 @@ _HISTORY = (
     "WHERE c.thread_id = ? AND c.checkpoint_ns = ? AND c.checkpoint_id < ? "
     "ORDER BY c.checkpoint_id DESC LIMIT ?"
 )
+_ANY_CHECKPOINT = "SELECT 1 FROM langgraph_checkpoints LIMIT 1"
 _ABOVE_EVERY_ID = "\U0010ffff"
 """Above every checkpoint id in code point order (the columns compare bytewise on both engines)."""
 
@@ -48,10 +49,20 @@ class InspectionTables:
         self._backend = store.backend
         self._tables = LanggraphTables(store.backend)
 
-    async def threads(self, *, page: int = 1000) -> AsyncGenerator[Row, None]:
-        """(thread_id, namespace, checkpoints, newest id, its step, its metadata JSON), by thread,
-        a keyset page per query (nothing is held between pages)."""
-        rows = await self._backend.fetchall(_FIRST_THREADS, (page,))
+    async def any_checkpoint(self) -> bool:
+        """Whether the tables hold a checkpoint at all (one primary-key probe)."""
+        return bool(await self._backend.fetchall(_ANY_CHECKPOINT, ()))
+
+    async def threads(
+        self, *, page: int = 1000, after: tuple[str, str] | None = None
+    ) -> AsyncGenerator[Row, None]:
+        """(thread_id, namespace, checkpoints, newest id, its step, its metadata JSON), by thread
+        (those after the `after` thread and namespace), a keyset page per query (nothing is held
+        between pages)."""
+        if after is None:
+            rows = await self._backend.fetchall(_FIRST_THREADS, (page,))
+        else:
+            rows = await self._backend.fetchall(_NEXT_THREADS, (*after, page))
         while True:
             for row in rows:
                 yield row
@@ -60,10 +71,12 @@ class InspectionTables:
             rows = await self._backend.fetchall(_NEXT_THREADS, (rows[-1][0], rows[-1][1], page))
 
     async def history(
-        self, thread_id: str, checkpoint_ns: str, *, page: int = 100
+        self, thread_id: str, checkpoint_ns: str, *, page: int = 100, before: str | None = None
     ) -> AsyncGenerator[Row, None]:
-        """(id, parent id, step, metadata JSON, pending writes), newest first, a page per query."""
-        before = _ABOVE_EVERY_ID
+        """(id, parent id, step, metadata JSON, pending writes), newest first (those older than
+        the `before` id), a page per query."""
+        if before is None:
+            before = _ABOVE_EVERY_ID
         while True:
             rows = await self._backend.fetchall(_HISTORY, (thread_id, checkpoint_ns, before, page))
             for row in rows:

@@ -16,11 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ckptdb.errors import CkptdbError
 from ckptdb.inspect import GraphsCache, NotFoundError
-from ckptdb.web import pages
+from ckptdb.langgraph_inspect import has_threads
+from ckptdb.langgraph_source import CheckpointNotFoundError
+from ckptdb.web import langgraph_pages, pages
 from ckptdb.web.render import environment
 from ckptdb.web.security import SecurityMiddleware
 
@@ -31,7 +33,7 @@ log = logging.getLogger("ckptdb.web")
 
 
 async def _bad_input(request: Request, exc: Exception) -> Response:
-    status = 404 if isinstance(exc, NotFoundError) else 400
+    status = 404 if isinstance(exc, (NotFoundError, CheckpointNotFoundError)) else 400
     return pages.render(request, "error.html", status=status, status_code=status, message=str(exc))
 
 
@@ -64,6 +66,9 @@ def create_app(store: SqlCheckpointStore, *, allowed_hosts: Iterable[str] = ()) 
             Route("/raw/{checkpoint_id:path}", pages.raw_checkpoint),
             Route("/pending", pages.pending_page),
             Route("/sql", pages.sql_page),
+            Route(langgraph_pages.LIST_URL, langgraph_pages.threads_page),
+            Route("/langgraph/thread", langgraph_pages.history_page),
+            Route("/langgraph/checkpoint", langgraph_pages.checkpoint_page),
             Mount("/static", StaticFiles(packages=[("ckptdb.web", "static")]), name="static"),
         ],
         exception_handlers={
@@ -76,4 +81,20 @@ def create_app(store: SqlCheckpointStore, *, allowed_hosts: Iterable[str] = ()) 
     app.state.graphs = GraphsCache()  # the graphs page's summary, re-validated per request
     app.state.database = store.target.display()
     app.state.templates = environment()
-    return SecurityMiddleware(app, allowed_hosts=allowed_hosts)
+    app.state.langgraph = False
+    return SecurityMiddleware(LanggraphProbe(app), allowed_hosts=allowed_hosts)
+
+
+class LanggraphProbe:
+    """Sets `app.state.langgraph` (the menu's LangGraph link) before each page: whether the
+    database holds a LangGraph checkpoint, one primary-key probe per page until it does (a saver
+    may write the first while the view is open), none after."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self.app.state
+        if scope["type"] == "http" and not state.langgraph and not scope["path"].startswith("/static/"):
+            state.langgraph = await has_threads(state.store)
+        await self.app(scope, receive, send)

@@ -60,6 +60,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         checkpoint_url=checkpoint_url,
         list_url=list_url,
         raw_url=raw_url,
+        langgraph=request.app.state.langgraph,
         **context,
     )
     return HTMLResponse(page, status_code=status)
@@ -114,7 +115,7 @@ def _flags(request: Request) -> dict[str, Any]:
     }
 
 
-def _page_size(request: Request) -> int:
+def page_size(request: Request) -> int:
     text = request.query_params.get("limit", "").strip()
     if not text:
         return PAGE_SIZE
@@ -126,7 +127,7 @@ def _page_size(request: Request) -> int:
 async def checkpoints_page(request: Request) -> Response:
     store = request.app.state.store
     flags = _flags(request)
-    size = _page_size(request)
+    size = page_size(request)
     cursor = request.query_params.get("cursor") or None
     query = inspect.build_query(**flags)
     if cursor is not None:

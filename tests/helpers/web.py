@@ -140,3 +140,33 @@ def serving(target: str, *args: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+XSS_THREAD = '<script>alert("thread")</script> a/b?c=1&d'
+"""A LangGraph thread id with markup and the characters a URL would split on."""
+XSS_METADATA = '<img src=x onerror=alert("metadata")>'
+
+
+async def _build_langgraph(target: str) -> None:
+    from langgraph.types import Command
+
+    from ckptdb.langgraph import AsyncCkptdbSaver
+    from helpers import langgraph_graphs as lg
+
+    async with await open_store(target) as store:
+        graph = lg.build_graph(AsyncCkptdbSaver(store))
+        for thread in ("approved", "waiting", XSS_THREAD):
+            config: dict[str, object] = {
+                "configurable": {"thread_id": thread},
+                "metadata": {"note": XSS_METADATA},
+            }
+            await graph.ainvoke({"messages": [], "notes": []}, config)
+            if thread == "approved":
+                await graph.ainvoke(Command(resume=True), config)
+
+
+def build_langgraph(target: str) -> None:
+    """Run the real graph of helpers.langgraph_graphs on `target` through AsyncCkptdbSaver: thread
+    `approved` resumed to the end, `waiting` and XSS_THREAD left at the approval (pending writes)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _build_langgraph(target)).result()
