@@ -21,6 +21,8 @@ from typing import Any, Protocol, TypeVar
 Row = tuple[Any, ...]
 MAX_GATHER_SECONDS = 0.005
 """The longest a leader waits for the other savers' requests (`LeaderCommit._gather`)."""
+GATHER_FRACTION = 0.5
+"""How long a leader waits for them at most, as a fraction of its last commit's time."""
 Outcomes = list[BaseException | None] | None
 """None: every request committed; else each request's error (None for those that committed)."""
 
@@ -206,7 +208,8 @@ class LeaderCommit:
     save is done passes the lead to the oldest request still queued, then returns. A sequential
     save is one transaction on the caller's thread and no hand-off (a hand-off to a writer thread
     costs two wake-ups, 140-170 us on a VM: more than a commit at NORMAL); 8 threads at FULL share
-    one fsync per group, and the followers of a group wake each on its own lock, not one after
+    one fsync per group (a leader first waits, up to half a commit, for the threads that saved
+    lately: `_gather`), and the followers of a group wake each on its own lock, not one after
     the other through the writer's lock (a convoy that held the next commit back by one
     context switch per follower). Every save returns only once its own transaction committed, and
     a failed group is retried request by request (`isolated`), so one bad save fails no other.
@@ -294,7 +297,7 @@ class LeaderCommit:
                 return
             self._gate = gate = threading.Lock()
             gate.acquire()
-        gate.acquire(timeout=self._commit_seconds / 2)
+        gate.acquire(timeout=self._commit_seconds * GATHER_FRACTION)
         with self._queue_lock:
             self._gate = None
 
