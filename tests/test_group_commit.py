@@ -31,3 +31,44 @@ async def test_a_failing_save_in_a_shared_transaction_fails_alone(db_target: str
         assert len(errors) == 1 and isinstance(errors[0], StoreError), errors
         assert "check constraint" in str(errors[0]).lower()
         assert {i.id for i in await store.list()} == {cp.id for cp in good}
+
+
+def test_a_leader_waits_for_the_threads_that_saved_lately() -> None:
+    """Three threads saved lately: the next leader commits once all three are queued (one
+    transaction), not the first save alone and then the other two."""
+    import threading
+
+    from ckptdb.sql.group_commit import LeaderCommit, SyncRequest
+
+    groups: list[int] = []
+
+    def attempt(batch: list[SyncRequest]) -> None:
+        groups.append(sum(len(request.rows) for request in batch))
+
+    saves = LeaderCommit(attempt, lambda exc: True, lambda exc: exc)
+    saves._savers, saves._commit_seconds = 3, 60.0  # as after a group of three; a long bound
+    threads = [threading.Thread(target=saves.save, args=("sql", [(n,)])) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert groups == [3]
+    assert saves._savers == 3
+
+
+def test_a_saver_that_stopped_costs_one_bounded_wait() -> None:
+    """The estimate says two threads, but only one saves: its save still commits (after the
+    wait's bound), and the estimate drops to the one thread, which then never waits."""
+    from ckptdb.sql.group_commit import LeaderCommit, SyncRequest
+
+    groups: list[int] = []
+
+    def attempt(batch: list[SyncRequest]) -> None:
+        groups.append(len(batch))
+
+    saves = LeaderCommit(attempt, lambda exc: True, lambda exc: exc)
+    saves._savers, saves._commit_seconds = 2, 0.2
+    saves.save("sql", [(1,)])
+    assert (groups, saves._savers) == ([1], 1)
+    saves.save("sql", [(2,)])
+    assert groups == [1, 1]
