@@ -48,7 +48,7 @@ URLS: dict[str, Any] = {
 
 
 def _required(request: Request, name: str) -> str:
-    value = request.query_params.get(name)
+    value: str | None = request.query_params.get(name)
     if value is None or value == "":
         raise CkptdbError(f"the page needs ?{name}=...: follow a link from the LangGraph threads page")
     return value
