@@ -188,6 +188,30 @@ def _flat(keys: Sequence[tuple[Any, ...]]) -> list[Any]:
     return [part for key in keys for part in key]
 
 
+def cut_below(thread_id: str, checkpoint_ns: str, head: str) -> list[tuple[str, Sequence[Any]]]:
+    """The statements that delete a namespace's checkpoints older than `head`, with their pending
+    writes, and clear `head`'s parent link, which would point at nothing (as LangGraph's PostgreSQL
+    saver's prune does); the second one's row count is how many checkpoints went. Values are
+    collected apart (`LanggraphTables.collect_garbage`)."""
+    key = (thread_id, checkpoint_ns, head)
+    return [
+        (
+            "DELETE FROM langgraph_writes WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id < ?",
+            key,
+        ),
+        (
+            "DELETE FROM langgraph_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
+            "AND checkpoint_id < ?",
+            key,
+        ),
+        (
+            "UPDATE langgraph_checkpoints SET parent_checkpoint_id = NULL "
+            "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+            key,
+        ),
+    ]
+
+
 class LanggraphTables:
     """The saver's statements on its tables, as `Steps` (run them with `run` or `run_sync`: the
     store's backend brings the schema gate, group commit and error translation). `spelling` is
@@ -497,26 +521,7 @@ class LanggraphTables:
         """Keep only each namespace's head (and anything newer a run saved meanwhile): older
         checkpoints and their writes go in one transaction, and a head's parent link, which would
         point at nothing, is cleared (as LangGraph's PostgreSQL saver does)."""
-        statements: list[tuple[str, Sequence[Any]]] = []
-        for ns, head in heads:
-            key = (thread_id, ns, head)
-            statements += [
-                (
-                    "DELETE FROM langgraph_writes WHERE thread_id = ? AND checkpoint_ns = ? "
-                    "AND checkpoint_id < ?",
-                    key,
-                ),
-                (
-                    "DELETE FROM langgraph_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
-                    "AND checkpoint_id < ?",
-                    key,
-                ),
-                (
-                    "UPDATE langgraph_checkpoints SET parent_checkpoint_id = NULL "
-                    "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
-                    key,
-                ),
-            ]
+        statements = [statement for ns, head in heads for statement in cut_below(thread_id, ns, head)]
         if statements:
             (yield Write(statements))
 

@@ -7,10 +7,9 @@ ids alone; what a checkpoint's values are is the saver's business (`ckptdb.langg
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator
 
-from ckptdb.sql.langgraph import LanggraphTables, Row, run
+from ckptdb.sql.langgraph import LanggraphTables, Row, cut_below, run
 from ckptdb.sql.store import SqlCheckpointStore
 
 __all__ = ["InspectionTables"]
@@ -104,26 +103,7 @@ class InspectionTables:
         )
         if not rows:
             return 0
-        key: Sequence[Any] = (thread_id, checkpoint_ns, rows[0][0])
-        counts = await self._backend.write(
-            [
-                (
-                    "DELETE FROM langgraph_writes WHERE thread_id = ? AND checkpoint_ns = ? "
-                    "AND checkpoint_id < ?",
-                    key,
-                ),
-                (
-                    "DELETE FROM langgraph_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
-                    "AND checkpoint_id < ?",
-                    key,
-                ),
-                (
-                    "UPDATE langgraph_checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = ? "
-                    "AND checkpoint_ns = ? AND checkpoint_id = ?",
-                    key,
-                ),
-            ]
-        )
+        counts = await self._backend.write(cut_below(thread_id, checkpoint_ns, rows[0][0]))
         return int(counts[1])
 
     async def collect_garbage(self, thread_id: str) -> int:
