@@ -224,8 +224,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 # ── PostgreSQL ──────────────────────────────────────────────────────────────────────────────────
 # One throwaway server per test session: CKPTDB_TEST_PG_URL when set (CI: scripts/pg_cluster.py run),
 # else a cluster started here through scripts/pg_cluster.py and stopped when the session ends.
-# Each test gets its own database, recycled between tests (a fresh `public` schema, or a TRUNCATE
-# when the schema is exactly the migrated one), so a test costs milliseconds, not a CREATE DATABASE.
+# Each test gets its own database, recycled between tests (a fresh `public` schema, or a TRUNCATE of
+# every table when the schema is exactly the migrated one), so a test costs milliseconds, not a
+# CREATE DATABASE.
 # Skipped only when CKPTDB_SKIP_POSTGRES=1, and then the terminal summary says so loudly.
 
 import atexit  # noqa: E402
@@ -314,7 +315,13 @@ class _PgServer:
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
             if migrated and self.fingerprint is not None and _pg_fingerprint(conn) == self.fingerprint:
-                conn.execute("TRUNCATE checkpoints")
+                # Every table the migrations made but their version: the LangGraph tables too, so
+                # no test sees another's threads.
+                tables = conn.execute(
+                    "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+                    "WHERE schemaname = 'public' AND tablename <> 'ckptdb_alembic_version'"
+                ).fetchone()[0]
+                conn.execute(f"TRUNCATE {tables}")
                 return
             conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
             conn.execute("CREATE SCHEMA public")

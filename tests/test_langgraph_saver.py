@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from conftest import new_db_target
+from conftest import PG, PG_SKIP, new_db_target
 
 pytest.importorskip("langgraph.checkpoint.base")
 
@@ -776,3 +776,21 @@ async def test_a_closed_saver_refuses_in_one_line(engine: str, kind: str, tmp_pa
         await saver.aput(stored, checkpoint({"a": 2}, {"a": "2"}), {}, {"a": "2"})
     with pytest.raises(StoreError, match="closed"):
         await saver.aget_tuple(stored)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(PG_SKIP, reason="CKPTDB_SKIP_POSTGRES=1")
+async def test_a_recycled_test_database_holds_no_threads_of_an_earlier_test() -> None:
+    """The test suite's PostgreSQL databases are recycled by emptying their tables: every table
+    of the migrations, the LangGraph ones too, or one test sees another's threads."""
+    url = PG.acquire(migrated=True, keep=True)
+    async with AsyncCkptdbSaver.from_conn_string(url) as saver:
+        await saver.aput(config("left-behind"), checkpoint({"a": 1}, {"a": "1"}), {}, {"a": "1"})
+    PG.give_back(url, migrated=True)
+    again = PG.acquire(migrated=True, keep=True)
+    try:
+        assert again == url
+        async with AsyncCkptdbSaver.from_conn_string(again) as saver:
+            assert [found async for found in saver.alist(None)] == []
+    finally:
+        PG.give_back(again, migrated=True)
