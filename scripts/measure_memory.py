@@ -7,6 +7,7 @@ Each case runs in a process of its own, so that its peak (VmHWM) is that case's 
 - save / load: a child opens the store, builds the state (`save`: the state counts, as in any
   caller), resets its peak (`/proc/self/clear_refs`) and prints how far VmHWM rose above its
   resident size at that moment;
+- sync-save / sync-load: the same through the synchronous store (`ckptdb.connect`);
 - import / reimport / export: `ckptdb import` of one echo file holding the state (`reimport`:
   into a database that holds it already; `export`: of the database holding it into an empty
   directory), run as a child; its peak (`ru_maxrss`) less the peak of the same command on a
@@ -58,7 +59,28 @@ async def main(op, target, kind, size):
         grown = status("VmHWM") - base
     print(json.dumps({"grown": grown}))
 
-asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+def main_sync(op, target, kind, size):
+    from ckptdb import connect
+    with connect(target) as store:
+        small = Checkpoint("small", "g", "n", {"a": 1}, [], 0, "2026-11-03T09:00:00Z", None, "afternode")
+        store.save(small)
+        store.load("small")
+        open("/proc/self/clear_refs", "w").write("5")
+        base = status("VmRSS")
+        if op == "save":
+            state = state_of(kind, size)
+            cp = Checkpoint("big", "g", "n", state, [], 1, "2026-11-03T09:00:01Z", None, "afternode")
+            store.save(cp)
+        else:
+            assert store.load("big") is not None
+        grown = status("VmHWM") - base
+    print(json.dumps({"grown": grown}))
+
+op = sys.argv[1]
+if op.startswith("sync-"):
+    main_sync(op[5:], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+else:
+    asyncio.run(main(op, sys.argv[2], sys.argv[3], int(sys.argv[4])))
 """
 
 _SEED = r"""
@@ -112,8 +134,8 @@ def _document_bytes(kind: str, size: int) -> int:
 def measure(op: str, kind: str, size: int, target: str | None, work: Path) -> int:
     """Growth in bytes of one fresh process doing `op` on a `size`-byte state."""
     db = target or str(work / "m.db")
-    if op in ("save", "load"):
-        if op == "load":
+    if op in ("save", "load", "sync-save", "sync-load"):
+        if op.endswith("load"):
             _run([_python(), "-c", _SEED, db, kind, str(size), "-", "big"])
         out = _run([_python(), "-c", _CHILD, op, db, kind, str(size)])
         return int(json.loads(out)["grown"])
@@ -145,14 +167,14 @@ def main() -> None:
         "--sizes", default="10,100,300", help="state sizes in MB (2^20 bytes), comma-separated"
     )
     parser.add_argument("--kinds", default="ascii,non-ascii")
-    parser.add_argument("--ops", default="save,load,import,reimport,export")
+    parser.add_argument("--ops", default="save,load,sync-save,sync-load,import,reimport,export")
     parser.add_argument(
         "--target", default=None, help="a PostgreSQL URL (default: a new SQLite file per case)"
     )
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     figures: list[dict[str, Any]] = []
-    print(f"{'op':<7} {'kind':<10} {'MB':>5} {'document MB':>12} {'growth MB':>10} {'ratio':>6}")
+    print(f"{'op':<9} {'kind':<10} {'MB':>5} {'document MB':>12} {'growth MB':>10} {'ratio':>6}")
     for size_mb in (int(s) for s in args.sizes.split(",")):
         for kind in args.kinds.split(","):
             for op in args.ops.split(","):
@@ -165,7 +187,7 @@ def main() -> None:
                     {"op": op, "kind": kind, "size_mb": size_mb, "document": document, "grown": grown}
                 )
                 print(
-                    f"{op:<7} {kind:<10} {size_mb:>5} {document / 2**20:>12.1f} {grown / 2**20:>10.0f} "
+                    f"{op:<9} {kind:<10} {size_mb:>5} {document / 2**20:>12.1f} {grown / 2**20:>10.0f} "
                     f"{ratio:>6.2f}",
                     flush=True,
                 )
