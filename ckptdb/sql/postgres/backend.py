@@ -68,6 +68,7 @@ from ckptdb.sql.postgres.readonly import (
 from ckptdb.sql.postgres.spelling import (
     PostgresSpelling,
     postgres_sql,
+    postgres_utf8_sql,
 )
 from ckptdb.sql.postgres.urls import asyncpg_dsn
 
@@ -107,18 +108,58 @@ def _nul_error(row: Sequence[Any], index: int) -> InvalidCheckpointError:
 
 def check_storable(rows: Sequence[Row]) -> Sequence[Row]:
     """Refuse before any transaction starts: PostgreSQL rejects U+0000 in every text value.
-    Returns the rows as asyncpg takes them: a JSON text given as UTF-8 bytes (`rows.to_row` with
-    `json_bytes`, which this backend does not ask for) as a str.
+    Returns the rows as a str takes them: a JSON text given as UTF-8 bytes (`rows.to_row` with
+    `json_bytes`) as a str (saves and imports keep such bytes: `storable_statements`).
 
     JSON columns are escaped text (`\\u0000`), so a raw NUL can only sit in a plain text field.
     """
     if any(type(value) is bytes for row in rows for value in row):
         rows = [tuple(v.decode() if type(v) is bytes else v for v in row) for row in rows]
+    _refuse_nul(rows)
+    return rows
+
+
+def _refuse_nul(rows: Sequence[Row]) -> None:
     for row in rows:
         for index, value in enumerate(row):
             if isinstance(value, str) and "\x00" in value:
                 raise _nul_error(row, index)
-    return rows
+
+
+_JSON_AT = frozenset(i for i, c in enumerate(sqlrows.COLUMNS) if c in sqlrows.JSON_COLUMNS)
+
+
+def _has_bytes(row: Row) -> bool:
+    return any(type(value) is bytes for value in row)
+
+
+def _utf8_json(row: Row) -> Row:
+    """A whole row with every JSON column as UTF-8 bytes (a huge one is already)."""
+    return tuple(v.encode() if type(v) is str and i in _JSON_AT else v for i, v in enumerate(row))
+
+
+def storable_statements(sql: str, rows: Sequence[Row]) -> list[tuple[str, Sequence[Row]]]:
+    """`check_storable` for the rows of one save statement, as the statements asyncpg runs, in
+    the rows' order: a row holding a huge JSON text as bytes (`rows.to_row` with `json_bytes`)
+    keeps it so, its other JSON columns encoded too, under `postgres_utf8_sql`; every other row
+    (every small save: one look at its values) is as before, under `postgres_sql`."""
+    if not any(_has_bytes(row) for row in rows):
+        _refuse_nul(rows)
+        return [(postgres_sql(sql), rows)]
+    if sqlrows.JSON_PARAM not in sql:
+        return [(postgres_sql(sql), check_storable(rows))]
+    statements: list[tuple[str, list[Row]]] = []
+    for row in rows:
+        utf8 = len(row) == len(sqlrows.COLUMNS) and _has_bytes(row)
+        text = postgres_utf8_sql(sql) if utf8 else postgres_sql(sql)
+        row = _utf8_json(row) if utf8 else check_storable([row])[0]
+        if statements and statements[-1][0] == text:
+            statements[-1][1].append(row)
+        else:
+            statements.append((text, [row]))
+    for _, part in statements:
+        _refuse_nul(part)
+    return list(statements)
 
 
 def lookup_params(params: Sequence[Any]) -> Sequence[Any]:
@@ -159,6 +200,19 @@ _INSERT_ABSENT_RETURNING = (
 )
 """A batch as one statement, a parameter array per column, returning the ids it inserted
 (executemany returns nothing)."""
+_INSERT_ABSENT_RETURNING_UTF8 = (
+    f"INSERT INTO checkpoints ({', '.join(sqlrows.COLUMNS)}) SELECT "
+    + ", ".join(
+        f"convert_from({c}, 'UTF8')::json" if c in sqlrows.JSON_COLUMNS else c for c in sqlrows.COLUMNS
+    )
+    + " FROM unnest("
+    + ", ".join(
+        f"${n}::{'bytea' if c in sqlrows.JSON_COLUMNS else _ARRAY_TYPES.get(c, 'text')}[]"
+        for n, c in enumerate(sqlrows.COLUMNS, 1)
+    )
+    + f") AS batch ({', '.join(sqlrows.COLUMNS)}) ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+"""The same for a batch holding a huge JSON text as bytes: every JSON column as UTF-8 bytes."""
 _LOCK_STORED = (
     f"SELECT {', '.join(sqlrows.COLUMNS)} FROM checkpoints WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 )
@@ -173,6 +227,15 @@ def _limited_to(sql: str, params: Sequence[Any], batch: int) -> bool:
         return False
     limit = params[-1]
     return isinstance(limit, int) and not isinstance(limit, bool) and 0 <= limit <= batch
+
+
+async def _run(conn: Any, statements: Sequence[tuple[str, Sequence[Row]]]) -> None:
+    """Each statement over its rows, in order, inside the caller's transaction."""
+    for text, rows in statements:
+        if len(rows) == 1:
+            await conn.execute(text, *rows[0])
+        else:
+            await conn.executemany(text, rows)
 
 
 def _status_count(status: str) -> int:
@@ -195,7 +258,19 @@ class PostgresBackend(PostgresSpelling, Backend):
     and `commit_on_loop`, `read_on_loop` and `sync_interval` change nothing (asyncpg awaits the
     server: no commit or read runs on the loop; the server's own `synchronous_commit` decides when
     the WAL is flushed).
+
+    A huge JSON text (`json_bytes`) reaches asyncpg as the UTF-8 bytes orjson wrote, sent as
+    `bytea` and made `json` by the server (`postgres_utf8_sql`): a str of non-ASCII text would
+    be read through its UTF-8 form, which CPython keeps inside the str. Measured in a fresh
+    process, 64 MiB, growth / document, str -> bytes: save of non-ASCII text 4.98x -> 4.47x,
+    import 4.48x -> 3.98x, re-import of an unchanged ASCII file 4.00x -> 3.00x, but of a
+    non-ASCII one 3.05x -> 3.50x (the row's bytes are bigger than a 1-byte-per-character str
+    while the stored row is read back); a save of ASCII text 4.93x either way, as asyncpg's bind
+    data, its Bind message and asyncio's send buffer each copy the text (README, Known gaps).
+    A small save keeps the str (its rows are looked at once for bytes, as before).
     """
+
+    json_bytes = True
 
     OPTIONS = (
         "pool_min_size",
@@ -407,15 +482,15 @@ class PostgresBackend(PostgresSpelling, Backend):
     async def _write_rows(self, sql: str, rows: Sequence[Row]) -> None:
         """One row: one autocommit statement (one round trip). More: executemany in a transaction."""
         self._writable()
-        rows = check_storable(rows)
-        text = postgres_sql(sql)
+        statements = storable_statements(sql, rows)
 
         async def work(conn: Any) -> None:
-            if len(rows) == 1:
-                await conn.execute(text, *rows[0])
+            if len(statements) == 1 and len(statements[0][1]) == 1:
+                text, (row,) = statements[0]
+                await conn.execute(text, *row)
                 return
             async with conn.transaction():
-                await conn.executemany(text, rows)
+                await _run(conn, statements)
 
         async def attempt() -> None:
             await self._on_writer(work)
@@ -425,15 +500,11 @@ class PostgresBackend(PostgresSpelling, Backend):
     async def _write_parts(self, parts: Sequence[tuple[str, Sequence[Row]]]) -> None:
         """Several statements, each over its rows (executemany), in one transaction."""
         self._writable()
-        prepared = [(postgres_sql(sql), check_storable(rows)) for sql, rows in parts if rows]
+        prepared = [statement for sql, rows in parts if rows for statement in storable_statements(sql, rows)]
 
         async def work(conn: Any) -> None:
             async with conn.transaction():
-                for text, rows in prepared:
-                    if len(rows) == 1:
-                        await conn.execute(text, *rows[0])
-                    else:
-                        await conn.executemany(text, rows)
+                await _run(conn, prepared)
 
         async def attempt() -> None:
             await self._on_writer(work)
@@ -448,9 +519,14 @@ class PostgresBackend(PostgresSpelling, Backend):
         the same is retried, as every write is)."""
         if not rows:
             return InsertResult()
-        rows = check_storable(rows)
+        if any(_has_bytes(row) for row in rows):  # a huge JSON text as bytes: the batch's JSON so
+            rows = [_utf8_json(row) for row in rows]
+            _refuse_nul(rows)
+            insert_absent = _INSERT_ABSENT_RETURNING_UTF8
+        else:
+            rows = check_storable(rows)
+            insert_absent = _INSERT_ABSENT_RETURNING
         ordered = sorted(rows, key=lambda row: row[0])
-        upsert = postgres_sql(sqlrows.UPSERT)  # a replaced row draws its save order from the SEQUENCE
 
         async def work(conn: Any) -> InsertResult:
             inserted: set[str] = set()
@@ -459,9 +535,7 @@ class PostgresBackend(PostgresSpelling, Backend):
             async with conn.transaction():
                 for _ in range(INSERT_ROUNDS):
                     columns = [list(column) for column in zip(*pending, strict=True)]
-                    inserted.update(
-                        record[0] for record in await conn.fetch(_INSERT_ABSENT_RETURNING, *columns)
-                    )
+                    inserted.update(record[0] for record in await conn.fetch(insert_absent, *columns))
                     taken = [row[0] for row in pending if row[0] not in inserted]
                     if taken:
                         for record in await conn.fetch(_LOCK_STORED, taken):
@@ -475,8 +549,8 @@ class PostgresBackend(PostgresSpelling, Backend):
                         "this batch was inserted; nothing of it was written: run the same command again"
                     )
                 over = list(resolve(stored)) if resolve is not None and stored else []
-                if over:
-                    await conn.executemany(upsert, over)
+                if over:  # a replaced row draws its save order from the SEQUENCE
+                    await _run(conn, storable_statements(sqlrows.UPSERT, over))
             return InsertResult(frozenset(inserted), stored, frozenset(row[0] for row in over))
 
         async def attempt() -> InsertResult:

@@ -58,6 +58,19 @@ def postgres_sql(sql: str) -> str:
     return to_dollar_params(sql.replace(sqlrows.NEXT_SAVE_SEQ, "nextval('checkpoints_save_seq')"))
 
 
+UTF8_JSON_PARAM = "CAST(convert_from(CAST(? AS bytea), 'UTF8') AS json)"
+"""A JSON column's parameter given as its UTF-8 bytes: sent as `bytea`, made `json` by the server."""
+
+
+@functools.lru_cache(maxsize=256)
+def postgres_utf8_sql(sql: str) -> str:
+    """`postgres_sql` for rows whose JSON columns are UTF-8 bytes (`rows.to_row` with
+    `json_bytes`): each `rows.JSON_PARAM` becomes UTF8_JSON_PARAM. asyncpg copies bytes into its
+    message as they are, where a str of non-ASCII text is read through its UTF-8 form, which
+    CPython then keeps inside the str: a copy of the whole text more (see `PostgresBackend`)."""
+    return postgres_sql(sql.replace(sqlrows.JSON_PARAM, UTF8_JSON_PARAM))
+
+
 def nul_free(text: str) -> str:
     """Text without U+0000 that keeps distinct strings distinct and in the same (code point) order:
     a prefix-free code in which U+0000 -> U+0001 U+0001, U+0001 -> U+0001 U+0002, the rest as is.
