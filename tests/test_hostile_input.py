@@ -790,10 +790,10 @@ def test_a_huge_accepted_state_costs_a_bounded_peak_of_memory(
     bound, not a timing. `before` is the ratio
     measured before the copies were cut: a str of the JSON beside orjson's bytes (and the str's
     UTF-8 for non-ASCII text, and orjson's UTF-8 copies left in the state), the pretty text's
-    pieces held while it was encoded, and on psycopg its UTF-8 encoding of that str. What stays
+    pieces held while it was encoded, and on both PostgreSQL drivers the UTF-8 of that str. What stays
     on SQLite: the state, the JSON once, and SQLite's bound copy and its record; on psycopg the
-    state, the JSON and libpq's message; on asyncpg the state, the str (and its UTF-8 when not
-    ASCII), asyncpg's bind data, its Bind message and asyncio's send buffer (README, Known gaps)."""
+    state, the JSON and libpq's message; on asyncpg the state, the JSON, asyncpg's bind data, its
+    Bind message and asyncio's send buffer (README, Known gaps)."""
     from conftest import pg_database_url
 
     target = ["--target", pg_database_url()] if engine == "postgres" else []
