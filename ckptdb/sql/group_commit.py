@@ -239,9 +239,11 @@ class LeaderCommit:
         *,
         committed: Callable[[list[SyncRequest], Outcomes], None] | None = None,
         max_rows: int = 1000,
+        lock: threading.Lock | None = None,
     ) -> None:
-        self.lock = threading.Lock()
-        """Held by whichever thread uses the writer connection (a leader, `write`, `close`)."""
+        self.lock = threading.Lock() if lock is None else lock
+        """Held by whichever thread uses the writer connection (a leader, `write`, `close`): the
+        connection's own lock when others share it (`lock`)."""
         self._attempt = attempt
         self._worth = worth_retrying_alone
         self._translate = translate
