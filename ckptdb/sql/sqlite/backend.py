@@ -199,6 +199,18 @@ class SqliteBackend(SqliteSpelling, Backend):
             raise
         return db
 
+    def acquire_writer(self, create: bool) -> shared_writer.SharedWriter:
+        """This process's writer of the file for these settings (`shared_writer`), opened by
+        `_open_writer` if there is none yet; `shared_writer.release` it."""
+        settings = (self.synchronous, self.busy_timeout_ms, self._length_limit, self.sync_interval)
+        return shared_writer.acquire(
+            self.path,
+            settings,
+            lambda: self._open_writer(create),
+            self._checkpointer_connection,
+            self.sync_interval,
+        )
+
     def check_path(self, *, create: bool, writing: bool = False) -> None:
         """Refuse, before SQLite sees it, a path that cannot be a database file: SQLite would open a
         directory or a device and fail later with "disk I/O error", or create the file elsewhere."""
@@ -236,7 +248,7 @@ class SqliteBackend(SqliteSpelling, Backend):
                 await self._reader.create_function(STATE_MATCH, 2, state_match, deterministic=True)
                 self._open_loop_reader(uri)
                 return
-            shared = await asyncio.to_thread(shared_writer.acquire, self, create)
+            shared = await asyncio.to_thread(self.acquire_writer, create)
             try:
                 # What the engine will refuse anyway: a save checks its JSON against it before copying.
                 self.max_value_bytes = shared.conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)

@@ -24,9 +24,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from ckptdb.errors import StoreError
 from ckptdb.sql.group_commit import Queued
@@ -34,10 +34,10 @@ from ckptdb.sql.sqlite.checkpointer import Checkpointer, WalPacer
 from ckptdb.sql.sqlite.connection import TEXT_AFFINITY
 from ckptdb.sql.sqlite.settings import DISK_HEADROOM, ESTIMATED_PAGES_PER_ROW
 
-if TYPE_CHECKING:
-    from ckptdb.sql.sqlite.backend import SqliteBackend
-
-Key = tuple[int, int, str, int, int | None, float | None]
+Settings = tuple[object, ...]
+"""What a writer connection is opened with (`SqliteBackend.acquire_writer`: synchronous, busy timeout, length
+limit, sync interval)."""
+Key = tuple[int, int, Settings]
 """The file (device, inode) and the connection's settings."""
 
 
@@ -108,38 +108,32 @@ _forgotten: list[SharedWriter] = []
 """Writers a forked child let go of: kept referenced, so the child never closes them."""
 
 
-def _key(config: SqliteBackend) -> Key:
-    stat = os.stat(config.path)
-    return (
-        stat.st_dev,
-        stat.st_ino,
-        config.synchronous,
-        config.busy_timeout_ms,
-        config._length_limit,
-        config.sync_interval,
-    )
-
-
-def acquire(config: SqliteBackend, create: bool) -> SharedWriter:
-    """The writer of `config`'s file and settings: the one this process has open, or a new one
-    (its connection opened by `config._open_writer(create)`); `release` it when done."""
+def acquire(
+    path: Path,
+    settings: Settings,
+    open_writer: Callable[[], sqlite3.Connection],
+    open_checkpointer: Callable[[], sqlite3.Connection],
+    sync_interval: float | None,
+) -> SharedWriter:
+    """The writer of `path` opened with `settings`: the one this process has open, or a new one
+    (its connection from `open_writer()`, its checkpointer's from `open_checkpointer`); `release`
+    it when done."""
     with _registry:
-        if os.path.exists(config.path):
-            shared = _writers.get(_key(config))
+        if os.path.exists(path):
+            stat = os.stat(path)
+            shared = _writers.get((stat.st_dev, stat.st_ino, settings))
             if shared is not None:
                 shared.users += 1
                 return shared
-        conn = config._open_writer(create)
+        conn = open_writer()
         try:
-            key = _key(config)  # the file exists now
-            checkpointer = Checkpointer(
-                config._checkpointer_connection, f"{config.path}-wal", config.sync_interval
-            )
+            stat = os.stat(path)  # the file exists now
+            checkpointer = Checkpointer(open_checkpointer, f"{path}-wal", sync_interval)
         except BaseException:
             conn.close()
             raise
-        shared = SharedWriter(key, str(config.path), conn, checkpointer)
-        _writers[key] = shared
+        shared = SharedWriter((stat.st_dev, stat.st_ino, settings), str(path), conn, checkpointer)
+        _writers[shared.key] = shared
         return shared
 
 

@@ -82,7 +82,7 @@ class SyncSqliteBackend(SqliteSpelling, SyncBackend):
             if readonly:
                 self._tidy_wal = config._wal_tidy_needed()
             else:
-                self._shared = shared = shared_writer.acquire(config, create)
+                self._shared = shared = config.acquire_writer(create)
                 self._writer = writer = shared.conn
                 self.max_value_bytes = writer.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
                 self._checkpointer = shared.checkpointer
