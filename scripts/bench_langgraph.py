@@ -15,6 +15,7 @@ synchronous=NORMAL on a fresh SQLite file in one run.
 - the async saver on the loop and the sync saver on a thread putting at once on one file, one
   process: puts per second of both and the slowest put, beside AsyncSqliteSaver + SqliteSaver,
   and beside ckptdb's savers each on a writer connection of its own (what they shared before);
+  medians of 3 rounds taken in turns;
 - a real graph of GRAPH supersteps (one node looping on itself, appending a 100-byte message and
   counting): time per superstep with `ainvoke` on InMemorySaver, AsyncSqliteSaver and
   AsyncCkptdbSaver, and with `invoke` on InMemorySaver, SqliteSaver and CkptdbSaver.
@@ -261,10 +262,26 @@ async def _timed_flat(saver: Any, thread: str, ops: int, latencies: list[float])
         latencies.append(time.perf_counter() - started)
 
 
-async def _mixed(kind: str, directory: Path, ops: int, shared: bool = True) -> dict[str, float]:
+def _mixed_rounds(directory: Path, ops: int, rounds: int = 3) -> dict[str, dict[str, float]]:
+    """`_mixed` for ckptdb (shared writer), ckptdb with a writer each, and the peer, in turns,
+    `rounds` times: the median of each figure (one round of each swung 2x on a loaded machine)."""
+    kinds = {"shared": ("ckptdb", True), "apart": ("ckptdb", False), "peer": ("peer", True)}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in kinds}
+    for round_ in range(rounds):
+        for name, (kind, shared) in kinds.items():
+            runs[name].append(asyncio.run(_mixed(kind, directory, ops, shared, round_)))
+    return {
+        name: {figure: statistics.median(run[figure] for run in found) for figure in found[0]}
+        for name, found in runs.items()
+    }
+
+
+async def _mixed(
+    kind: str, directory: Path, ops: int, shared: bool = True, round_: int = 0
+) -> dict[str, float]:
     """The async saver putting on the loop while the sync saver puts from a thread, one file:
     puts (aput/put + its writes) per second of both, and the slowest put in ms."""
-    path = directory / f"{kind}-mixed-{shared}.db"
+    path = directory / f"{kind}-mixed-{shared}-{round_}.db"
     opened_async, opened_sync = _open_pair(kind, path, shared)
     latencies: list[float] = []
     async with opened_async as aio:
@@ -364,9 +381,8 @@ def run(args: argparse.Namespace) -> list[Result]:
             for kind in ("memory", "ckptdb", "peer")
         }
         graph_sync = {kind: _graph_sync(kind, Path(tmp), supersteps) for kind in ("memory", "ckptdb", "peer")}
-        mixed = asyncio.run(_mixed("ckptdb", Path(tmp), ops))
-        mixed_apart = asyncio.run(_mixed("ckptdb", Path(tmp), ops, shared=False))
-        mixed_peer = asyncio.run(_mixed("peer", Path(tmp), ops))
+        mixed_runs = _mixed_rounds(Path(tmp), ops)
+        mixed, mixed_apart, mixed_peer = mixed_runs["shared"], mixed_runs["apart"], mixed_runs["peer"]
     peer_name = "AsyncSqliteSaver"
     return [
         Result(

@@ -180,7 +180,8 @@ class WriterThread:
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """At the end of the event-loop turn that gathered saves: commit them here if nothing makes
-        that wait, else hand them to the thread."""
+        that wait (another store of the process holding the shared connection is waited for up to
+        `LOOP_LOCK_WAIT_SECONDS`, one of its commits), else hand them to the thread."""
         with self._state_lock:
             if self._gather_loop is not loop:  # a job took ours; what gathers now is another's
                 return
@@ -191,7 +192,7 @@ class WriterThread:
             rows > settings.LOOP_COMMIT_ROWS
             or self._unfinished
             or starved  # the thread checks for room on the disk first
-            or not self._conn_lock.acquire(blocking=False)
+            or not self._conn_lock.acquire(timeout=settings.LOOP_LOCK_WAIT_SECONDS)
         ):
             self._hand_over(batch)  # the thread has work: they go after it
             return
