@@ -12,6 +12,10 @@ synchronous=NORMAL on a fresh SQLite file in one run.
   p50, printed beside the peer's;
 - the synchronous savers, CkptdbSaver beside LangGraph's SqliteSaver: the flat state's `put` +
   `put_writes`, sequential and from 8 threads at once;
+- the async saver on the loop and the sync saver on a thread putting at once on one file, one
+  process: puts per second of both and the slowest put, beside AsyncSqliteSaver + SqliteSaver,
+  and beside ckptdb's savers each on a writer connection of its own (what they shared before);
+  medians of 3 rounds taken in turns;
 - a real graph of GRAPH supersteps (one node looping on itself, appending a 100-byte message and
   counting): time per superstep with `ainvoke` on InMemorySaver, AsyncSqliteSaver and
   AsyncCkptdbSaver, and with `invoke` on InMemorySaver, SqliteSaver and CkptdbSaver.
@@ -216,6 +220,85 @@ def _measure_sync(kind: str, directory: Path, ops: int) -> dict[str, float]:
     return figures
 
 
+def _open_pair(kind: str, path: Path, shared: bool = True) -> tuple[Any, Any]:
+    """An async and a sync saver on one file. `shared=False`: ckptdb's sync saver opened with
+    another busy timeout, which keeps a writer connection of its own (what both had before they
+    shared one)."""
+    if kind == "ckptdb":
+        from ckptdb.langgraph import AsyncCkptdbSaver, CkptdbSaver
+
+        sync_options = {} if shared else {"busy_timeout_ms": 30_001}
+        return (
+            AsyncCkptdbSaver.from_conn_string(path, synchronous="NORMAL"),
+            CkptdbSaver.from_conn_string(path, synchronous="NORMAL", **sync_options),
+        )
+    from langgraph.checkpoint.sqlite import SqliteSaver
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    return AsyncSqliteSaver.from_conn_string(str(path)), SqliteSaver.from_conn_string(str(path))
+
+
+def _timed_flat_sync(saver: Any, thread: str, ops: int, latencies: list[float]) -> None:
+    cfg: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    version = None
+    for step in range(ops):
+        version = saver.get_next_version(version, None)
+        cp = _checkpoint({"count": step, "user": "ada"}, {"count": version}, step)
+        started = time.perf_counter()
+        cfg = saver.put(cfg, cp, {"source": "loop", "step": step}, {"count": version})
+        saver.put_writes(cfg, [("count", step + 1)], f"task-{step}")
+        latencies.append(time.perf_counter() - started)
+
+
+async def _timed_flat(saver: Any, thread: str, ops: int, latencies: list[float]) -> None:
+    cfg: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    version = None
+    for step in range(ops):
+        version = saver.get_next_version(version, None)
+        cp = _checkpoint({"count": step, "user": "ada"}, {"count": version}, step)
+        started = time.perf_counter()
+        cfg = await saver.aput(cfg, cp, {"source": "loop", "step": step}, {"count": version})
+        await saver.aput_writes(cfg, [("count", step + 1)], f"task-{step}")
+        latencies.append(time.perf_counter() - started)
+
+
+def _mixed_rounds(directory: Path, ops: int, rounds: int = 3) -> dict[str, dict[str, float]]:
+    """`_mixed` for ckptdb (shared writer), ckptdb with a writer each, and the peer, in turns,
+    `rounds` times: the median of each figure (one round of each swung 2x on a loaded machine)."""
+    kinds = {"shared": ("ckptdb", True), "apart": ("ckptdb", False), "peer": ("peer", True)}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in kinds}
+    for round_ in range(rounds):
+        for name, (kind, shared) in kinds.items():
+            runs[name].append(asyncio.run(_mixed(kind, directory, ops, shared, round_)))
+    return {
+        name: {figure: statistics.median(run[figure] for run in found) for figure in found[0]}
+        for name, found in runs.items()
+    }
+
+
+async def _mixed(
+    kind: str, directory: Path, ops: int, shared: bool = True, round_: int = 0
+) -> dict[str, float]:
+    """The async saver putting on the loop while the sync saver puts from a thread, one file:
+    puts (aput/put + its writes) per second of both, and the slowest put in ms."""
+    path = directory / f"{kind}-mixed-{shared}-{round_}.db"
+    opened_async, opened_sync = _open_pair(kind, path, shared)
+    latencies: list[float] = []
+    async with opened_async as aio:
+        await _normal(kind, aio)
+        with opened_sync as sync:
+            _normal_sync(kind, sync)
+            await _timed_flat(aio, "warm-up", 50, [])
+            _timed_flat_sync(sync, "warm-up-sync", 50, [])
+            thread = threading.Thread(target=_timed_flat_sync, args=(sync, "sync", ops, latencies))
+            started = time.perf_counter()
+            thread.start()
+            await _timed_flat(aio, "async", ops, latencies)
+            await asyncio.to_thread(thread.join)
+            elapsed = time.perf_counter() - started
+    return {"ops": 2 * ops / elapsed, "max_ms": max(latencies) * 1000}
+
+
 class GraphState(TypedDict):
     messages: Annotated[list[str], operator.add]
     count: int
@@ -298,6 +381,8 @@ def run(args: argparse.Namespace) -> list[Result]:
             for kind in ("memory", "ckptdb", "peer")
         }
         graph_sync = {kind: _graph_sync(kind, Path(tmp), supersteps) for kind in ("memory", "ckptdb", "peer")}
+        mixed_runs = _mixed_rounds(Path(tmp), ops)
+        mixed, mixed_apart, mixed_peer = mixed_runs["shared"], mixed_runs["apart"], mixed_runs["peer"]
     peer_name = "AsyncSqliteSaver"
     return [
         Result(
@@ -365,6 +450,23 @@ def run(args: argparse.Namespace) -> list[Result]:
             ours_sync["flat8_ops"],
             peer_sync["flat8_ops"],
             "ops/s",
+        ),
+        Result(
+            SCENARIO,
+            "async + sync saver in one process, one file: puts/s of both",
+            mixed["ops"],
+            mixed_peer["ops"],
+            "ops/s",
+            note=f"AsyncSqliteSaver + SqliteSaver; ckptdb with a writer each: {mixed_apart['ops']:,.0f}/s",
+        ),
+        Result(
+            SCENARIO,
+            "async + sync saver in one process: slowest put",
+            mixed["max_ms"],
+            mixed_peer["max_ms"],
+            "ms",
+            higher_is_better=False,
+            note=f"ckptdb with a writer each: {mixed_apart['max_ms']:.1f} ms",
         ),
         Result(
             SCENARIO,

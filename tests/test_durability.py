@@ -10,6 +10,7 @@ them with SQLite.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -23,11 +24,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.power_writer import make
 
-from ckptdb import OutcomeUnknownError, StoreError, open_store
+from ckptdb import OutcomeUnknownError, StoreError, connect, open_store
 from ckptdb.sql.sqlite.settings import WAL_SIZE_LIMIT
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
@@ -404,25 +406,33 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
+@pytest.mark.parametrize("kind", ["async", "sync"])
 async def test_a_reader_that_fills_the_disk_with_wal_does_not_wedge_the_store(
-    small_disk: Path, caplog: pytest.LogCaptureFixture
+    kind: str, small_disk: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A reader in another process holds BEGIN; SELECT while the app saves: checkpoints cannot
     finish, the WAL grows until the disk is nearly full, and saves fail with one clear line. Once
     the reader ends, later saves succeed in the same store (no reopening) and the WAL shrinks back
     to the bound. Before, the WAL took the last byte and nothing could ever write again: the
-    checkpoint that would free it needs room to grow the database file."""
+    checkpoint that would free it needs room to grow the database file. The same through the
+    synchronous store (`connect`), whose saving threads commit on the same shared writer."""
     db = small_disk / "app.db"
     caplog.set_level(logging.WARNING, logger="ckptdb.sqlite")
-    async with await open_store(db) as store:
-        await store.save_many([make(index) for index in range(200)])
+    store = await open_store(db) if kind == "async" else connect(db)
+
+    async def call(method: str, *args: Any) -> Any:
+        result = getattr(store, method)(*args)
+        return await result if inspect.isawaitable(result) else result
+
+    try:
+        await call("save_many", [make(index) for index in range(200)])
         reader = start_reader(db)
         try:
             saved, refusal = 200, None
             while refusal is None:
                 assert saved < 20_000, "the disk never filled"
                 try:
-                    await store.save(make(saved))
+                    await call("save", make(saved))
                     saved += 1
                 except StoreError as exc:
                     refusal = exc
@@ -441,14 +451,14 @@ async def test_a_reader_that_fills_the_disk_with_wal_does_not_wedge_the_store(
         while True:  # the reader has ended: the next checkpoint finishes
             tries += 1
             try:
-                await store.save(make(saved))
+                await call("save", make(saved))
                 break
             except StoreError as exc:
                 assert tries < 200, f"saves never recovered after the reader ended: {exc}"
                 await asyncio.sleep(0.05)
         for index in range(saved + 1, saved + 50):
-            await store.save(make(index))
-        assert await store.load(f"p-{saved + 10:05d}") == make(saved + 10)
+            await call("save", make(index))
+        assert await call("load", f"p-{saved + 10:05d}") == make(saved + 10)
         wal = Path(f"{db}-wal")
         for _ in range(200):  # the checkpointer's retry comes within STARVED_RETRY_SECONDS
             if wal.stat().st_size <= WAL_SIZE_LIMIT:
@@ -456,3 +466,5 @@ async def test_a_reader_that_fills_the_disk_with_wal_does_not_wedge_the_store(
             await asyncio.sleep(0.05)
         print(f"recovered after {tries} tries; WAL back to {wal.stat().st_size / 2**20:.1f} MiB")
         assert wal.stat().st_size <= WAL_SIZE_LIMIT
+    finally:
+        await call("close")

@@ -239,9 +239,11 @@ class LeaderCommit:
         *,
         committed: Callable[[list[SyncRequest], Outcomes], None] | None = None,
         max_rows: int = 1000,
+        lock: threading.Lock | None = None,
     ) -> None:
-        self.lock = threading.Lock()
-        """Held by whichever thread uses the writer connection (a leader, `write`, `close`)."""
+        self.lock = threading.Lock() if lock is None else lock
+        """Held by whichever thread uses the writer connection (a leader, `write`, `close`): the
+        connection's own lock when others share it (`lock`)."""
         self._attempt = attempt
         self._worth = worth_retrying_alone
         self._translate = translate
@@ -285,8 +287,7 @@ class LeaderCommit:
         successor: SyncRequest | None = None
         try:
             while not outcome.finished:
-                with self.lock:
-                    self._lead()
+                self._lead()
         finally:
             with self._queue_lock:
                 if self._queue:
@@ -328,18 +329,22 @@ class LeaderCommit:
             return queue
 
     def _lead(self) -> None:
-        """With `lock` held: commit the queue's head (at most `max_rows` rows) and settle it."""
+        """Commit the queue's head (at most `max_rows` rows) and settle it. Only the transaction
+        and the bookkeeping that needs the connection hold `lock`: the gathering before and the
+        settling after do not, so a store sharing the connection (an async one committing on its
+        event loop) waits for a commit, not for this thread's Python work around it."""
         batch = self._take()
         try:
-            started = time.perf_counter()
-            outcomes = commit_isolated(batch, self._attempt, self._worth)
-            self._commit_seconds = min(time.perf_counter() - started, MAX_GATHER_SECONDS * 2)
-            if outcomes is not None:
-                outcomes = [None if error is None else self._translate(error) for error in outcomes]
-            self.transactions += 1
-            self.rows += sum(len(request.rows) for request in batch)
-            if self._committed is not None:
-                self._committed(batch, outcomes)
+            with self.lock:
+                started = time.perf_counter()
+                outcomes = commit_isolated(batch, self._attempt, self._worth)
+                self._commit_seconds = min(time.perf_counter() - started, MAX_GATHER_SECONDS * 2)
+                if outcomes is not None:
+                    outcomes = [None if error is None else self._translate(error) for error in outcomes]
+                self.transactions += 1
+                self.rows += sum(len(request.rows) for request in batch)
+                if self._committed is not None:
+                    self._committed(batch, outcomes)
         except BaseException as exc:  # a bug, or a connection gone bad: no saver may be left waiting
             settle(batch, [exc] * len(batch))
             raise

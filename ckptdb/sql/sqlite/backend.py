@@ -1,19 +1,21 @@
 """SQLite: WAL, a busy timeout, BEGIN IMMEDIATE for write transactions, group commit.
 
-Four connections. The writer connection belongs to `WriterThread`: every write is one job on its
-thread, in order, and saves that queue up while a transaction runs are committed together in the
-next one. At synchronous=NORMAL a commit only appends to the WAL (no fsync), and handing it to a
-thread costs more than the commit itself (two thread wake-ups, 140-170 us on a VM), so the saves
-gathered in one event-loop turn commit right there on the loop's thread instead, when that cannot
-wait: the writer thread is idle and no other connection holds the write lock (tried without the
-busy timeout; if locked, the thread takes them and waits). Reads never wait behind writes (WAL):
-the short ones (a load, the latest of a graph, a bounded page) run on the loop's thread too, on a
-connection of its own (`LoopReader`, see `fetch_quick`), and the reader (aiosqlite) serves the
-rest, and those the loop's connection hands back. The checkpointer (`Checkpointer`, a thread and
-connection of its own) copies the WAL back into the database file off the commit path, fsyncs the
-WAL at most `sync_interval` after a commit (the power-loss bound at NORMAL), and notices a reader
-that keeps checkpoints from finishing; the writer's own auto-checkpoint stays on, at a higher
-mark, as the bound on the WAL's length.
+Four connections. The writer connection is the file's in this process (`shared_writer`: one per
+database file, shared with every other store of the process on it, the synchronous ones too), used
+under its lock by this store's `WriterThread`: every write is one job on its thread, in order, and
+saves that queue up while a transaction runs are committed together in the next one. At
+synchronous=NORMAL a commit only appends to the WAL (no fsync), and handing it to a thread costs
+more than the commit itself (two thread wake-ups, 140-170 us on a VM), so the saves gathered in one
+event-loop turn commit right there on the loop's thread instead, when that cannot wait: the writer
+thread is idle and no other connection holds the write lock (tried without the busy timeout; if
+locked, the thread takes them and waits). Reads never wait behind writes (WAL): the short ones (a
+load, the latest of a graph, a bounded page) run on the loop's thread too, on a connection of its
+own (`LoopReader`, see `fetch_quick`), and the reader (aiosqlite) serves the rest, and those the
+loop's connection hands back. The checkpointer (`Checkpointer`, a thread and connection of its own)
+copies the WAL back into the database file off the commit path, fsyncs the WAL at most
+`sync_interval` after a commit (the power-loss bound at NORMAL), and notices a reader that keeps
+checkpoints from finishing; the writer's own auto-checkpoint stays on, at a higher mark, as the
+bound on the WAL's length.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from ckptdb.sql.revision import VERSION_TABLE
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-from ckptdb.sql.sqlite import settings
+from ckptdb.sql.sqlite import settings, shared_writer
 from ckptdb.sql.sqlite.checkpointer import Checkpointer, wal_backlog
 from ckptdb.sql.sqlite.connection import (
     TidyConnection,
@@ -197,6 +199,18 @@ class SqliteBackend(SqliteSpelling, Backend):
             raise
         return db
 
+    def acquire_writer(self, create: bool) -> shared_writer.SharedWriter:
+        """This process's writer of the file for these settings (`shared_writer`), opened by
+        `_open_writer` if there is none yet; `shared_writer.release` it."""
+        settings = (self.synchronous, self.busy_timeout_ms, self._length_limit, self.sync_interval)
+        return shared_writer.acquire(
+            self.path,
+            settings,
+            lambda: self._open_writer(create),
+            self._checkpointer_connection,
+            self.sync_interval,
+        )
+
     def check_path(self, *, create: bool, writing: bool = False) -> None:
         """Refuse, before SQLite sees it, a path that cannot be a database file: SQLite would open a
         directory or a device and fail later with "disk I/O error", or create the file elsewhere."""
@@ -234,19 +248,20 @@ class SqliteBackend(SqliteSpelling, Backend):
                 await self._reader.create_function(STATE_MATCH, 2, state_match, deterministic=True)
                 self._open_loop_reader(uri)
                 return
-            db = await asyncio.to_thread(self._open_writer, create)
-            # What the engine will refuse anyway: a save checks its JSON against it before copying.
-            self.max_value_bytes = db.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
-            self._checkpointer = Checkpointer(
-                self._checkpointer_connection, f"{self.path}-wal", self.sync_interval
-            )
-            self._writer = WriterThread(
-                db,
-                self._where(),
-                self._checkpointer,
-                commit_on_loop=self.commit_on_loop,
-                busy_timeout_ms=self.busy_timeout_ms,
-            )
+            shared = await asyncio.to_thread(self.acquire_writer, create)
+            try:
+                # What the engine will refuse anyway: a save checks its JSON against it before copying.
+                self.max_value_bytes = shared.conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+                self._writer = WriterThread(
+                    shared,
+                    self._where(),
+                    commit_on_loop=self.commit_on_loop,
+                    busy_timeout_ms=self.busy_timeout_ms,
+                )
+            except BaseException:
+                await asyncio.to_thread(shared_writer.release, shared)
+                raise
+            self._checkpointer = shared.checkpointer
             self._reader = await self._open(create=False)
             self._open_loop_reader(sqlite_uri(self.path, mode="rw"))
         except sqlite3.Error as exc:
@@ -284,11 +299,10 @@ class SqliteBackend(SqliteSpelling, Backend):
             raise translate_error(exc, self._where()) from None
 
     async def close(self) -> None:
-        # The checkpointer first: the last connection to close checkpoints and removes the WAL,
-        # and that should be the writer or the reader, which know nothing of a checkpoint under way.
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            await asyncio.to_thread(checkpointer.stop)
+        # The writer last: the last store of the process to let go of the shared writer stops its
+        # checkpointer and then closes it (`shared_writer.release`), so the last connection to
+        # close, which checkpoints and removes the WAL, knows of no checkpoint under way.
+        self._checkpointer = None
         loop_reader, self._loop_reader = self._loop_reader, None
         if loop_reader is not None:  # before the others: never the last connection to the file
             loop_reader.close()

@@ -5,9 +5,13 @@ lock commits every save queued so far in one transaction, so a sequential save i
 statement on the caller's thread (no hand-off: at synchronous=NORMAL a hand-off to a thread costs
 more than the commit), and 8 threads at FULL share one fsync per group. Reads run on a connection
 of the calling thread's own: in WAL mode a read never waits for the writer or another reader.
-The WAL policy is the async backend's: the same checkpointer thread (`Checkpointer`: PASSIVE
-checkpoints off the commit path, the WAL fsynced within `sync_interval` at NORMAL) and the same
-pacing (`WalPacer`: the writer finishes a checkpoint itself past `WAL_LIMIT_PAGES`).
+The writer connection is the file's in this process (`shared_writer`), shared with every other
+store of the process on it, async ones too: their commits take turns on its lock, not through
+SQLite's busy handler. With it comes the async backend's WAL policy: the same checkpointer thread
+(`Checkpointer`: PASSIVE checkpoints off the commit path, the WAL fsynced within `sync_interval`
+at NORMAL), the same pacing (`WalPacer`: the writer finishes a checkpoint itself past
+`WAL_LIMIT_PAGES`) and the same refusal to fill the disk while a reader starves checkpoints
+(`SharedWriter.room_for`).
 
 The options, their checks, the path checks, how each connection is opened, the migration engine
 and the spelling of state conditions are `SqliteBackend`'s, used here through an unconnected
@@ -26,6 +30,7 @@ from ckptdb.errors import StoreError, UnavailableError
 from ckptdb.sql.backend import DatabaseTarget, Row, SchemaState
 from ckptdb.sql.group_commit import LeaderCommit, Outcomes, SyncRequest
 from ckptdb.sql.revision import VERSION_TABLE
+from ckptdb.sql.sqlite import shared_writer
 from ckptdb.sql.sqlite.backend import SqliteBackend
 from ckptdb.sql.sqlite.checkpointer import Checkpointer, WalPacer
 from ckptdb.sql.sqlite.connection import (
@@ -37,6 +42,7 @@ from ckptdb.sql.sqlite.connection import (
     translate_error,
 )
 from ckptdb.sql.sqlite.settings import MAX_GROUP_ROWS, RESOURCES
+from ckptdb.sql.sqlite.shared_writer import SharedWriter
 from ckptdb.sql.sqlite.spelling import STATE_MATCH, SqliteSpelling, state_match
 from ckptdb.sql.sync_backend import SyncBackend
 
@@ -54,6 +60,7 @@ class SyncSqliteBackend(SqliteSpelling, SyncBackend):
         self.target = target
         self.max_value_bytes = config.max_value_bytes
         self._where = str(config.path)
+        self._shared: SharedWriter | None = None
         self._writer: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
         self._pacer: WalPacer | None = None
@@ -75,18 +82,18 @@ class SyncSqliteBackend(SqliteSpelling, SyncBackend):
             if readonly:
                 self._tidy_wal = config._wal_tidy_needed()
             else:
-                self._writer = writer = config._open_writer(create)
+                self._shared = shared = config.acquire_writer(create)
+                self._writer = writer = shared.conn
                 self.max_value_bytes = writer.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
-                self._checkpointer = Checkpointer(
-                    config._checkpointer_connection, f"{config.path}-wal", config.sync_interval
-                )
-                self._pacer = WalPacer(self._checkpointer)
+                self._checkpointer = shared.checkpointer
+                self._pacer = shared.pacer
                 self._saves = LeaderCommit(
-                    lambda batch: commit_requests(writer, batch),
+                    lambda batch: shared.room_for(batch) or commit_requests(writer, batch),
                     lambda exc: not is_busy(exc),
                     self._translate_write,
                     committed=self._committed,
                     max_rows=MAX_GROUP_ROWS,
+                    lock=shared.lock,
                 )
             self._reader()
         except sqlite3.Error as exc:
@@ -149,22 +156,18 @@ class SyncSqliteBackend(SqliteSpelling, SyncBackend):
         return self._saves, self._writer
 
     def close(self) -> None:
-        # The checkpointer first, as in SqliteBackend.close: the last connection to close should
-        # be one that knows of no checkpoint under way.
+        # The writer last, as in SqliteBackend.close: the last store to let go of the shared
+        # writer stops its checkpointer, then closes it after the saves in flight.
         self._open = False
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            checkpointer.stop()
+        self._checkpointer = None
         with self._readers_lock:
             readers, self._readers = list(self._readers.values()), {}
         for db in readers:
             with suppress(sqlite3.Error):
                 db.close()
-        writer, saves = self._writer, self._saves
-        self._writer = None
-        if writer is not None and saves is not None:
-            with saves.lock, suppress(sqlite3.Error):  # after the saves in flight
-                writer.close()
+        shared, self._shared, self._writer = self._shared, None, None
+        if shared is not None:
+            shared_writer.release(shared)
         if self._tidy_wal:
             self._tidy_wal = False
             self.config._remove_wal_files()
@@ -172,9 +175,9 @@ class SyncSqliteBackend(SqliteSpelling, SyncBackend):
     def abandon(self) -> None:
         self._open = False
         ABANDONED.extend(self._readers.values())
-        ABANDONED.extend((self._writer, self._checkpointer))
+        ABANDONED.extend((self._writer, self._checkpointer, self._shared))
         self._readers = {}
-        self._writer = self._checkpointer = None  # the checkpointer's thread does not exist here
+        self._writer = self._checkpointer = self._shared = None  # no checkpointer thread here
 
     # -- reads ----------------------------------------------------------------------------------
 

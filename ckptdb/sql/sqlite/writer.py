@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
@@ -15,20 +13,18 @@ from typing import Any, TypeVar
 from ckptdb.errors import StoreError
 from ckptdb.sql.backend import Row
 from ckptdb.sql.group_commit import Part, WriteRequest, commit_isolated, settle
-from ckptdb.sql.sqlite import settings
+from ckptdb.sql.sqlite import settings, shared_writer
 from ckptdb.sql.sqlite.checkpointer import Checkpointer, WalPacer
 from ckptdb.sql.sqlite.connection import (
-    TEXT_AFFINITY,
     commit_requests,
     is_busy,
     is_full,
     translate_error,
 )
 from ckptdb.sql.sqlite.settings import (
-    DISK_HEADROOM,
-    ESTIMATED_PAGES_PER_ROW,
     MAX_GROUP_ROWS,
 )
+from ckptdb.sql.sqlite.shared_writer import SharedWriter
 
 T = TypeVar("T")
 
@@ -41,17 +37,21 @@ class _Call:
     """Any other work on the writer connection: `work(db)` runs alone, in queue order. `rows`, when
     given, are the rows it writes, counted for the WAL checkpoints like queued saves."""
 
-    __slots__ = ("future", "rows", "work")
+    __slots__ = ("future", "rows", "work", "writes")
 
     def __init__(
         self,
         work: Callable[[sqlite3.Connection], Any],
         future: asyncio.Future[Any],
         rows: Sequence[Row] = (),
+        *,
+        writes: bool = True,
     ) -> None:
         self.work = work
         self.future = future
         self.rows = rows
+        self.writes = writes
+        """Whether it may write (False: `close`'s place in the queue, which starts no WAL sync)."""
 
 
 def _written_rows(requests: Iterable[WriteRequest]) -> list[Sequence[Row]]:
@@ -93,19 +93,19 @@ class WriterThread:
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        shared: SharedWriter,
         where: str,
-        checkpointer: Checkpointer | None = None,
         *,
         commit_on_loop: bool = False,
         busy_timeout_ms: int = 30_000,
     ) -> None:
-        self._conn: sqlite3.Connection = db
+        self._shared: SharedWriter | None = shared  # None once let go of (`_let_go`)
+        self._conn: sqlite3.Connection = shared.conn
         self._where = where
-        self._checkpointer = checkpointer
+        self._checkpointer: Checkpointer | None = shared.checkpointer
         self._commit_on_loop = commit_on_loop
         self._busy_timeout_ms = int(busy_timeout_ms)
-        self._conn_lock = threading.Lock()  # held by whichever thread runs SQL on the connection
+        self._conn_lock = shared.lock  # held by whichever thread runs SQL on the connection
         self._gathered: list[WriteRequest] = []  # saves of this event-loop turn, for _flush
         self._gathered_rows = 0
         self._gather_loop: asyncio.AbstractEventLoop | None = None  # the loop that will run _flush
@@ -118,8 +118,7 @@ class WriterThread:
         self.last_error: BaseException | None = None
         """An error of the checkpoint bookkeeping after a commit, or what stopped the thread (kept,
         not raised: the callers waiting on it get a StoreError)."""
-        self._room_checked = 0.0  # time.monotonic() of the last checkpoint tried by _room_for
-        self._pacer = None if checkpointer is None else WalPacer(checkpointer)
+        self._pacer: WalPacer | None = shared.pacer
         self.transactions = 0
         """Write transactions of saves committed, on the thread or the loop (for tests: group commit)."""
         self.loop_transactions = 0
@@ -181,7 +180,8 @@ class WriterThread:
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """At the end of the event-loop turn that gathered saves: commit them here if nothing makes
-        that wait, else hand them to the thread."""
+        that wait (another store of the process holding the shared connection is waited for up to
+        `LOOP_LOCK_WAIT_SECONDS`, one of its commits), else hand them to the thread."""
         with self._state_lock:
             if self._gather_loop is not loop:  # a job took ours; what gathers now is another's
                 return
@@ -192,7 +192,7 @@ class WriterThread:
             rows > settings.LOOP_COMMIT_ROWS
             or self._unfinished
             or starved  # the thread checks for room on the disk first
-            or not self._conn_lock.acquire(blocking=False)
+            or not self._conn_lock.acquire(timeout=settings.LOOP_LOCK_WAIT_SECONDS)
         ):
             self._hand_over(batch)  # the thread has work: they go after it
             return
@@ -273,22 +273,31 @@ class WriterThread:
         return self._thread.is_alive()
 
     async def close(self) -> None:
-        """Finish every queued job, then close the connection and end the thread."""
+        """Finish every queued job, end the thread, then let go of the shared connection (the
+        last store of the process to let go closes it)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._state_lock:
-            if self._closed:  # closed before, or the thread stopped (and failed what it held)
-                stopped = not self._thread.is_alive()
-                if stopped:
-                    with suppress(sqlite3.Error):
-                        self._conn.close()
-                return
-            self._put([_Call(lambda db: db.close(), future)])
-            self._closed = True
-            self._jobs.put(None)
+            closed = self._closed  # closed before, or the thread stopped (and failed what it held)
+            if not closed:
+                self._put([_Call(lambda db: None, future, writes=False)])  # after every job queued before
+                self._closed = True
+                self._jobs.put(None)
+        if closed:
+            if not self._thread.is_alive():
+                await asyncio.to_thread(self._let_go)
+            return
         try:
             await future
         finally:
             await asyncio.to_thread(self._thread.join)
+            await asyncio.to_thread(self._let_go)
+
+    def _let_go(self) -> None:
+        """Once: this writer no longer uses the shared connection (`shared_writer.release`)."""
+        with self._state_lock:
+            shared, self._shared = self._shared, None
+        if shared is not None:
+            shared_writer.release(shared)
 
     # -- on the writer thread ---------------------------------------------------------------------
 
@@ -339,7 +348,7 @@ class WriterThread:
                 except BaseException as exc:  # handed to the caller
                     result, error = None, self._translate(exc)
                 finish = False
-                if self._checkpointer is not None:  # a delete, a prune, a batch: it may have written
+                if job.writes and self._checkpointer is not None:  # a delete, a prune: it may have written
                     self._checkpointer.note_commit()
                 if job.rows and error is None and self._checkpointer is not None:
                     try:
@@ -368,7 +377,7 @@ class WriterThread:
                 count += len(following.rows)
             self._current = batch
             with self._conn_lock:
-                refusal = self._room_for(batch)
+                refusal = self._shared_room_for(batch)
                 if refusal is None:
                     errors = self._commit(batch)
                     if errors is not None and self._checkpointer is not None and any(map(is_full, errors)):
@@ -391,52 +400,9 @@ class WriterThread:
                 with self._conn_lock:
                     self._finish_checkpoint(self._conn)
 
-    def _room_for(self, batch: list[WriteRequest]) -> StoreError | None:
-        """While a reader starves checkpoints, refuse a write that would leave too little disk for
-        the checkpoint that must run once the reader ends; None: go ahead.
-
-        That checkpoint copies the WAL's pages into the database file, which grows to the size of
-        the newest snapshot. With the disk full of WAL, it cannot: on a 24 MiB file system the
-        store then failed every write for good, reader gone or not. So the writer keeps that growth
-        plus DISK_HEADROOM free, and first tries a checkpoint itself (the reader may have ended)."""
-        checkpointer = self._checkpointer
-        if checkpointer is None or checkpointer.starved_since is None:
-            return None
-        db = self._conn
-        now = time.monotonic()
-        if now - self._room_checked >= 0.2:
-            self._room_checked = now
-            with suppress(sqlite3.Error), checkpointer.lock:
-                checkpointer.record(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
-            if checkpointer.starved_since is None:
-                return None
-        try:
-            page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
-            pages = int(db.execute("PRAGMA page_count").fetchone()[0])
-            growth = max(0, pages * page_size - os.path.getsize(self._where))
-            disk = os.statvfs(os.path.dirname(os.path.abspath(self._where)))
-        except (sqlite3.Error, OSError):
-            return None  # cannot tell: let SQLite try
-        free = disk.f_bavail * disk.f_frsize
-        rows = sum(len(request.rows) for request in batch)
-        size = sum(
-            len(value)
-            for request in batch
-            for row in request.rows
-            for value in row
-            if type(value) in TEXT_AFFINITY
-        )
-        wanted = growth + DISK_HEADROOM + (rows * ESTIMATED_PAGES_PER_ROW + 1) * page_size + 2 * size
-        if free >= wanted:
-            return None
-        since = time.strftime("%H:%M:%S", time.localtime(checkpointer.starved_since))
-        return StoreError(
-            f"{self._where}: not written: a reader's open transaction has kept checkpoints from finishing "
-            f"since {since} (WAL {checkpointer.wal_bytes() / 2**20:.1f} MiB) and {free / 2**20:.1f} MiB of "
-            "disk is left, which the checkpoint needs once that reader ends; end the long read (a query, "
-            "an idle `BEGIN` in a sqlite3 shell) or free disk space, then save again; nothing of this write "
-            "was saved"
-        )
+    def _shared_room_for(self, batch: list[WriteRequest]) -> StoreError | None:
+        shared = self._shared
+        return None if shared is None else shared.room_for(batch)
 
     def _finished(self, jobs: int) -> None:
         with self._state_lock:
