@@ -1,5 +1,6 @@
 """Scenario `lgimport`: `ckptdb langgraph import` of a LangGraph SQLite saver file made by a real
-graph, at two sizes (rate, peak memory, the imported database's size beside the source's), and
+graph, at two sizes (about 42 MiB and 1 GB by default: rate, peak memory, the imported
+database's size beside the source's), and
 `ckptdb langgraph threads` on a ckptdb database of 100,000 threads (target: under 100 ms).
 
 The source files are written by a real `StateGraph` on the official `SqliteSaver`: T threads of
@@ -48,6 +49,12 @@ class State(TypedDict, total=False):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("lgimport scenario")
     group.add_argument("--lgimport-threads", type=int, default=None, help="threads, small file (default 20)")
+    group.add_argument(
+        "--lgimport-big-threads",
+        type=int,
+        default=None,
+        help="threads, big file (default 480: about 1 GB at 50 turns; 4x the small one with --quick)",
+    )
     group.add_argument("--lgimport-turns", type=int, default=50, help="turns per thread (50)")
     group.add_argument("--lgimport-runs", type=int, default=None, help="runs per size (default 3)")
     group.add_argument(
@@ -104,6 +111,9 @@ async def build_listed(count: int) -> Path:
     """A ckptdb database of `count` threads, three checkpoints each, written by AsyncCkptdbSaver."""
     path = DATA_DIR / f"lgimport-threads-v{DATA_VERSION}-{count}.db"
     if path.exists():
+        from ckptdb import migrate
+
+        migrate.upgrade(path)  # a file cached by an older ckptdb: its thread table is filled
         return path
     from langgraph.checkpoint.base import empty_checkpoint
     from langgraph.checkpoint.base.id import uuid6
@@ -163,7 +173,8 @@ def run(args: argparse.Namespace) -> list[Result]:
     threads = args.lgimport_threads or (5 if quick else 20)
     runs = args.lgimport_runs or (1 if quick else 3)
     results: list[Result] = []
-    for count in (threads, 4 * threads):
+    big = args.lgimport_big_threads or (4 * threads if quick else 480)
+    for count in (threads, big):
         source = build_source(count, args.lgimport_turns)
         target = DATA_DIR / "lgimport-target.db"
         measured = [measure(source, target) for _ in range(runs)]

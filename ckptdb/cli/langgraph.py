@@ -353,6 +353,26 @@ def delete(thread: str, yes: bool) -> None:
     run(main())
 
 
+@langgraph.command("rebuild-threads")
+def rebuild_threads() -> None:
+    """Make the database's LangGraph thread table (what `threads` lists) again from the
+    checkpoints, in one transaction: the remedy when `ckptdb db check` says it disagrees with them.
+    Stop the processes writing LangGraph checkpoints first (on PostgreSQL one writing meanwhile
+    could be counted twice; `db check` would say so)."""
+
+    async def main() -> None:
+        from ckptdb import langgraph_inspect as li
+
+        store = await li.open_stored(db_url(), readonly=False)
+        try:
+            count = await li.rebuild_threads(store)
+        finally:
+            await store.close()
+        click.echo(f"rebuilt the thread table: {count:,} {plural(count, 'thread')} and namespaces")
+
+    run(main())
+
+
 PROBLEM_LINES = 20
 IMPORT_EPILOG = exit_statuses(
     "Exit status:",
