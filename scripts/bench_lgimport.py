@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--lgimport-listed", type=int, default=100_000, help="threads for the listing (100,000)"
     )
+    group.add_argument(
+        "--lgimport-listing-only", action="store_true", help="only the thread listing, no import"
+    )
 
 
 def build_source(threads: int, turns: int) -> Path:
@@ -174,7 +177,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     runs = args.lgimport_runs or (1 if quick else 3)
     results: list[Result] = []
     big = args.lgimport_big_threads or (4 * threads if quick else 480)
-    for count in (threads, big):
+    for count in () if args.lgimport_listing_only else (threads, big):
         source = build_source(count, args.lgimport_turns)
         target = DATA_DIR / "lgimport-target.db"
         measured = [measure(source, target) for _ in range(runs)]

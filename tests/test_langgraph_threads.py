@@ -299,6 +299,10 @@ def test_db_check_reports_a_damaged_thread_table_and_rebuild_threads_mends_it(
 
     asyncio.run(damage())
     [(approved,)] = [(r[2],) for r in asyncio.run(_grouped(db)) if r[:2] == ("approved", "")]
+    # the listing reads the table: it shows the damaged count
+    listed = _cli(db, "langgraph", "threads", "-f", "jsonl")
+    first = json.loads(listed.stdout.splitlines()[0])
+    assert (first["thread_id"], first["checkpoints"]) == ("approved", approved + 1)
     done = _cli(db, "db", "check")
     assert done.exit_code == 3, done.output
     lines = [line for line in done.stdout.splitlines() if line.startswith("langgraph    thread")]
