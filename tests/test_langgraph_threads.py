@@ -205,7 +205,11 @@ async def test_every_saver_write_keeps_the_thread_table_exact(engine: str, kind:
             )
         assert [r[:3] for r in await assert_exact(saver) if r[0] == "t4"] == [("t4", "", 2)]
 
-        await write_sql(saver, [("DELETE FROM langgraph_checkpoints", ())])
+        await grow(saver, "t6", 2)
+        emptied = (
+            "TRUNCATE langgraph_checkpoints" if engine == "postgres" else "DELETE FROM langgraph_checkpoints"
+        )
+        await write_sql(saver, [(emptied, ())])
         assert await assert_exact(saver) == []
 
 
