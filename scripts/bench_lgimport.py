@@ -115,9 +115,10 @@ async def build_listed(count: int) -> Path:
     """A ckptdb database of `count` threads, three checkpoints each, written by AsyncCkptdbSaver."""
     path = DATA_DIR / f"lgimport-threads-v{DATA_VERSION}-{count}.db"
     if path.exists():
-        from ckptdb import migrate
-
-        migrate.upgrade(path)  # a file cached by an older ckptdb: its thread table is filled
+        # A file cached by an older ckptdb gets its thread table filled, in a child process: the
+        # listing is timed in a process that never ran Alembic, as `ckptdb langgraph threads`.
+        upgrade = "import sys; from ckptdb import migrate; migrate.upgrade(sys.argv[1])"
+        subprocess.run([sys.executable, "-c", upgrade, str(path)], check=True, cwd=REPO_DIR)
         return path
     from langgraph.checkpoint.base import empty_checkpoint
     from langgraph.checkpoint.base.id import uuid6
