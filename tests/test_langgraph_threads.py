@@ -307,6 +307,10 @@ def test_db_check_reports_a_damaged_thread_table_and_rebuild_threads_mends_it(
     listed = _cli(db, "langgraph", "threads", "-f", "jsonl")
     first = json.loads(listed.stdout.splitlines()[0])
     assert (first["thread_id"], first["checkpoints"]) == ("approved", approved + 1)
+    # prune and delete decide from the checkpoints, whatever the table says
+    plan = _cli(db, "langgraph", "prune", "--keep-last", "1", "--dry-run")
+    assert plan.exit_code == 0 and "rejected" in plan.stdout and "ghost" not in plan.stdout
+    assert _cli(db, "langgraph", "delete", "ghost", "-y").exit_code == 1
     done = _cli(db, "db", "check")
     assert done.exit_code == 3, done.output
     lines = [line for line in done.stdout.splitlines() if line.startswith("langgraph    thread")]

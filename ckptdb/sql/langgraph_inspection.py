@@ -84,10 +84,12 @@ class InspectionTables:
             before = rows[-1][0]
 
     async def counts(self) -> list[tuple[str, str, int]]:
-        """(thread_id, namespace, checkpoints) of every thread and namespace."""
+        """(thread_id, namespace, checkpoints) of every thread and namespace, from the checkpoints
+        themselves, not the thread table: what prune and delete decide on must not depend on a
+        table that `db check` may find damaged."""
         rows = await self._backend.fetchall(
-            "SELECT thread_id, checkpoint_ns, checkpoints FROM langgraph_threads "
-            "ORDER BY thread_id, checkpoint_ns"
+            "SELECT thread_id, checkpoint_ns, count(*) FROM langgraph_checkpoints "
+            "GROUP BY thread_id, checkpoint_ns ORDER BY thread_id, checkpoint_ns"
         )
         return [(r[0], r[1], int(r[2])) for r in rows]
 
@@ -115,7 +117,7 @@ class InspectionTables:
     async def delete_thread(self, thread_id: str) -> int:
         """Every row of a thread, in one transaction; returns how many checkpoints it had."""
         [(count,)] = await self._backend.fetchall(
-            "SELECT coalesce(sum(checkpoints), 0) FROM langgraph_threads WHERE thread_id = ?", (thread_id,)
+            "SELECT count(*) FROM langgraph_checkpoints WHERE thread_id = ?", (thread_id,)
         )
         if count:
             await run(self._store, self._tables.delete_threads([thread_id]))
