@@ -18,6 +18,7 @@ from ckptdb.errors import DamagedRowError, InvalidCheckpointError, StoreError, U
 from ckptdb.sql import inspection, langgraph
 from ckptdb.sql import rows as sqlrows
 from ckptdb.sql.inspection import IntegrityCheck, WalStatus
+from ckptdb.sql.langgraph_inspection import check_threads
 from ckptdb.sql.revision import HEAD
 from ckptdb.sql.store import open_store
 
@@ -51,10 +52,18 @@ class CheckReport:
     langgraph_problem_count: int = 0
     langgraph_problems: list[str] = field(default_factory=list)
     """The first `max_listed` of them: a checkpoint whose value or list items are not all stored."""
+    thread_problem_count: int = 0
+    """Threads whose row in the LangGraph thread table disagrees with their checkpoints."""
+    thread_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.engine_problems and not self.damaged_count and not self.langgraph_problem_count
+        return (
+            not self.engine_problems
+            and not self.damaged_count
+            and not self.langgraph_problem_count
+            and not self.thread_problem_count
+        )
 
 
 def damage(row: tuple[object, ...]) -> str | None:
@@ -105,5 +114,6 @@ async def check_database(
         if report.read_all:
             counts = await langgraph.check_tables(store, max_listed)
             report.langgraph_checkpoints, report.langgraph_problem_count, report.langgraph_problems = counts
+            report.thread_problem_count, report.thread_problems = await check_threads(store, max_listed)
         report.wal = await inspection.wal_status(store)
     return report

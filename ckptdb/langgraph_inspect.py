@@ -11,8 +11,9 @@ UUIDv6, which carry the time they were made in (`updated` in a listing is the ne
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,9 @@ __all__ = [
     "has_threads",
     "history",
     "plan_prune",
+    "rebuild_threads",
     "show",
+    "thread_pages",
     "threads",
 ]
 
@@ -41,8 +44,24 @@ _GREGORIAN_TO_UNIX = 0x01B21DD213814000
 """100-ns intervals from the UUID epoch (1582-10-15) to the Unix epoch."""
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def checkpoint_time(checkpoint_id: str) -> str | None:
-    """When a LangGraph checkpoint id (a UUIDv6) was made, ISO 8601 in UTC; None for another id."""
+    """When a LangGraph checkpoint id (a UUIDv6) was made, ISO 8601 in UTC; None for another id.
+
+    The canonical spelling (36 characters, version digit 6) is read by slicing out its 15 time
+    digits and formatting with `time.strftime`: 2.1 us, where `uuid.UUID` and `datetime` took
+    4.1 us (best of 5, same machine; a listing of 100,000 threads formats one per thread); any
+    other spelling goes through `uuid.UUID`."""
+    if (
+        len(checkpoint_id) == 36
+        and checkpoint_id[14] == "6"
+        and checkpoint_id[8] == checkpoint_id[13] == checkpoint_id[18] == checkpoint_id[23] == "-"
+    ):
+        digits = checkpoint_id[0:8] + checkpoint_id[9:13] + checkpoint_id[15:18]
+        if _HEX_DIGITS.issuperset(digits):
+            return _format_ticks(int(digits, 16))
     try:
         found = uuid.UUID(checkpoint_id)
     except ValueError:
@@ -50,16 +69,59 @@ def checkpoint_time(checkpoint_id: str) -> str | None:
     if found.version != 6:
         return None
     value = found.int
-    ticks = ((value >> 96) << 28) | (((value >> 80) & 0xFFFF) << 12) | ((value >> 64) & 0x0FFF)
-    micros = (ticks - _GREGORIAN_TO_UNIX) // 10
-    when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _format_ticks(((value >> 96) << 28) | (((value >> 80) & 0xFFFF) << 12) | ((value >> 64) & 0x0FFF))
 
 
-@dataclass(frozen=True, slots=True)
+def _format_ticks(ticks: int) -> str:
+    millis = (ticks - _GREGORIAN_TO_UNIX) // 10_000
+    seconds, fraction = divmod(millis, 1000)
+    try:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    except (OverflowError, OSError, ValueError):  # beyond what the platform's gmtime reaches
+        when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=millis)
+        return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return f"{text}.{fraction:03d}Z"
+
+
 class StoredThread:
-    summary: ThreadSummary
-    updated: str | None
+    """One thread and namespace of a listing. Its metadata is parsed, and its time read from the
+    newest id, when first asked for: listing 100,000 threads builds one small object per row,
+    12 to 27 ms over reading the rows (84 to 94 ms at load average 1 to 4 on 2 shared cores),
+    where building each row's summary and time up front took 543 ms in one run. A consumer that
+    reads them pays that then (the CLI does, for the rows it prints)."""
+
+    __slots__ = ("_row", "_summary")
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        self._row = row
+        self._summary: ThreadSummary | None = None
+
+    @property
+    def summary(self) -> ThreadSummary:
+        if self._summary is None:
+            thread_id, ns, count, newest, step, metadata = self._row
+            self._summary = ThreadSummary(
+                thread_id, ns, int(count), newest, None if step is None else int(step), _metadata(metadata)
+            )
+        return self._summary
+
+    @property
+    def updated(self) -> str | None:
+        """When the newest checkpoint was made (from its id)."""
+        newest = self._row[3]
+        return None if newest is None else checkpoint_time(newest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StoredThread) and (self.summary, self.updated) == (
+            other.summary,
+            other.updated,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.summary.thread_id, self.summary.checkpoint_ns))
+
+    def __repr__(self) -> str:
+        return f"StoredThread({self.summary!r}, updated={self.updated!r})"
 
 
 async def has_threads(store: SqlCheckpointStore) -> bool:
@@ -67,24 +129,35 @@ async def has_threads(store: SqlCheckpointStore) -> bool:
     return await InspectionTables(store).any_checkpoint()
 
 
+async def thread_pages(
+    store: SqlCheckpointStore, limit: int | None = None, *, after: tuple[str, str] | None = None
+) -> AsyncGenerator[list[StoredThread], None]:
+    """Every thread and namespace (the first `limit`; those after the `after` thread and
+    namespace), by thread id, a page at a time: checkpoints, the newest one's id, step, time and
+    metadata, from the langgraph_threads table the checkpoints' triggers keep. Keyset pages of
+    1,000 (fewer for a smaller limit): a first page reads only its own rows, whatever the number of
+    threads. Pages, not rows: an async generator's step per row was 5 to 10 ms more of listing
+    100,000 threads (about 110 ms in all)."""
+    page = 1000 if limit is None else min(limit, 1000)
+    left = limit
+    async with aclosing(InspectionTables(store).thread_pages(page=page, after=after)) as pages:
+        async for rows in pages:
+            if left is not None:
+                rows = rows[:left]
+                left -= len(rows)
+            yield list(map(StoredThread, rows))
+            if left == 0:
+                return
+
+
 async def threads(
     store: SqlCheckpointStore, limit: int | None = None, *, after: tuple[str, str] | None = None
 ) -> AsyncGenerator[StoredThread, None]:
-    """Every thread and namespace (the first `limit`; those after the `after` thread and
-    namespace), by thread id: checkpoints, the newest one's id, step, time and metadata. Keyset
-    pages of 1,000 (fewer for a smaller limit): a first page reads only its own threads' rows,
-    whatever the number of threads."""
-    page = 1000 if limit is None else min(limit, 1000)
-    shown = 0
-    async with aclosing(InspectionTables(store).threads(page=page, after=after)) as rows:
-        async for thread_id, ns, count, newest, step, metadata in rows:
-            if limit is not None and shown >= limit:
-                return
-            shown += 1
-            summary = ThreadSummary(
-                thread_id, ns, int(count), newest, None if step is None else int(step), _metadata(metadata)
-            )
-            yield StoredThread(summary, checkpoint_time(newest))
+    """`thread_pages`, one thread at a time."""
+    async with aclosing(thread_pages(store, limit, after=after)) as pages:
+        async for found in pages:
+            for stored in found:
+                yield stored
 
 
 def _metadata(stored: Any) -> JsonValue:
@@ -259,6 +332,12 @@ async def delete_thread(store: SqlCheckpointStore, thread_id: str) -> int:
     if not deleted:
         raise _no_thread(thread_id, "")
     return deleted
+
+
+async def rebuild_threads(store: SqlCheckpointStore) -> int:
+    """The thread table (what `threads` lists) made again from the checkpoints, in one
+    transaction, for when `ckptdb db check` finds it disagrees with them; returns its rows."""
+    return await InspectionTables(store).rebuild_threads()
 
 
 async def open_stored(db: str, *, readonly: bool) -> SqlCheckpointStore:

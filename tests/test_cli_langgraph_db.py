@@ -172,8 +172,8 @@ def test_thread_listing_pages_and_limits_agree_with_one_pass(imported: tuple[str
     async def listed(page: int) -> list[Any]:
         store = await open_stored(db, readonly=True)
         try:
-            async with aclosing(InspectionTables(store).threads(page=page)) as rows:
-                return [tuple(row) async for row in rows]
+            async with aclosing(InspectionTables(store).thread_pages(page=page)) as pages:
+                return [tuple(row) async for rows in pages for row in rows]
         finally:
             await store.close()
 

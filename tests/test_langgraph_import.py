@@ -207,9 +207,11 @@ def _big_source(path: Path, threads: int) -> None:
 
 
 def test_killed_import_rerun_finishes_without_duplicates(engine: str, tmp_path: Path) -> None:
-    source = tmp_path / "big.sqlite"
+    source = tmp_path / "src" / "big.sqlite"
+    source.parent.mkdir()
     _big_source(source, 60)
     before = hashlib.sha256(source.read_bytes()).hexdigest()
+    listing = sorted(p.name for p in source.parent.iterdir())
     whole = new_db_target(engine, tmp_path, "whole.db")
     assert _cli(whole, str(source), "-q").returncode == 0
     killed = new_db_target(engine, tmp_path, "killed.db")
@@ -241,12 +243,18 @@ def test_killed_import_rerun_finishes_without_duplicates(engine: str, tmp_path: 
         proc.wait()
     committed = _count(killed)
     assert 0 < committed < total
+    # SIGKILL leaves the reader's empty -wal and its -shm index beside the file (no reader was left
+    # to remove them); the rerun removes them
+    assert sorted(p.name for p in source.parent.iterdir()) == sorted(
+        [*listing, "big.sqlite-wal", "big.sqlite-shm"]
+    )
+    assert Path(f"{source}-wal").stat().st_size == 0
     rerun = _cli(killed, str(source))
     assert rerun.returncode == 0, rerun.stderr
     assert f"{total - committed} imported, {committed} unchanged, 0 conflict, 0 invalid" in rerun.stdout
     assert _rows(killed) == _rows(whole)
-    # SIGKILL leaves the reader's empty -wal and its -shm index beside the file (no reader is left
-    # to remove them); the database file itself is unchanged, byte for byte.
+    # the directory is as it was, and the database file unchanged, byte for byte
+    assert sorted(p.name for p in source.parent.iterdir()) == listing
     assert hashlib.sha256(source.read_bytes()).hexdigest() == before
 
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 import pickle
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -547,3 +548,79 @@ def test_channel_values_refuse_broken_msgpack_in_one_line() -> None:
             channel_values(record(broken))
         _one_line(caught)
     assert channel_values(SourceCheckpoint("t", "", "c", None, "json", b"{}", None, (), ())) is None
+
+
+def _hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_a_killed_writers_frames_stay_in_the_wal_and_the_file_is_untouched(
+    sqlite_source: Path, tmp_path: Path
+) -> None:
+    """What a killed writer committed is in the -wal only: a reader must read it and leave both
+    files as they were (a tidy that checkpointed would write the frames into the database file)."""
+    copy = tmp_path / "src" / "langgraph.sqlite"
+    copy.parent.mkdir()
+    shutil.copy(sqlite_source, copy)
+    writer = (
+        "import os, signal, sqlite3, sys\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('PRAGMA wal_autocheckpoint = 0')\n"
+        "db.execute(\"INSERT INTO checkpoints SELECT 'from-the-wal', checkpoint_ns, checkpoint_id, "
+        "parent_checkpoint_id, type, checkpoint, metadata FROM checkpoints WHERE thread_id = 'approved'\")\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", writer, str(copy)], capture_output=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    wal = Path(f"{copy}-wal")
+    assert wal.stat().st_size > 0
+    database, frames = _hash(copy), _hash(wal)
+    for _ in range(2):
+        async with open_langgraph_source(copy) as opened:
+            assert "from-the-wal" in {t.thread_id async for t in opened.threads()}
+        assert (_hash(copy), _hash(wal)) == (database, frames)
+
+
+async def test_files_a_live_reader_uses_stay_and_go_once_it_is_gone(
+    sqlite_source: Path, tmp_path: Path
+) -> None:
+    """Another process reading the source keeps its -wal and -shm; once it has ended (a read-only
+    connection leaves them on close), the next read removes them."""
+    copy = tmp_path / "src" / "langgraph.sqlite"
+    copy.parent.mkdir()
+    shutil.copy(sqlite_source, copy)
+    before = _state_of(copy.parent)
+    reader = (
+        "import sqlite3, sys\n"
+        "db = sqlite3.connect(f'file:{sys.argv[1]}?mode=ro', uri=True)\n"
+        "print(db.execute('SELECT count(*) FROM checkpoints').fetchone()[0], flush=True)\n"
+        "sys.stdin.read()\n"
+        "print(db.execute('SELECT count(*) FROM checkpoints').fetchone()[0], flush=True)\n"
+    )
+    live = subprocess.Popen(
+        [sys.executable, "-c", reader, str(copy)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert live.stdout is not None
+        count = live.stdout.readline().strip()
+        assert int(count) > 0
+        names = {p.name for p in copy.parent.iterdir()}
+        assert names == {"langgraph.sqlite", "langgraph.sqlite-wal", "langgraph.sqlite-shm"}
+        files = {name: (copy.parent / name).stat().st_ino for name in names}
+        async with open_langgraph_source(copy) as opened:
+            assert [t async for t in opened.threads()]
+        # still in use: kept, the very same files (not removed and made again)
+        assert {name: (copy.parent / name).stat().st_ino for name in names} == files
+        out, _ = live.communicate("", timeout=60)
+        assert out.strip() == count  # it read on, undisturbed
+    finally:
+        if live.poll() is None:
+            live.kill()
+            live.wait()
+    assert {p.name for p in copy.parent.iterdir()} == names  # left by the reader's close
+    async with open_langgraph_source(copy) as opened:
+        assert [t async for t in opened.threads()]
+    assert _state_of(copy.parent) == before

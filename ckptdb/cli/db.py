@@ -114,6 +114,12 @@ def check(ctx: click.Context, quick: bool) -> None:
             f"langgraph    {report.langgraph_checkpoints:,} checkpoints of LangGraph's saver, "
             f"{report.langgraph_problem_count:,} with missing values"
         )
+    for problem in report.thread_problems:
+        click.echo(f"langgraph    {problem}")
+    if report.thread_problem_count > len(report.thread_problems):
+        click.echo(
+            f"langgraph    ... and {report.thread_problem_count - len(report.thread_problems):,} more threads"
+        )
     warning = None if report.wal is None else report.wal.warning()
     if warning is not None:
         click.echo(f"wal          {warning}")
@@ -124,6 +130,12 @@ def check(ctx: click.Context, quick: bool) -> None:
     elif report.langgraph_problem_count:
         click.echo(
             "LangGraph checkpoints with missing values: delete their thread, or restore a backup", err=True
+        )
+    if report.thread_problem_count:
+        click.echo(
+            "the LangGraph thread table disagrees with the checkpoints: run `ckptdb langgraph "
+            "rebuild-threads` (it makes the table again from them)",
+            err=True,
         )
     if not report.ok:
         ctx.exit(ExitStatus.PROBLEMS)

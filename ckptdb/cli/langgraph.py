@@ -86,21 +86,22 @@ def threads(source: str | None, limit: int | None, fmt: str | None) -> None:
 
             store = await li.open_stored(db_url(), readonly=True)
             try:
-                async with aclosing(li.threads(store, limit)) as found:
+                async with aclosing(li.thread_pages(store, limit)) as pages:
                     with row_writer(fmt, STORED_THREAD_COLUMNS) as out:
-                        async for stored in found:
-                            t = stored.summary
-                            out.write(
-                                (
-                                    t.thread_id,
-                                    t.checkpoint_ns,
-                                    t.count,
-                                    t.step,
-                                    t.newest_checkpoint_id,
-                                    stored.updated,
-                                    t.metadata,
+                        async for found in pages:
+                            for stored in found:
+                                t = stored.summary
+                                out.write(
+                                    (
+                                        t.thread_id,
+                                        t.checkpoint_ns,
+                                        t.count,
+                                        t.step,
+                                        t.newest_checkpoint_id,
+                                        stored.updated,
+                                        t.metadata,
+                                    )
                                 )
-                            )
             finally:
                 await store.close()
             return
@@ -349,6 +350,26 @@ def delete(thread: str, yes: bool) -> None:
         finally:
             await store.close()
         click.echo(f"deleted thread {thread!r}: {deleted:,} {plural(deleted, 'checkpoint')}")
+
+    run(main())
+
+
+@langgraph.command("rebuild-threads")
+def rebuild_threads() -> None:
+    """Make the database's LangGraph thread table (what `threads` lists) again from the
+    checkpoints, in one transaction: the remedy when `ckptdb db check` says it disagrees with them.
+    Stop the processes writing LangGraph checkpoints first (on PostgreSQL a delete or prune
+    running meanwhile can leave its thread counted too high; `db check` would say so)."""
+
+    async def main() -> None:
+        from ckptdb import langgraph_inspect as li
+
+        store = await li.open_stored(db_url(), readonly=False)
+        try:
+            count = await li.rebuild_threads(store)
+        finally:
+            await store.close()
+        click.echo(f"rebuilt the thread table: {count:,} {plural(count, 'thread')} and namespaces")
 
     run(main())
 

@@ -169,6 +169,12 @@ class Session(ABC):
         opens for reading only: nothing in the database (or next to it) is created or changed,
         and every write raises StoreError."""
 
+    async def tidy_killed_readers(self) -> None:  # noqa: B027  (a hook: most engines need nothing)
+        """Before a read-only `connect` to a database ckptdb only ever reads (a LangGraph
+        saver's): remove what a read-only connection of an earlier process killed mid-read left
+        beside it, when nothing holds data and no live process uses it. Changes nothing in the
+        database itself."""
+
     async def prepare_writes(self) -> None:  # noqa: B027  (a hook: most engines need nothing)
         """Settings a writable database needs before the first write, applied once its schema is
         known to be ckptdb's (SQLite: WAL); nothing by default."""

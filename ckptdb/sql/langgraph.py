@@ -18,7 +18,9 @@ The one thing engines spell differently, a metadata filter, is the backend's
 Tables (schema 0005, `ckptdb/sql/schema.py`): `langgraph_checkpoints` (one row per checkpoint:
 its serde blob with only its small scalar values, metadata and channel versions as JSON text),
 `langgraph_values` (one row per channel and version), `langgraph_items` (the items a list value
-added over the version it extends) and `langgraph_writes` (pending writes).
+added over the version it extends) and `langgraph_writes` (pending writes). `langgraph_threads`
+(schema 0007: one row per thread and namespace, what `ckptdb langgraph threads` lists) is kept by
+triggers on `langgraph_checkpoints`, so nothing here writes it.
 """
 
 from __future__ import annotations

@@ -228,6 +228,7 @@ class LangGraphReader:
         target = parse_target(source)
         dialect = engine_part(target.kind, "langgraph_source")
         backend = open_backend(target)
+        await backend.tidy_killed_readers()  # an earlier reader's files, left by a kill
         await backend.connect(create=False, readonly=True)
         try:
             columns = await backend.fetchall(dialect.COLUMNS_SQL)

@@ -11,5 +11,6 @@ KNOWN_REVISIONS = (
     "0004_created_at_text_unbounded",
     "0005_langgraph_saver",
     "0006_langgraph_checkpoints_view",
+    "0007_langgraph_threads",
 )
 HEAD = KNOWN_REVISIONS[-1]

@@ -168,3 +168,20 @@ langgraph_writes = sa.Table(
     sqlite_with_rowid=False,
 )
 """Pending writes of a checkpoint's next step, as `put_writes` received them."""
+
+langgraph_threads = sa.Table(
+    "langgraph_threads",
+    metadata,
+    sa.Column("thread_id", BytewiseText, nullable=False),
+    sa.Column("checkpoint_ns", BytewiseText, nullable=False),
+    sa.Column("checkpoints", sa.BigInteger, nullable=False),
+    sa.Column("newest_checkpoint_id", BytewiseText, nullable=True),
+    sa.Column("step", sa.BigInteger, nullable=True),
+    sa.Column("metadata", JsonText, nullable=True),
+    sa.PrimaryKeyConstraint("thread_id", "checkpoint_ns"),
+    sqlite_with_rowid=False,
+)
+"""One row per thread and namespace with a checkpoint: how many, and the newest one's id, step and
+metadata (what `ckptdb langgraph threads` lists), kept by triggers on langgraph_checkpoints
+(migration 0007). The newest's columns are NULL only inside a statement that deletes a thread's
+last checkpoints, whose row then goes too."""

@@ -323,6 +323,31 @@ class SqliteBackend(SqliteSpelling, Backend):
         wal_files = any(os.path.exists(f"{self.path}{suffix}") for suffix in ("-wal", "-shm"))
         return not wal_files and os.access(self.path.parent, os.W_OK)
 
+    async def tidy_killed_readers(self) -> None:
+        await asyncio.to_thread(self._remove_killed_readers_files)
+
+    def _remove_killed_readers_files(self) -> None:
+        """A read-only connection creates a `-wal` (empty: it never writes one) and a `-shm` when
+        there were none, and removes them on close (`_remove_wal_files`); a process killed mid-read
+        (SIGKILL, the OOM killer, a power cut) leaves them, and every later reader found them there
+        and so left them too, forever. Removed here only when the `-wal` is empty or absent (no
+        frame in it: a crashed writer's committed frames stay, for SQLite to recover) and the
+        directory is writable; the removal is SQLite's own, the close of the last connection, so a
+        live process still using them keeps them (its connection holds the database's shared lock
+        and SQLite removes nothing then). The database file's bytes are never written: a WAL with
+        no frames has nothing to copy into it."""
+        wal, shm = f"{self.path}-wal", f"{self.path}-shm"
+        try:
+            if os.path.getsize(wal) != 0:
+                return
+        except FileNotFoundError:
+            if not os.path.exists(shm):
+                return
+        except OSError:
+            return
+        if self.path.is_file() and os.access(self.path.parent, os.W_OK) and os.access(self.path, os.W_OK):
+            self._close_last_connection()
+
     def _remove_wal_files(self) -> None:
         """After reading a WAL database that had no `-wal`/`-shm` before: a read-only connection
         creates both and, unable to checkpoint, leaves them behind on close. SQLite deletes them on
@@ -331,6 +356,12 @@ class SqliteBackend(SqliteSpelling, Backend):
         meanwhile keeps them: SQLite removes them only when no other connection is left."""
         if not os.path.exists(f"{self.path}-wal"):
             return
+        self._close_last_connection()
+
+    def _close_last_connection(self) -> None:
+        """Open and close a connection that may write: SQLite removes the `-wal` and `-shm` when
+        it closes the last connection to the database (after copying the WAL's frames, of which
+        the callers make sure there are none)."""
         with suppress(sqlite3.Error, OSError):
             db = sqlite3.connect(sqlite_uri(self.path, mode="rw"), uri=True, isolation_level=None)
             try:
