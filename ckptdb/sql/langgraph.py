@@ -255,18 +255,20 @@ class LanggraphTables:
         self, checkpoint: Row, values: Sequence[Row], items: Sequence[Row], references: Sequence[Row] = ()
     ) -> Steps[None]:
         """The checkpoint row with its new values and list items: one request of the next group
-        commit, all or nothing, after the check that every value it references but does not write
-        is still stored (`REQUIRE_VALUE`: else it fails, `missing_reference`). Values and items go
-        before the checkpoint, so a reader never sees a checkpoint whose values are missing (they
-        are in the same transaction anyway)."""
+        commit, all or nothing, ending with the check that every value it references but does not
+        write is still stored (`REQUIRE_VALUE`: else it fails, `missing_reference`). Values and
+        items go before the checkpoint, so a reader never sees a checkpoint whose values are
+        missing (they are in the same transaction anyway). The check comes last: on PostgreSQL the
+        checkpoint's insert first takes its thread's row lock (the thread table's trigger), which a
+        prune's deletes hold (`collect_garbage`), so the check sees what such a prune left."""
         parts: list[tuple[str, Sequence[Row]]] = []
-        if references:
-            parts.append((REQUIRE_VALUE, [(*key, *key) for key in references]))
         if values:
             parts.append((INSERT_VALUE, values))
         if items:
             parts.append((INSERT_ITEM, items))
         parts.append((UPSERT_CHECKPOINT, [checkpoint]))
+        if references:
+            parts.append((REQUIRE_VALUE, [(*key, *key) for key in references]))
         yield Save(parts)
 
     def put_writes(self, rows: Sequence[Row], *, replace: bool) -> Steps[None]:
