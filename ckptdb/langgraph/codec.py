@@ -138,12 +138,16 @@ def list_versions_for(database: str) -> ListVersions:
 class EncodedPut:
     """One `put` as rows, and what the list cache learns once they are committed."""
 
-    __slots__ = ("checkpoint", "config", "items", "learned", "values")
+    __slots__ = ("checkpoint", "config", "items", "learned", "references", "values")
 
     def __init__(self) -> None:
         self.checkpoint: Row = ()
         self.values: list[Row] = []
         self.items: list[Row] = []
+        self.references: list[Row] = []
+        """Value keys (thread, namespace, channel, version) the checkpoint reads but this put does
+        not write: unchanged channels' versions and the versions new list segments extend. They
+        must still be stored when the put commits (`ckptdb.sql.langgraph.REQUIRE_VALUE`)."""
         self.learned: list[tuple[tuple[str, str, str], str, list[bytes], Segments]] = []
         self.config: RunnableConfig = {}
 
@@ -195,7 +199,12 @@ def encode_put(
     checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
+    *,
+    whole: bool = False,
 ) -> EncodedPut:
+    """The rows of one `put`. `whole`: every channel of the checkpoint written again, lists whole
+    (no segment of an earlier version), so it references nothing stored before: what a put does
+    once a value it would have referenced turned out to be gone (deleted or pruned meanwhile)."""
     configurable = config["configurable"]
     thread_id = str(configurable["thread_id"])
     ns = str(configurable.get("checkpoint_ns", ""))
@@ -203,6 +212,13 @@ def encode_put(
     values = checkpoint["channel_values"]
     inline = {channel: value for channel, value in values.items() if _inline(value)}
     plain = _plain_serde(serde)
+    if whole:
+        new_versions = checkpoint["channel_versions"]
+    put.references = [
+        (thread_id, ns, channel, version_key(version))
+        for channel, version in checkpoint["channel_versions"].items()
+        if channel not in inline and channel not in new_versions
+    ]
     for channel, version in new_versions.items():
         if channel in inline:
             continue
@@ -217,7 +233,7 @@ def encode_put(
             continue
         digests = [_digest(plain.dumps_typed(item)) for item in value]
         where = (thread_id, ns, channel)
-        base = lists.base_for(where, digests)
+        base = None if whole else lists.base_for(where, digests)
         size, segments = (0, ()) if base is None else base
         start = size
         kept = list(segments)
@@ -228,6 +244,8 @@ def encode_put(
             while kept and start - kept[-1][1] <= len(value) - start:
                 start = kept.pop()[1]
         base_version = kept[-1][0] if kept else None
+        if base_version is not None:
+            put.references.append((thread_id, ns, channel, base_version))
         put.values.append((thread_id, ns, channel, vkey, "list", None, None, base_version, len(value)))
         if len(value) > start:
             kind, data = serde.dumps_typed(value[start:])

@@ -21,9 +21,9 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ckptdb.errors import CkptdbError
+from ckptdb.errors import CkptdbError, StoreError
 from ckptdb.langgraph import codec
-from ckptdb.sql.langgraph import PAGE, LanggraphTables, Row, Steps, version_key
+from ckptdb.sql.langgraph import PAGE, LanggraphTables, Row, Steps, missing_reference, version_key
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
 
@@ -76,7 +76,20 @@ class SaverSteps:
         new_versions: ChannelVersions,
     ) -> Steps[RunnableConfig]:
         put = codec.encode_put(self.serde, self.lists, config, checkpoint, metadata, new_versions)
-        yield from self.tables.put_checkpoint(put.checkpoint, put.values, put.items)
+        try:
+            yield from self.tables.put_checkpoint(put.checkpoint, put.values, put.items, put.references)
+        except StoreError as exc:
+            if not missing_reference(exc):
+                raise
+            # A value this checkpoint would reference went meanwhile (another process deleted or
+            # pruned the thread, or the checkpoint this run forks from): the list cache is stale
+            # for the thread, and the checkpoint is written whole, as LangGraph's savers write
+            # every checkpoint, so it reads back exactly.
+            self.lists.forget([put.checkpoint[0]])
+            put = codec.encode_put(
+                self.serde, self.lists, config, checkpoint, metadata, new_versions, whole=True
+            )
+            yield from self.tables.put_checkpoint(put.checkpoint, put.values, put.items, put.references)
         for where, version, digests, segments in put.learned:
             self.lists.remember(where, version, digests, segments)
         return put.config

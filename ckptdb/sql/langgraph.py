@@ -75,6 +75,25 @@ INSERT_ITEM = (
     "INSERT INTO langgraph_items (thread_id, checkpoint_ns, channel, version, pos, type, value) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id, checkpoint_ns, channel, version, pos) DO NOTHING"
 )
+REQUIRE_VALUE = (
+    "INSERT INTO langgraph_values (thread_id, checkpoint_ns, channel, version, kind) "
+    "SELECT ?, ?, ?, ?, 'missing' WHERE NOT EXISTS (SELECT 1 FROM langgraph_values "
+    "WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ?)"
+)
+"""A put's check, in its own transaction, that a value it references is still stored: when it is
+not, the row it inserts breaks the `kind` CHECK constraint and the whole put is rolled back
+(`missing_reference`). A run that went on while another process deleted or pruned its thread
+(or the checkpoint it forks from) would otherwise commit a checkpoint over a value that is gone:
+unreadable. Inserts nothing when the value is there (one index lookup per reference)."""
+MISSING_VALUE_MARK = "ck_langgraph_values_kind"
+"""The constraint `REQUIRE_VALUE` breaks, named in the engine's error on both engines."""
+
+
+def missing_reference(exc: BaseException) -> bool:
+    """Whether a put failed because a value it references is gone (`REQUIRE_VALUE`)."""
+    return isinstance(exc, StoreError) and MISSING_VALUE_MARK in str(exc)
+
+
 _WRITE_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value"
 UPSERT_WRITES = (
     f"INSERT INTO langgraph_writes ({_WRITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -127,21 +146,26 @@ async def run(store: SqlCheckpointStore, steps: Steps[T]) -> T:
     """Drive `steps` on the async store's backend."""
     backend = store.backend
     result: Any = None
+    failed: StoreError | None = None
     try:
         while True:
-            op = steps.send(result)
-            if isinstance(op, Fetch):
-                result = await backend.fetchall(op.sql, op.params)
-            elif isinstance(op, Save):
-                if store._closed:
-                    raise StoreError("the saver is closed")
-                if len(op.parts) == 1:
-                    await backend.save_rows(*op.parts[0])
+            op = steps.send(result) if failed is None else steps.throw(failed)
+            failed = None
+            if isinstance(op, Save) and store._closed:
+                raise StoreError("the saver is closed")
+            try:
+                if isinstance(op, Fetch):
+                    result = await backend.fetchall(op.sql, op.params)
+                elif isinstance(op, Save):
+                    if len(op.parts) == 1:
+                        await backend.save_rows(*op.parts[0])
+                    else:
+                        await backend.save_parts(op.parts)
+                    result = None
                 else:
-                    await backend.save_parts(op.parts)
-                result = None
-            else:
-                result = await backend.write(op.statements)
+                    result = await backend.write(op.statements)
+            except StoreError as exc:  # the steps may answer it (a put whose reference is gone)
+                failed = exc
     except StopIteration as done:
         value: T = done.value
         return value
@@ -151,21 +175,26 @@ def run_sync(store: SyncSqlCheckpointStore, steps: Steps[T]) -> T:
     """Drive `steps` on the synchronous store's backend, on the calling thread."""
     backend = store.backend
     result: Any = None
+    failed: StoreError | None = None
     try:
         while True:
-            op = steps.send(result)
+            op = steps.send(result) if failed is None else steps.throw(failed)
+            failed = None
             if store._refusal is not None:  # closed, or opened before a fork
                 raise StoreError("the saver is closed") if store._closed else store._refusal
-            if isinstance(op, Fetch):
-                result = backend.fetchall(op.sql, op.params)
-            elif isinstance(op, Save):
-                if len(op.parts) == 1:
-                    backend.save_rows(*op.parts[0])
+            try:
+                if isinstance(op, Fetch):
+                    result = backend.fetchall(op.sql, op.params)
+                elif isinstance(op, Save):
+                    if len(op.parts) == 1:
+                        backend.save_rows(*op.parts[0])
+                    else:
+                        backend.save_parts(op.parts)
+                    result = None
                 else:
-                    backend.save_parts(op.parts)
-                result = None
-            else:
-                result = backend.write(op.statements)
+                    result = backend.write(op.statements)
+            except StoreError as exc:  # the steps may answer it (a put whose reference is gone)
+                failed = exc
     except StopIteration as done:
         value: T = done.value
         return value
@@ -224,16 +253,24 @@ class LanggraphTables:
 
     # -- writes -----------------------------------------------------------------------------------
 
-    def put_checkpoint(self, checkpoint: Row, values: Sequence[Row], items: Sequence[Row]) -> Steps[None]:
+    def put_checkpoint(
+        self, checkpoint: Row, values: Sequence[Row], items: Sequence[Row], references: Sequence[Row] = ()
+    ) -> Steps[None]:
         """The checkpoint row with its new values and list items: one request of the next group
-        commit, all or nothing. Values and items go first, so a reader never sees a checkpoint
-        whose values are missing (they are in the same transaction anyway)."""
+        commit, all or nothing, ending with the check that every value it references but does not
+        write is still stored (`REQUIRE_VALUE`: else it fails, `missing_reference`). Values and
+        items go before the checkpoint, so a reader never sees a checkpoint whose values are
+        missing (they are in the same transaction anyway). The check comes last: on PostgreSQL the
+        checkpoint's insert first takes its thread's row lock (the thread table's trigger), which a
+        prune's deletes hold (`collect_garbage`), so the check sees what such a prune left."""
         parts: list[tuple[str, Sequence[Row]]] = []
         if values:
             parts.append((INSERT_VALUE, values))
         if items:
             parts.append((INSERT_ITEM, items))
         parts.append((UPSERT_CHECKPOINT, [checkpoint]))
+        if references:
+            parts.append((REQUIRE_VALUE, [(*key, *key) for key in references]))
         yield Save(parts)
 
     def put_writes(self, rows: Sequence[Row], *, replace: bool) -> Steps[None]:
@@ -530,13 +567,21 @@ class LanggraphTables:
     def collect_garbage(self, thread_id: str) -> Steps[int]:
         """Delete the values (and list items) of a thread that no remaining checkpoint needs: a
         value is needed when a checkpoint names its version, or a needed list extends it. Reads
-        only ids and versions, never a blob; returns how many values went."""
+        only ids and versions, never a blob; returns how many values it found unneeded.
+
+        The deletes are one transaction, and each deletes only while the thread's checkpoints are
+        those it read (their count and newest id, `THREAD_UNCHANGED`): a run that saved a
+        checkpoint in between (another process forking from a checkpoint being pruned) may need a
+        value read as unneeded, so then nothing goes (the next prune collects it). A put that
+        comes after the deletes checks what it references itself (`REQUIRE_VALUE`)."""
         versions = yield Fetch(
-            "SELECT checkpoint_ns, channel_versions FROM langgraph_checkpoints WHERE thread_id = ?",
+            "SELECT checkpoint_ns, channel_versions, checkpoint_id FROM langgraph_checkpoints "
+            "WHERE thread_id = ?",
             (thread_id,),
         )
+        unchanged = (thread_id, len(versions), thread_id, max((row[2] for row in versions), default=""))
         needed: set[tuple[str, str, str]] = set()
-        for ns, text in versions:
+        for ns, text, _ in versions:
             mapping = orjson.loads(text) if isinstance(text, (str, bytes)) else text
             needed.update((ns, channel, version_key(version)) for channel, version in mapping.items())
         stored = yield Fetch(
@@ -553,25 +598,26 @@ class LanggraphTables:
                 todo.append((ns, channel, parent))
         garbage = [key for key in base if key not in needed]
         statements: list[tuple[str, Sequence[Any]]] = []
-        for ns, channel, version in garbage:
-            key = (thread_id, ns, channel, version)
-            statements.append(
-                (
-                    "DELETE FROM langgraph_items WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? "
-                    "AND version = ?",
-                    key,
+        for chunk in _chunks(garbage):
+            keys = _values_tuple(len(chunk), 3)
+            for table in ("langgraph_items", "langgraph_values"):
+                statements.append(
+                    (
+                        f"DELETE FROM {table} WHERE thread_id = ? AND (checkpoint_ns, channel, version) IN "
+                        f"{keys} AND {THREAD_UNCHANGED}",
+                        (thread_id, *_flat(chunk), *unchanged),
+                    )
                 )
-            )
-            statements.append(
-                (
-                    "DELETE FROM langgraph_values WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? "
-                    "AND version = ?",
-                    key,
-                )
-            )
-        for chunk in _chunks(statements, 2000):
-            (yield Write(list(chunk)))
+        if statements:
+            (yield Write(statements))
         return len(garbage)
+
+
+THREAD_UNCHANGED = (
+    "(SELECT count(*) FROM langgraph_checkpoints WHERE thread_id = ?) = ? AND "
+    "(SELECT coalesce(max(checkpoint_id), '') FROM langgraph_checkpoints WHERE thread_id = ?) = ?"
+)
+"""A thread's checkpoints are as `collect_garbage` read them: the same count and newest id."""
 
 
 async def check_tables(store: SqlCheckpointStore, max_listed: int = 100) -> tuple[int, int, list[str]]:
