@@ -257,6 +257,10 @@ class Spelling(ABC):
     """Whether the driver takes a huge JSON text as its UTF-8 bytes (`rows.JSON_PARAM`) without
     another copy: saves then hand it over as orjson wrote it (`rows.to_row`)."""
 
+    row_lock: str = ""
+    """What ends a SELECT inside a write transaction to lock the rows it reads until the commit:
+    nothing where write transactions already run one at a time (SQLite)."""
+
     @abstractmethod
     def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
         """SQL (with `?`) testing one state condition on `state_snapshot`, and its parameters."""

@@ -573,7 +573,10 @@ class LanggraphTables:
         those it read (their count and newest id, `THREAD_UNCHANGED`): a run that saved a
         checkpoint in between (another process forking from a checkpoint being pruned) may need a
         value read as unneeded, so then nothing goes (the next prune collects it). A put that
-        comes after the deletes checks what it references itself (`REQUIRE_VALUE`)."""
+        comes after the deletes checks what it references itself (`REQUIRE_VALUE`). On
+        PostgreSQL the transaction first locks the thread's rows of `langgraph_threads`, which a
+        put's checkpoint insert takes too (its trigger): a put in flight commits before the
+        deletes look, and one that comes later checks after they committed."""
         versions = yield Fetch(
             "SELECT checkpoint_ns, channel_versions, checkpoint_id FROM langgraph_checkpoints "
             "WHERE thread_id = ?",
@@ -597,7 +600,9 @@ class LanggraphTables:
                 needed.add((ns, channel, parent))
                 todo.append((ns, channel, parent))
         garbage = [key for key in base if key not in needed]
-        statements: list[tuple[str, Sequence[Any]]] = []
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (f"SELECT 1 FROM langgraph_threads WHERE thread_id = ?{self._spelling.row_lock}", (thread_id,))
+        ]  # on PostgreSQL a put to the thread waits from here (its checkpoint's trigger takes the row)
         for chunk in _chunks(garbage):
             keys = _values_tuple(len(chunk), 3)
             for table in ("langgraph_items", "langgraph_values"):
@@ -608,7 +613,7 @@ class LanggraphTables:
                         (thread_id, *_flat(chunk), *unchanged),
                     )
                 )
-        if statements:
+        if garbage:
             (yield Write(statements))
         return len(garbage)
 

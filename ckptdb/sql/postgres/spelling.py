@@ -122,6 +122,8 @@ class PostgresSpelling(Spelling):
     """PostgreSQL's side of `Spelling`; it needs no connection, so it is a class of its own that
     `PostgresBackend` takes in."""
 
+    row_lock = " FOR UPDATE"
+
     def state_condition(self, condition: StateFilter) -> tuple[str, list[Any]]:
         """json_extract_path on the `json` column, values bound; types compared as in Python.
 
