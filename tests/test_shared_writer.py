@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sync_store import make
+from test_sync_store import in_forked_child, make
 
 from ckptdb import connect, open_store
 
@@ -183,24 +183,14 @@ def test_a_forked_child_opens_a_writer_of_its_own(tmp_path: Path) -> None:
     with connect(db) as parent:
         parent.save(make("parent", 1))
         inherited = parent.backend._writer  # type: ignore[attr-defined]
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child
-            status = 1
-            try:
-                os.close(read)
-                with connect(db) as child:
-                    child.save(make("child", 2))
-                    answer = f"shared={child.backend._writer is inherited} checkpointers={checkpointers()}"  # type: ignore[attr-defined]
-                os.write(write, answer.encode())
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write)
-        with os.fdopen(read, "rb") as pipe:
-            answer = pipe.read().decode()
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, answer
+
+        def child_work() -> str:
+            with connect(db) as child:
+                child.save(make("child", 2))
+                shared = child.backend._writer is inherited  # type: ignore[attr-defined]
+                return f"shared={shared} checkpointers={checkpointers()}"
+
+        answer = in_forked_child(child_work)
         assert answer == "shared=False checkpointers=1"
         parent.save(make("parent-after", 3))
         assert {c.id for c in parent.list()} == {"parent", "child", "parent-after"}

@@ -302,18 +302,16 @@ def _check_parent_after_fork(store: SyncSqlCheckpointStore, answer: str) -> None
     assert sorted(i.id for i in store.list()) == ["after-fork", "before-fork", "from-child"]
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
-def test_a_store_opened_before_os_fork(sync_store: SyncSqlCheckpointStore, db_target: str) -> None:
-    store = sync_store
-    store.save(make("before-fork", 1))
+def in_forked_child(work: Callable[[], str]) -> str:
+    """`work()` in a child made by a bare os.fork(), which exits without running anything of the
+    parent's; what it returned (its exit status must be 0)."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
         status = 1
         try:
             os.close(read)
-            answer = _child_uses(store, db_target)
-            os.write(write, answer.encode())
+            os.write(write, work().encode())
             status = 0
         finally:
             os._exit(status)
@@ -322,6 +320,14 @@ def test_a_store_opened_before_os_fork(sync_store: SyncSqlCheckpointStore, db_ta
         answer = pipe.read().decode()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, answer
+    return answer
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_a_store_opened_before_os_fork(sync_store: SyncSqlCheckpointStore, db_target: str) -> None:
+    store = sync_store
+    store.save(make("before-fork", 1))
+    answer = in_forked_child(lambda: _child_uses(store, db_target))
     _check_parent_after_fork(store, answer)
 
 
