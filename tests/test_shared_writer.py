@@ -55,13 +55,39 @@ async def test_an_async_and_a_sync_store_share_one_writer(tmp_path: Path) -> Non
     assert ids == ["after-async-closed", "by-async", "by-sync"]
 
 
-async def test_stores_of_one_file_never_meet_sqlites_lock(tmp_path: Path) -> None:
-    """With the busy timeout off, a second writer connection would fail with "database is locked"
-    whenever the other holds the write lock: an async store saving on its loop and two threads
-    saving through a sync store at once all succeed, because they take turns on one connection."""
+async def test_a_save_waits_for_another_stores_transaction_instead_of_meeting_sqlites_lock(
+    tmp_path: Path,
+) -> None:
+    """A sync store holds a write transaction open on the writer connection (under its lock, as
+    its commits do); an async store's save, with the busy timeout off, waits for it and then
+    commits. With a connection each, that save met SQLite's write lock and failed at once with
+    "database is locked"."""
     db = tmp_path / "busy.db"
     aio = await open_store(db, busy_timeout_ms=0)
     sync = connect(db, busy_timeout_ms=0)
+    try:
+        lock, writer = sync.backend._saves.lock, sync.backend._writer  # type: ignore[attr-defined]
+        with lock:
+            writer.execute("BEGIN IMMEDIATE")
+            try:
+                saving = asyncio.create_task(aio.save(make("waits", 1)))
+                await asyncio.sleep(0.3)  # time enough for a save that fails at once to have failed
+                assert not saving.done(), saving.exception()
+            finally:
+                writer.execute("ROLLBACK")
+        await saving
+        assert sync.load("waits") is not None
+    finally:
+        await aio.close()
+        sync.close()
+
+
+async def test_an_async_and_a_sync_store_saving_at_once_lose_nothing(tmp_path: Path) -> None:
+    """An async store saving on its loop and two threads saving through a sync store at once, on
+    one writer: every save succeeds and every row is there."""
+    db = tmp_path / "both.db"
+    aio = await open_store(db)
+    sync = connect(db)
     errors: list[BaseException] = []
 
     def save_sync(n: int) -> None:
@@ -87,8 +113,8 @@ async def test_stores_of_one_file_never_meet_sqlites_lock(tmp_path: Path) -> Non
 
 
 async def test_the_two_langgraph_savers_share_one_writer(tmp_path: Path) -> None:
-    """The async saver on the loop and the sync saver from two threads put at once, busy timeout
-    off: no put fails, and every checkpoint reads back through either saver."""
+    """The async saver on the loop and the sync saver from two threads put at once through one
+    writer: no put fails, and every checkpoint reads back through either saver."""
     pytest.importorskip("langgraph.checkpoint.base")
     from test_langgraph_saver import checkpoint, config
 
@@ -107,8 +133,8 @@ async def test_the_two_langgraph_savers_share_one_writer(tmp_path: Path) -> None
             stored.append(cfg)
         return stored
 
-    async with AsyncCkptdbSaver.from_conn_string(db, busy_timeout_ms=0) as aio:
-        with CkptdbSaver.from_conn_string(db, busy_timeout_ms=0) as sync:
+    async with AsyncCkptdbSaver.from_conn_string(db) as aio:
+        with CkptdbSaver.from_conn_string(db) as sync:
             assert checkpointers() == before + 1
             threads = [asyncio.to_thread(chat, sync, f"sync-{n}") for n in range(2)]
             cfg, version = config("async"), None
