@@ -316,7 +316,6 @@ class LeaderCommit:
             self._gate = None
 
     def _take(self) -> list[SyncRequest]:
-        self._gather()
         with self._queue_lock:
             queue = self._queue
             count = 0
@@ -329,13 +328,16 @@ class LeaderCommit:
             return queue
 
     def _lead(self) -> None:
-        """Commit the queue's head (at most `max_rows` rows) and settle it. Only the transaction
-        and the bookkeeping that needs the connection hold `lock`: the gathering before and the
-        settling after do not, so a store sharing the connection (an async one committing on its
-        event loop) waits for a commit, not for this thread's Python work around it."""
-        batch = self._take()
-        try:
-            with self.lock:
+        """Commit the queue's head (at most `max_rows` rows) and settle it. Only taking the batch,
+        the transaction and the bookkeeping that needs the connection hold `lock` (the batch is
+        taken once it is held, so what queued while another store of the process held the
+        connection joins it); the gathering before and the settling after do not, so a store
+        sharing the connection (an async one committing on its event loop) waits for a commit,
+        not for this thread's Python work around it."""
+        self._gather()
+        with self.lock:
+            batch = self._take()
+            try:
                 started = time.perf_counter()
                 outcomes = commit_isolated(batch, self._attempt, self._worth)
                 self._commit_seconds = min(time.perf_counter() - started, MAX_GATHER_SECONDS * 2)
@@ -345,9 +347,9 @@ class LeaderCommit:
                 self.rows += sum(len(request.rows) for request in batch)
                 if self._committed is not None:
                     self._committed(batch, outcomes)
-        except BaseException as exc:  # a bug, or a connection gone bad: no saver may be left waiting
-            settle(batch, [exc] * len(batch))
-            raise
+            except BaseException as exc:  # a bug, or a connection gone bad: no saver may be left waiting
+                settle(batch, [exc] * len(batch))
+                raise
         with self._queue_lock:
             self._savers = len(batch) + len(self._queue)
         settle(batch, outcomes)
