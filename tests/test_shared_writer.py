@@ -220,3 +220,37 @@ def test_a_forked_child_opens_a_writer_of_its_own(tmp_path: Path) -> None:
         assert answer == "shared=False checkpointers=1"
         parent.save(make("parent-after", 3))
         assert {c.id for c in parent.list()} == {"parent", "child", "parent-after"}
+
+
+async def test_a_sync_save_after_the_loops_commit_still_waits_for_another_writer(tmp_path: Path) -> None:
+    """The event loop commits with the shared connection's busy timeout at 0 and leaves it so
+    (setting it back after each commit cost about 8% of a flat put); a sync store's save that
+    comes next must still wait out another connection's write lock (the store's 30 s), not fail
+    at once with "database is locked"."""
+    db = tmp_path / "timeout.db"
+    aio = await open_store(db)
+    sync = connect(db)
+    try:
+        await aio.save(make("on-the-loop", 1))  # committed on the loop: busy timeout 0
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        outcome: list[BaseException | None] = []
+
+        def save() -> None:
+            try:
+                sync.save(make("waits", 2))
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=save)
+        thread.start()
+        await asyncio.sleep(0.3)
+        other.execute("ROLLBACK")
+        other.close()
+        await asyncio.to_thread(thread.join)
+        assert outcome == [None]
+        assert (await aio.load("waits")) is not None
+    finally:
+        await aio.close()
+        sync.close()

@@ -209,6 +209,7 @@ class SqliteBackend(SqliteSpelling, Backend):
             lambda: self._open_writer(create),
             self._checkpointer_connection,
             self.sync_interval,
+            self.busy_timeout_ms,
         )
 
     def check_path(self, *, create: bool, writing: bool = False) -> None:
@@ -291,6 +292,7 @@ class SqliteBackend(SqliteSpelling, Backend):
 
         def switch() -> None:
             with writer._conn_lock:
+                writer._set_busy_timeout(self.busy_timeout_ms)
                 ensure_wal(writer._conn, self.busy_timeout_ms)
 
         try:

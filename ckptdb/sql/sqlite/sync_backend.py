@@ -88,7 +88,7 @@ class SyncSqliteBackend(SqliteSpelling, SyncBackend):
                 self._checkpointer = shared.checkpointer
                 self._pacer = shared.pacer
                 self._saves = LeaderCommit(
-                    lambda batch: shared.room_for(batch) or commit_requests(writer, batch),
+                    self._attempt,
                     lambda exc: not is_busy(exc),
                     self._translate_write,
                     committed=self._committed,
@@ -111,6 +111,7 @@ class SyncSqliteBackend(SqliteSpelling, SyncBackend):
         saves, writer = self._writing()
         try:
             with saves.lock:
+                self._set_full_busy_timeout()
                 ensure_wal(writer, self.config.busy_timeout_ms)
         except sqlite3.Error as exc:
             raise translate_error(exc, self._where) from None
@@ -235,6 +236,20 @@ class SyncSqliteBackend(SqliteSpelling, SyncBackend):
             if pacer.count([request.rows for request in batch]):
                 pacer.finish(writer)
 
+    def _set_full_busy_timeout(self) -> None:
+        if self._shared is not None:
+            self._shared.set_busy_timeout(self.config.busy_timeout_ms)
+
+    def _attempt(self, batch: list[SyncRequest]) -> BaseException | None:
+        """One transaction over a group, on the shared writer (its lock held): at the store's busy
+        timeout (an async store's loop commits leave it at 0), unless a starved reader leaves too
+        little disk (`SharedWriter.room_for`)."""
+        shared = self._shared
+        if shared is None:
+            return StoreError("the store is closed")
+        shared.set_busy_timeout(self.config.busy_timeout_ms)
+        return shared.room_for(batch) or commit_requests(shared.conn, batch)
+
     def save_rows(self, sql: str, rows: Sequence[Row]) -> None:
         saves, _ = self._writing()
         saves.save(sql, rows)
@@ -248,6 +263,7 @@ class SyncSqliteBackend(SqliteSpelling, SyncBackend):
         saves, writer = self._writing()
         with saves.lock:
             try:
+                self._set_full_busy_timeout()
                 counts = execute_in_transaction(writer, statements)
             except sqlite3.Error as exc:
                 raise translate_error(exc, self._where, writing=True) from None

@@ -106,6 +106,7 @@ class WriterThread:
         self._commit_on_loop = commit_on_loop
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._conn_lock = shared.lock  # held by whichever thread runs SQL on the connection
+        self._set_busy_timeout = shared.set_busy_timeout  # with the lock held
         self._gathered: list[WriteRequest] = []  # saves of this event-loop turn, for _flush
         self._gathered_rows = 0
         self._gather_loop: asyncio.AbstractEventLoop | None = None  # the loop that will run _flush
@@ -212,12 +213,8 @@ class WriterThread:
     def _commit_here(self, batch: list[WriteRequest]) -> list[WriteRequest]:
         """Commit on the calling thread with the busy timeout off, and settle each request; returns
         the requests that found the write lock taken (nothing of them was written)."""
-        db = self._conn
-        db.execute("PRAGMA busy_timeout = 0")
-        try:
-            errors = self._commit(batch, translate=False)
-        finally:
-            db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        self._set_busy_timeout(0)  # left so: the thread sets its own before its next job
+        errors = self._commit(batch, translate=False)
         if errors is not None and all(error is not None and is_busy(error) for error in errors):
             return batch
         if errors is not None and self._checkpointer is not None and any(map(is_full, errors)):
@@ -344,6 +341,7 @@ class WriterThread:
                 self._current = [job]
                 try:
                     with self._conn_lock:
+                        self._set_busy_timeout(self._busy_timeout_ms)
                         result, error = job.work(self._conn), None
                 except BaseException as exc:  # handed to the caller
                     result, error = None, self._translate(exc)
@@ -377,6 +375,7 @@ class WriterThread:
                 count += len(following.rows)
             self._current = batch
             with self._conn_lock:
+                self._set_busy_timeout(self._busy_timeout_ms)
                 refusal = self._shared_room_for(batch)
                 if refusal is None:
                     errors = self._commit(batch)
