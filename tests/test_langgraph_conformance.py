@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 from conftest import new_db_target
+from test_langgraph_saver import opened
 
 pytest.importorskip("langgraph.checkpoint.conformance")
 
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
-
-from ckptdb.langgraph import AsyncCkptdbSaver, CkptdbSaver
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])
@@ -28,12 +27,8 @@ async def test_every_capability_passes(engine: str, kind: str, tmp_path: Path) -
 
     @checkpointer_test(name=f"{kind}-CkptdbSaver-{engine}")
     async def factory() -> AsyncIterator[Any]:
-        if kind == "async":
-            async with AsyncCkptdbSaver.from_conn_string(target) as saver:
-                yield saver
-        else:
-            with CkptdbSaver.from_conn_string(target) as sync_saver:
-                yield sync_saver
+        async with opened(kind, target) as saver:
+            yield saver
 
     report = await validate(factory)
     failures = {name: result.failures for name, result in report.results.items() if result.passed is not True}

@@ -11,8 +11,8 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import Sequence
+from contextlib import aclosing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import new_db_target
 from helpers import langgraph_graphs as lg
+from test_langgraph_saver import opened
 
 pytest.importorskip("langgraph.checkpoint.base")
 
@@ -47,16 +48,6 @@ TABLE = (
     "SELECT thread_id, checkpoint_ns, checkpoints, newest_checkpoint_id, step, CAST(metadata AS TEXT) "
     "FROM langgraph_threads ORDER BY thread_id, checkpoint_ns"
 )
-
-
-@asynccontextmanager
-async def opened(kind: str, target: str) -> AsyncIterator[Any]:
-    if kind == "async":
-        async with AsyncCkptdbSaver.from_conn_string(target) as saver:
-            yield saver
-    else:
-        with CkptdbSaver.from_conn_string(target) as sync_saver:
-            yield sync_saver
 
 
 async def fetch(saver: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
